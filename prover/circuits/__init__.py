@@ -1,0 +1,1 @@
+"""Core circuit operations: ONNX intake, settings search, ezkl compilation, SRS."""

@@ -1,0 +1,203 @@
+"""Circuit compilation: intake → settings search → compile → SRS → setup, once per request.
+
+A circuit id is the digest of everything that determines the circuit (model digest,
+calibration digest, requested options, SRS source, ezkl version), so the same request is
+answered from the store without recompiling.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from prover.circuits.data import Sample, parse_samples, sample_digest_material
+from prover.circuits.intake import ModelInfo, load_model
+from prover.circuits.search import (
+    Progress,
+    SearchSpace,
+    Trial,
+    Visibility,
+    Workspace,
+    search,
+)
+from prover.circuits.srs import SRS, resolve_srs, srs_digest
+from prover.circuits.witness import generate_witness, write_input
+from prover.config import Settings
+from prover.errors import CircuitError
+from prover.proving.engine import prove_witness, setup_keys
+from prover.store import ArtifactStore, canonical_digest, now_iso
+
+CIRCUIT_FORMAT = 1
+EZKL_VERSION = version("ezkl")
+CIRCUIT_FILES = ("settings.json", "model.compiled", "vk.key", "pk.key")
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What the user asks for; part of the circuit id."""
+
+    visibility: Visibility = field(default_factory=Visibility)
+    tolerance: float = 0.01
+    strategy: Literal["search", "ezkl-default"] = "search"
+    space: SearchSpace = field(default_factory=SearchSpace)
+    measure_top: int = 2
+
+
+def synthetic_samples(info: ModelInfo, n: int = 8) -> list[Sample]:
+    """Standard-normal inputs, used only when the user gives no calibration data."""
+    rng = np.random.default_rng(0)
+    return [[rng.standard_normal(t.size) for t in info.inputs] for _ in range(n)]
+
+
+def store_model(store: ArtifactStore, info: ModelInfo) -> dict[str, Any]:
+    """Keep the ONNX file under its digest (no-op when already stored)."""
+    if not store.exists("models", info.model_id):
+        with store.create("models", info.model_id) as out:
+            shutil.copyfile(info.path, out / "model.onnx")
+            record = {
+                "id": info.model_id,
+                "kind": "model",
+                "name": info.path.name,
+                "bytes": info.path.stat().st_size,
+                "created_at": now_iso(),
+                **info.to_dict(),
+            }
+            del record["model_id"]
+            (out / "record.json").write_text(_json(record))
+    return store.read_record("models", info.model_id)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)
+
+
+def _measure(trial: Trial, ws: Workspace, settings: Settings) -> SRS:
+    """Set up keys for a finalist and time one real proof on the first sample."""
+    assert trial.logrows is not None
+    srs = resolve_srs(trial.logrows, settings.data_dir, settings.srs_path)
+    trial_dir = trial.compiled_path.parent
+    vk, pk, setup_s = setup_keys(trial.compiled_path, srs.path, trial_dir)
+    input_path = write_input(trial_dir / "input.json", ws.samples[:1])
+    witness = trial_dir / "witness.json"
+    polycommit = ws.visibility.polycommit
+    generate_witness(
+        trial.compiled_path,
+        input_path,
+        witness,
+        vk if polycommit else None,
+        srs.path if polycommit else None,
+    )
+    trial.prove_s = round(
+        prove_witness(
+            trial.compiled_path, pk, witness, trial_dir / "proof.json", srs.path, polycommit
+        ),
+        4,
+    )
+    trial.setup_s = round(setup_s, 4)
+    return srs
+
+
+def compile_model(
+    model_path: Path,
+    calibration: Any | None,
+    options: CompileOptions,
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Compile (or fetch) the circuit for a model; returns the circuit record."""
+    say = progress or (lambda _m, _f: None)
+    started = time.perf_counter()
+    say("checking model", 0.0)
+    info = load_model(Path(model_path), settings)
+    if calibration is None:
+        samples, source = synthetic_samples(info), "synthetic"
+    else:
+        samples, source = parse_samples(calibration, info.inputs), "user"
+    samples = samples[: settings.calibration_samples]
+    calibration_digest = canonical_digest([sample_digest_material(s) for s in samples])
+    srs_source = "dev" if settings.srs_path is None else srs_digest(settings.srs_path)
+    circuit_id = canonical_digest(
+        {
+            "format": CIRCUIT_FORMAT,
+            "ezkl": EZKL_VERSION,
+            "model": info.model_id,
+            "calibration": calibration_digest,
+            "options": asdict(options),
+            "srs": srs_source,
+        }
+    )
+    if store.exists("circuits", circuit_id):
+        say("cached", 1.0)
+        return {**store.read_record("circuits", circuit_id), "cached": True}
+
+    store_model(store, info)
+    with store.create("circuits", circuit_id) as out:
+        ws = Workspace(info, samples, options.visibility, out / "work", settings.max_logrows)
+        search_started = time.perf_counter()
+        if options.strategy == "search":
+            ranked, tried = search(
+                ws, options.space, options.tolerance, lambda m, f: say(m, 0.05 + 0.75 * f)
+            )
+        else:
+            say("ezkl calibration", 0.05)
+            trial = ws.evaluate(None)
+            if trial.error:
+                raise CircuitError(f"ezkl could not build a circuit for this model: {trial.error}")
+            ranked, tried = [trial], [trial]
+        search_s = time.perf_counter() - search_started
+
+        finalists = ranked[: max(1, options.measure_top)]
+        srs_by_trial = {}
+        for i, trial in enumerate(finalists):
+            say(f"setup + trial proof: {trial.name}", 0.8 + 0.2 * i / len(finalists))
+            srs_by_trial[trial.name] = _measure(trial, ws, settings)
+        chosen = min(finalists, key=lambda t: t.prove_s or float("inf"))
+        srs = srs_by_trial[chosen.name]
+        for name in CIRCUIT_FILES:
+            shutil.move(chosen.compiled_path.parent / name, out / name)
+        shutil.rmtree(out / "work")
+
+        assert chosen.accuracy is not None
+        record = {
+            "id": circuit_id,
+            "kind": "circuit",
+            "model_id": info.model_id,
+            "model_name": info.path.name,
+            "created_at": now_iso(),
+            "ezkl_version": EZKL_VERSION,
+            "logrows": chosen.logrows,
+            "dev_srs": srs.dev,
+            "srs": srs.to_dict(),
+            "settings": chosen.run_args,
+            "visibility": asdict(options.visibility),
+            "strategy": options.strategy,
+            "tolerance": options.tolerance,
+            "accuracy": asdict(chosen.accuracy),
+            "calibration": {
+                "source": source,
+                "samples": len(samples),
+                "digest": calibration_digest,
+            },
+            "inputs": [t.to_dict() for t in info.inputs],
+            "outputs": [t.to_dict() for t in info.outputs],
+            "search": {"chosen": chosen.name, "trials": [t.summary() for t in tried]},
+            "timings": {
+                "search_s": round(search_s, 3),
+                "setup_s": chosen.setup_s,
+                "trial_prove_s": chosen.prove_s,
+                "total_s": round(time.perf_counter() - started, 3),
+            },
+            "pk_bytes": (out / "pk.key").stat().st_size,
+            "vk_bytes": (out / "vk.key").stat().st_size,
+        }
+        (out / "record.json").write_text(_json(record))
+    say("done", 1.0)
+    return {**record, "cached": False}

@@ -1,0 +1,230 @@
+"""Model intake: load and check an ONNX file before any long work starts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from prover.circuits.operators import unsupported_operators
+from prover.config import Settings
+from prover.errors import (
+    InvalidInputError,
+    InvalidModelError,
+    ModelTooLargeError,
+    UnsupportedOperatorError,
+)
+from prover.store import sha256_bytes
+
+_ONNX_TO_NUMPY = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output with a fully known shape."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass
+class ModelInfo:
+    """What intake learned about a model; ``variables`` fixes symbolic batch dims to 1."""
+
+    model_id: str
+    path: Path
+    opset: int
+    operators: dict[str, int]
+    parameter_count: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec] = field(default_factory=list)
+    variables: list[tuple[str, int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "model_id": self.model_id,
+            "opset": self.opset,
+            "operators": self.operators,
+            "parameter_count": self.parameter_count,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "variables": [list(v) for v in self.variables],
+        }
+
+
+def _parameter_count(graph: onnx.GraphProto) -> int:
+    count = sum(int(np.prod(t.dims, dtype=np.int64)) for t in graph.initializer)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    count += int(np.prod(attr.t.dims, dtype=np.int64))
+    return count
+
+
+def _input_specs(graph: onnx.GraphProto) -> tuple[list[TensorSpec], list[tuple[str, int]]]:
+    initializers = {t.name for t in graph.initializer}
+    specs: list[TensorSpec] = []
+    variables: dict[str, int] = {}
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        if tensor_type.elem_type not in _ONNX_TO_NUMPY:
+            raise InvalidModelError(
+                f"input {value.name!r} has element type "
+                f"{onnx.TensorProto.DataType.Name(tensor_type.elem_type)}; "
+                "ezkl circuits take float, int or bool tensors",
+                input=value.name,
+            )
+        if not tensor_type.HasField("shape"):
+            raise InvalidModelError(
+                f"input {value.name!r} has no shape; export the model with a fixed input shape",
+                input=value.name,
+            )
+        shape: list[int] = []
+        for axis, dim in enumerate(tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                shape.append(dim.dim_value)
+            elif axis == 0:
+                # A symbolic leading dim is the batch: ezkl fixes it through its variables.
+                name = dim.dim_param or "batch_size"
+                variables[name] = 1
+                shape.append(1)
+            else:
+                raise InvalidModelError(
+                    f"input {value.name!r} has an unknown size on axis {axis} "
+                    f"({dim.dim_param or 'unnamed'}); circuits need fixed shapes, so export "
+                    "the model with a concrete shape for every axis but the batch",
+                    input=value.name,
+                    axis=axis,
+                )
+        dtype = np.dtype(_ONNX_TO_NUMPY[tensor_type.elem_type]).name
+        specs.append(TensorSpec(value.name, tuple(shape), dtype))
+    if not specs:
+        raise InvalidModelError("the model has no inputs; a circuit needs at least one input")
+    return specs, sorted(variables.items())
+
+
+def load_model(path: Path, settings: Settings) -> ModelInfo:
+    """Check an ONNX file against format, operator support and size limits, then run it once.
+
+    Raises a ``ProverError`` subclass naming the first problem found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidModelError(f"model file {str(path)!r} does not exist")
+    size = path.stat().st_size
+    if size > settings.max_model_bytes:
+        raise ModelTooLargeError(
+            f"model file is {size} bytes; the limit is {settings.max_model_bytes} "
+            "(PROVER_MAX_MODEL_BYTES)",
+            bytes=size,
+            limit=settings.max_model_bytes,
+        )
+    data = path.read_bytes()
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:
+        raise InvalidModelError(f"{path.name} is not a valid ONNX file: {exc}") from exc
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid graph"
+        raise InvalidModelError(f"{path.name} fails the ONNX checker: {first_line}") from exc
+    if not model.graph.node:
+        raise InvalidModelError(f"{path.name} has an empty graph")
+
+    operators = Counter(node.op_type for node in model.graph.node)
+    unsupported = unsupported_operators(model)
+    if unsupported:
+        names = ", ".join(sorted(unsupported))
+        raise UnsupportedOperatorError(
+            f"ezkl cannot put these operators in a circuit: {names}; "
+            "replace them (or the layers that export them) before compiling",
+            operators=sorted(unsupported),
+            nodes={op: nodes[:5] for op, nodes in sorted(unsupported.items())},
+        )
+
+    params = _parameter_count(model.graph)
+    if params > settings.max_parameters:
+        raise ModelTooLargeError(
+            f"model has {params} parameters; the limit is {settings.max_parameters} "
+            "(PROVER_MAX_PARAMETERS)",
+            parameters=params,
+            limit=settings.max_parameters,
+        )
+    inputs, variables = _input_specs(model.graph)
+    elements = sum(t.size for t in inputs)
+    if elements > settings.max_input_elements:
+        raise ModelTooLargeError(
+            f"model inputs hold {elements} values; the limit is {settings.max_input_elements} "
+            "(PROVER_MAX_INPUT_ELEMENTS)",
+            elements=elements,
+            limit=settings.max_input_elements,
+        )
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    info = ModelInfo(
+        model_id=sha256_bytes(data),
+        path=path,
+        opset=opset,
+        operators=dict(sorted(operators.items())),
+        parameter_count=params,
+        inputs=inputs,
+        variables=variables,
+    )
+    try:
+        outputs = FloatReference(info).run([np.zeros(t.shape, dtype=t.dtype) for t in inputs])
+    except InvalidInputError as exc:
+        raise InvalidModelError(f"the model does not run in onnxruntime: {exc.message}") from exc
+    info.outputs = [
+        TensorSpec(o.name, tuple(int(d) for d in arr.shape), arr.dtype.name)
+        for o, arr in zip(model.graph.output, outputs, strict=True)
+    ]
+    return info
+
+
+class FloatReference:
+    """onnxruntime session for a model: the float answer a circuit is compared against."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(info.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise InvalidModelError(f"onnxruntime cannot load the model: {exc}") from exc
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs for one sample given as one array per model input."""
+        feeds = {
+            spec.name: np.asarray(arr, dtype=spec.dtype).reshape(spec.shape)
+            for spec, arr in zip(self.info.inputs, arrays, strict=True)
+        }
+        try:
+            return [np.asarray(o) for o in self.session.run(None, feeds)]
+        except Exception as exc:
+            raise InvalidInputError(f"onnxruntime failed to run the model: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Core proving operations: setup, witness, prove, verify, proof records."""

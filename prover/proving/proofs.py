@@ -1,0 +1,154 @@
+"""Proofs of one inference on one circuit: create, verify, export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ezkl
+
+from prover.circuits.data import parse_sample, sample_digest_material
+from prover.circuits.intake import TensorSpec
+from prover.circuits.search import Progress
+from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
+from prover.errors import CircuitError, InvalidInputError
+from prover.proving.engine import prove_witness, verify_proof
+from prover.store import ArtifactStore, canonical_digest, now_iso
+
+
+def _specs(items: list[dict]) -> list[TensorSpec]:
+    return [TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in items]
+
+
+def _instances(proof_path: Path) -> list[list[str]]:
+    """Public instances as big-endian 0x field elements (the order a verifier takes)."""
+    proof = json.loads(proof_path.read_text())
+    return [[ezkl.felt_to_big_endian(f) for f in row] for row in proof["instances"]]
+
+
+def prove_input(
+    store: ArtifactStore,
+    circuit_ref: str,
+    input_obj: Any,
+    fresh: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Prove one inference; the same (circuit, input) is answered from the store unless fresh."""
+    say = progress or (lambda _m, _f: None)
+    circuit = store.read_record("circuits", circuit_ref)
+    cdir = store.path("circuits", circuit["id"])
+    sample = parse_sample(input_obj, _specs(circuit["inputs"]))
+    input_digest = canonical_digest(sample_digest_material(sample))
+    identity = {"circuit": circuit["id"], "input": input_digest}
+    if fresh:
+        identity["nonce"] = uuid.uuid4().hex
+    proof_id = canonical_digest(identity)
+    if store.exists("proofs", proof_id):
+        return {**store.read_record("proofs", proof_id), "cached": True}
+
+    srs = Path(circuit["srs"]["path"])
+    polycommit = "polycommit" in circuit["visibility"].values()
+    with store.create("proofs", proof_id) as out:
+        say("witness", 0.05)
+        started = time.perf_counter()
+        input_path = write_input(out / "input.json", [sample])
+        try:
+            witness = generate_witness(
+                cdir / "model.compiled",
+                input_path,
+                out / "witness.json",
+                cdir / "vk.key" if polycommit else None,
+                srs if polycommit else None,
+            )
+        except Exception as exc:
+            raise InvalidInputError(f"the circuit cannot run on this input: {exc}") from exc
+        witness_s = time.perf_counter() - started
+        say("proving", 0.2)
+        prove_s = prove_witness(
+            cdir / "model.compiled",
+            cdir / "pk.key",
+            out / "witness.json",
+            out / "proof.json",
+            srs,
+            polycommit,
+        )
+        say("verifying", 0.9)
+        started = time.perf_counter()
+        valid, reason = verify_proof(
+            out / "proof.json", cdir / "settings.json", cdir / "vk.key", srs
+        )
+        verify_s = time.perf_counter() - started
+        if not valid:
+            raise CircuitError(f"the fresh proof does not verify ({reason}); the circuit is broken")
+        proof_json = json.loads((out / "proof.json").read_text())
+        outputs = rescaled_outputs(witness, _specs(circuit["outputs"]))
+        record = {
+            "id": proof_id,
+            "kind": "proof",
+            "circuit_id": circuit["id"],
+            "model_id": circuit["model_id"],
+            "created_at": now_iso(),
+            "input_digest": input_digest,
+            "outputs": [o.tolist() for o in outputs],
+            "outputs_public": circuit["visibility"]["output"] == "public",
+            "instances": _instances(out / "proof.json"),
+            "proof": proof_json["hex_proof"],
+            "proof_bytes": len(proof_json["proof"]),
+            "dev_srs": circuit["dev_srs"],
+            "timings": {
+                "witness_s": round(witness_s, 4),
+                "prove_s": round(prove_s, 4),
+                "verify_s": round(verify_s, 4),
+            },
+        }
+        (out / "record.json").write_text(json.dumps(record, indent=2))
+    say("done", 1.0)
+    return {**record, "cached": False}
+
+
+def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None) -> dict[str, Any]:
+    """Check a stored proof, or an ezkl proof file against a stored circuit, off-chain."""
+    path = Path(proof_ref)
+    if path.is_file():
+        if circuit_ref is None:
+            raise InvalidInputError(
+                f"{proof_ref} is a proof file; name the circuit it was made for (--circuit)"
+            )
+        try:
+            json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"{proof_ref} is not an ezkl proof JSON file: {exc}") from exc
+        proof_id, proof_path = None, path
+    else:
+        record = store.read_record("proofs", proof_ref)
+        proof_id, circuit_ref = record["id"], circuit_ref or record["circuit_id"]
+        proof_path = store.path("proofs", proof_id) / "proof.json"
+    circuit = store.read_record("circuits", circuit_ref)
+    cdir = store.path("circuits", circuit["id"])
+    started = time.perf_counter()
+    valid, reason = verify_proof(
+        proof_path, cdir / "settings.json", cdir / "vk.key", Path(circuit["srs"]["path"])
+    )
+    return {
+        "valid": valid,
+        "reason": reason,
+        "proof_id": proof_id,
+        "circuit_id": circuit["id"],
+        "dev_srs": circuit["dev_srs"],
+        "verify_s": round(time.perf_counter() - started, 4),
+    }
+
+
+def export_proof(store: ArtifactStore, proof_ref: str, out: Path) -> Path:
+    """Copy a proof in ezkl's own proof JSON format, for ezkl's tools to check."""
+    record = store.read_record("proofs", proof_ref)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    shutil.copyfile(store.path("proofs", record["id"]) / "proof.json", tmp)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,123 @@
+"""Content-addressed artifact store: one directory per model, circuit and proof.
+
+Every entry is built in a private staging directory and renamed into place in one
+step, so a reader never sees a half-written artifact and a crash leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from prover.errors import NotFoundError
+
+Kind = Literal["models", "circuits", "proofs"]
+RECORD = "record.json"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def canonical_digest(obj: Any) -> str:
+    """sha256 of the canonical JSON form of ``obj`` (sorted keys, no spaces)."""
+    return sha256_bytes(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())
+
+
+def now_iso() -> str:
+    """UTC timestamp for records."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON next to ``path`` and rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class ArtifactStore:
+    """Directory layout ``<root>/<kind>/<id>/`` with a ``record.json`` in each entry."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._staging = self.root / ".staging"
+
+    def path(self, kind: Kind, entry_id: str) -> Path:
+        return self.root / kind / entry_id
+
+    def exists(self, kind: Kind, entry_id: str) -> bool:
+        return (self.path(kind, entry_id) / RECORD).is_file()
+
+    @contextmanager
+    def create(self, kind: Kind, entry_id: str) -> Iterator[Path]:
+        """Yield a staging directory that becomes ``<kind>/<entry_id>`` if the block succeeds.
+
+        The block must write ``record.json`` last. If another writer published the same
+        id first, its entry wins and this one is discarded (ids are content digests, so
+        both describe the same thing).
+        """
+        self._staging.mkdir(parents=True, exist_ok=True)
+        staging = Path(self._staging / f"{kind}-{entry_id[:16]}-{uuid.uuid4().hex}")
+        staging.mkdir()
+        try:
+            yield staging
+            if not (staging / RECORD).is_file():
+                raise RuntimeError(f"staged {kind} entry {entry_id} has no {RECORD}")
+            final = self.path(kind, entry_id)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not self.exists(kind, entry_id):
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def read_record(self, kind: Kind, entry_id: str) -> dict[str, Any]:
+        full = self.resolve(kind, entry_id)
+        return json.loads((self.path(kind, full) / RECORD).read_text())
+
+    def update_record(self, kind: Kind, entry_id: str, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into an existing record, atomically."""
+        record = self.read_record(kind, entry_id)
+        record.update(fields)
+        write_json_atomic(self.path(kind, record["id"]) / RECORD, record)
+        return record
+
+    def resolve(self, kind: Kind, prefix: str) -> str:
+        """Full id for an id or an unambiguous prefix of at least 8 characters."""
+        if self.exists(kind, prefix):
+            return prefix
+        matches = []
+        if len(prefix) >= 8 and (self.root / kind).is_dir():
+            matches = [p.name for p in (self.root / kind).iterdir() if p.name.startswith(prefix)]
+        if len(matches) == 1 and self.exists(kind, matches[0]):
+            return matches[0]
+        what = kind[:-1]
+        if len(matches) > 1:
+            raise NotFoundError(f"{what} id prefix {prefix!r} is ambiguous; give more characters")
+        raise NotFoundError(f"no {what} with id {prefix!r} in {self.root}", id=prefix)
+
+    def list_records(self, kind: Kind) -> list[dict[str, Any]]:
+        base = self.root / kind
+        if not base.is_dir():
+            return []
+        records = [json.loads(p.read_text()) for p in base.glob(f"*/{RECORD}")]
+        return sorted(records, key=lambda r: r.get("created_at", ""))
