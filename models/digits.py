@@ -25,8 +25,14 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return train_test_split(x, data.target, test_size=0.25, random_state=0, stratify=data.target)
 
 
-def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, shape: tuple[int, ...],
-          epochs: int = 60, lr: float = 0.01) -> torch.nn.Module:  # fmt: skip
+def train(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    shape: tuple[int, ...],
+    epochs: int = 60,
+    lr: float = 0.01,
+) -> torch.nn.Module:
     """Adam on minibatches of 64; deterministic for a given seed."""
     torch.manual_seed(0)
     xt = torch.from_numpy(x).reshape(-1, *shape)
@@ -43,8 +49,9 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, shape: tuple[int
     return model.eval()
 
 
-def float_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray,
-                   shape: tuple[int, ...]) -> float:  # fmt: skip
+def float_accuracy(
+    model: torch.nn.Module, x: np.ndarray, y: np.ndarray, shape: tuple[int, ...]
+) -> float:
     with torch.no_grad():
         pred = model(torch.from_numpy(x).reshape(-1, *shape)).argmax(-1).numpy()
     return float((pred == y).mean())

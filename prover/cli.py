@@ -1,13 +1,15 @@
 """Command line: ``prover compile | prove | verify | proof | models | circuits``.
 
 With ``--json`` every command prints exactly one JSON object on stdout (an ``error``
-object on failure, with a non-zero exit). Anything else that would reach stdout,
-including ezkl's own prints, is sent to stderr, where progress bars also go.
+object on failure, with a non-zero exit). Anything else that would reach stdout is sent
+to stderr, where progress bars go too. ezkl logs through Python logging (its calibration
+reports are warnings); PROVER_LOG_LEVEL sets how much of it is shown (default ERROR).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -171,6 +173,10 @@ def prove(
         def human(out: Console) -> None:
             out.print(f"proof    {record['id']}{'  (cached)' if record['cached'] else ''}")
             out.print(f"outputs  {json.dumps(record['outputs'])}")
+            first = record["outputs"][0]
+            if len(first) == 1 and isinstance(first[0], list) and len(first[0]) > 1:
+                top = max(range(len(first[0])), key=first[0].__getitem__)
+                out.print(f"argmax   {top}")
             t = record["timings"]
             out.print(
                 f"timings  witness {t['witness_s']}s  prove {t['prove_s']}s  "
@@ -261,10 +267,14 @@ def proof_list(as_json: bool = JsonOpt) -> None:
     """List stored proofs."""
     _list(
         "proofs",
-        {"id": lambda r: r["id"][:16], "circuit": lambda r: r["circuit_id"][:16],
-         "prove s": lambda r: r["timings"]["prove_s"], "created": lambda r: r["created_at"]},
+        {
+            "id": lambda r: r["id"][:16],
+            "circuit": lambda r: r["circuit_id"][:16],
+            "prove s": lambda r: r["timings"]["prove_s"],
+            "created": lambda r: r["created_at"],
+        },
         as_json,
-    )  # fmt: skip
+    )
 
 
 @models_app.command("list")
@@ -272,10 +282,14 @@ def models_list(as_json: bool = JsonOpt) -> None:
     """List stored models."""
     _list(
         "models",
-        {"id": lambda r: r["id"][:16], "name": lambda r: r["name"],
-         "params": lambda r: r["parameter_count"], "created": lambda r: r["created_at"]},
+        {
+            "id": lambda r: r["id"][:16],
+            "name": lambda r: r["name"],
+            "params": lambda r: r["parameter_count"],
+            "created": lambda r: r["created_at"],
+        },
         as_json,
-    )  # fmt: skip
+    )
 
 
 @models_app.command("show")
@@ -289,11 +303,15 @@ def circuits_list(as_json: bool = JsonOpt) -> None:
     """List compiled circuits."""
     _list(
         "circuits",
-        {"id": lambda r: r["id"][:16], "model": lambda r: r["model_name"],
-         "logrows": lambda r: r["logrows"], "dev srs": lambda r: r["dev_srs"],
-         "created": lambda r: r["created_at"]},
+        {
+            "id": lambda r: r["id"][:16],
+            "model": lambda r: r["model_name"],
+            "logrows": lambda r: r["logrows"],
+            "dev srs": lambda r: r["dev_srs"],
+            "created": lambda r: r["created_at"],
+        },
         as_json,
-    )  # fmt: skip
+    )
 
 
 @circuits_app.command("show")
@@ -303,12 +321,16 @@ def circuits_show(circuit_id: str, as_json: bool = JsonOpt) -> None:
 
 
 def main() -> None:
-    """Entry point: keep the real stdout for results and send everything else to stderr."""
+    """Entry point: keep the real stdout for results; ezkl's stdout prints go elsewhere."""
     global _stdout
     sys.stdout.flush()
     _stdout = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    level = os.environ.get("PROVER_LOG_LEVEL", "ERROR").upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("ezkl", "tract_onnx", "tract_core", "tract_hir"):
+        logging.getLogger(noisy).setLevel(level)
     app()
 
 

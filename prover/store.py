@@ -90,6 +90,11 @@ class ArtifactStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def srs_path(self, circuit: dict[str, Any]) -> Path:
+        """The SRS file of a circuit record (development SRS paths are store-relative)."""
+        path = Path(circuit["srs"]["path"])
+        return path if path.is_absolute() else self.root / path
+
     def read_record(self, kind: Kind, entry_id: str) -> dict[str, Any]:
         full = self.resolve(kind, entry_id)
         return json.loads((self.path(kind, full) / RECORD).read_text())

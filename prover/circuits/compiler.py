@@ -175,7 +175,7 @@ def compile_model(
             "ezkl_version": EZKL_VERSION,
             "logrows": chosen.logrows,
             "dev_srs": srs.dev,
-            "srs": srs.to_dict(),
+            "srs": srs.to_dict(settings.data_dir),
             "settings": chosen.run_args,
             "visibility": asdict(options.visibility),
             "strategy": options.strategy,

@@ -168,14 +168,26 @@ class Workspace:
             ezkl.gen_settings(model, str(trial.settings_path), py_run_args=self.run_args(candidate))
             if candidate is None:
                 ezkl.calibrate_settings(
-                    str(self.calibration_path), model, str(trial.settings_path), "resources",
-                    2.0, None, [1, 2, 10], self.max_logrows,
-                )  # fmt: skip
+                    str(self.calibration_path),
+                    model,
+                    str(trial.settings_path),
+                    "resources",
+                    2.0,
+                    None,
+                    [1, 2, 10],
+                    self.max_logrows,
+                )
             else:
                 ezkl.calibrate_settings(
-                    str(self.calibration_path), model, str(trial.settings_path), "resources",
-                    self.lookup_margin, [candidate.scale], [1], self.max_logrows,
-                )  # fmt: skip
+                    str(self.calibration_path),
+                    model,
+                    str(trial.settings_path),
+                    "resources",
+                    self.lookup_margin,
+                    [candidate.scale],
+                    [1],
+                    self.max_logrows,
+                )
             ezkl.compile_circuit(model, str(trial.compiled_path), str(trial.settings_path))
             settings = json.loads(trial.settings_path.read_text())
             trial.run_args = settings["run_args"]

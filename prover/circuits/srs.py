@@ -28,9 +28,15 @@ class SRS:
     logrows: int
     dev: bool
 
-    def to_dict(self) -> dict:
-        return {"path": str(self.path), "logrows": self.logrows, "dev": self.dev,
-                "digest": srs_digest(self.path)}  # fmt: skip
+    def to_dict(self, data_dir: Path) -> dict:
+        """Record form; a development SRS is named relative to the data dir it lives in."""
+        path = self.path.relative_to(data_dir) if self.dev else self.path
+        return {
+            "path": str(path),
+            "logrows": self.logrows,
+            "dev": self.dev,
+            "digest": srs_digest(self.path),
+        }
 
 
 def srs_logrows(path: Path) -> int:

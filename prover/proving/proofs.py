@@ -50,7 +50,7 @@ def prove_input(
     if store.exists("proofs", proof_id):
         return {**store.read_record("proofs", proof_id), "cached": True}
 
-    srs = Path(circuit["srs"]["path"])
+    srs = store.srs_path(circuit)
     polycommit = "polycommit" in circuit["visibility"].values()
     with store.create("proofs", proof_id) as out:
         say("witness", 0.05)
@@ -131,7 +131,7 @@ def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None)
     cdir = store.path("circuits", circuit["id"])
     started = time.perf_counter()
     valid, reason = verify_proof(
-        proof_path, cdir / "settings.json", cdir / "vk.key", Path(circuit["srs"]["path"])
+        proof_path, cdir / "settings.json", cdir / "vk.key", store.srs_path(circuit)
     )
     return {
         "valid": valid,

@@ -1,0 +1,387 @@
+"""Benchmark the settings search against ezkl's default calibration, end to end.
+
+For every example model (each directory under ``models/`` holding a ``model.onnx``) the
+model is compiled twice, each time into its own fresh temporary data dir: once with
+``CompileOptions(strategy="ezkl-default")`` and once with ``CompileOptions(strategy="search")``,
+calibrated on the model's ``calibration.json``. For each circuit it reports:
+
+* logrows, the setup time recorded by compile (``timings.setup_s``) and compile wall time;
+* prove time: ``prove_input(..., fresh=True)`` on the model's ``input.json``, run ``--repeat``
+  times, each in a fresh spawned child process; the median ``timings.prove_s`` is shown, and
+  the peak RSS (``ru_maxrss``) of the largest prove process, so memory is that process's own;
+* verify time: ``verify(store, proof_id)`` of each proof, each in a fresh child (median);
+* proof size (``proof_bytes``) and the circuit's max abs output error against onnxruntime
+  over the calibration samples (``accuracy.max_abs_error``).
+
+The summary gives per model the prove speedup (default prove s / search prove s), the median
+speedup over models, and whether the goal holds: search at least 5x faster at equal or better
+accuracy, i.e. search max abs error <= default max abs error * 1.05, or <= ``--tolerance``.
+
+Run from the repository root (ezkl prints its own noise to stdout; the tables come last)::
+
+    .venv/bin/python bench/bench_core.py [--models digits_mlp] [--repeat 3] \
+        [--json out.json] [--markdown]
+
+The ezkl-default compile of digits_attention alone takes minutes and several GB of memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from prover.circuits.compiler import CompileOptions, compile_model
+from prover.config import Settings
+from prover.proving.proofs import prove_input, verify
+from prover.store import ArtifactStore
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS_DIR = ROOT / "models"
+STRATEGIES = ("ezkl-default", "search")
+GOAL_SPEEDUP = 5.0
+ERROR_SLACK = 1.05
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB (``ru_maxrss`` is KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# --- child-process workers (module level, so the spawn context can import them) ---------
+
+
+def compile_worker(model_dir: str, strategy: str, data_dir: str) -> dict[str, Any]:
+    """Compile one model with one strategy; returns the circuit record, wall time, peak MB."""
+    directory = Path(model_dir)
+    settings = Settings(data_dir=Path(data_dir))
+    store = ArtifactStore(settings.data_dir)
+    calibration = json.loads((directory / "calibration.json").read_text())
+    started = time.perf_counter()
+    record = compile_model(
+        directory / "model.onnx", calibration, CompileOptions(strategy=strategy), store, settings
+    )
+    return {
+        "record": record,
+        "wall_s": time.perf_counter() - started,
+        "peak_mb": peak_rss_mb(),
+    }
+
+
+def prove_worker(data_dir: str, circuit_id: str, input_obj: Any) -> dict[str, Any]:
+    """Prove one fresh inference; returns the proof's id, timings, size and peak MB."""
+    store = ArtifactStore(Path(data_dir))
+    base_mb = peak_rss_mb()
+    record = prove_input(store, circuit_id, input_obj, fresh=True)
+    return {
+        "proof_id": record["id"],
+        "witness_s": record["timings"]["witness_s"],
+        "prove_s": record["timings"]["prove_s"],
+        "inline_verify_s": record["timings"]["verify_s"],
+        "proof_bytes": record["proof_bytes"],
+        "base_mb": base_mb,
+        "peak_mb": peak_rss_mb(),
+    }
+
+
+def verify_worker(data_dir: str, proof_id: str) -> dict[str, Any]:
+    """Verify one stored proof; returns ezkl's verdict, verify time and peak MB."""
+    result = verify(ArtifactStore(Path(data_dir)), proof_id)
+    return {"valid": result["valid"], "verify_s": result["verify_s"], "peak_mb": peak_rss_mb()}
+
+
+def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run ``fn(*args)`` in a fresh spawned process and return its result."""
+    with multiprocessing.get_context("spawn").Pool(processes=1) as pool:
+        return pool.apply(fn, args)
+
+
+# --- measurement -------------------------------------------------------------------------
+
+
+def model_dirs(names: Sequence[str] | None) -> list[Path]:
+    """Model directories to benchmark: all with a model.onnx, or the named ones."""
+    if names:
+        dirs = [MODELS_DIR / n for n in names]
+        missing = [str(d) for d in dirs if not (d / "model.onnx").is_file()]
+        if missing:
+            raise SystemExit(f"no model.onnx in: {', '.join(missing)}")
+        return dirs
+    return sorted(d for d in MODELS_DIR.iterdir() if (d / "model.onnx").is_file())
+
+
+def first_line(exc: BaseException) -> str:
+    """A one-line description of an exception raised in a child process."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else 'failed'}"
+
+
+def measure(model_dir: Path, strategy: str, repeat: int) -> dict[str, Any]:
+    """Compile, then prove ``repeat`` times and verify each proof, in child processes.
+
+    A failure is recorded in the row's ``error`` (the other numbers stay absent), so one
+    model that ezkl cannot handle does not stop the benchmark.
+    """
+    input_obj = json.loads((model_dir / "input.json").read_text())
+    row: dict[str, Any] = {"model": model_dir.name, "strategy": strategy, "error": None}
+    with tempfile.TemporaryDirectory(prefix=f"bench-{model_dir.name}-") as data_dir:
+        print(f"[bench] compiling {model_dir.name} ({strategy})", flush=True)
+        started = time.perf_counter()
+        try:
+            compiled = in_child(compile_worker, str(model_dir), strategy, data_dir)
+        except Exception as exc:
+            row.update(error=f"compile: {first_line(exc)}", compile_s=time.perf_counter() - started)
+            print(f"[bench] {model_dir.name} ({strategy}) failed: {row['error']}", flush=True)
+            return row
+        record = compiled["record"]
+        proofs, verifies = [], []
+        try:
+            for i in range(repeat):
+                print(f"[bench] proving {model_dir.name} ({strategy}) {i + 1}/{repeat}", flush=True)
+                proof = in_child(prove_worker, data_dir, record["id"], input_obj)
+                check = in_child(verify_worker, data_dir, proof["proof_id"])
+                if not check["valid"]:
+                    raise RuntimeError("a fresh proof does not verify")
+                proofs.append(proof)
+                verifies.append(check)
+        except Exception as exc:
+            row.update(error=f"prove/verify: {first_line(exc)}", compile_s=compiled["wall_s"])
+            print(f"[bench] {model_dir.name} ({strategy}) failed: {row['error']}", flush=True)
+            return row
+    accuracy = record["accuracy"]
+    row.update(
+        circuit_id=record["id"],
+        chosen=record["search"]["chosen"],
+        logrows=record["logrows"],
+        num_rows=next(
+            (
+                t["num_rows"]
+                for t in record["search"]["trials"]
+                if t["name"] == record["search"]["chosen"]
+            ),
+            None,
+        ),
+        setup_s=record["timings"]["setup_s"],
+        compile_s=compiled["wall_s"],
+        compile_peak_mb=compiled["peak_mb"],
+        compile_timings=record["timings"],
+        prove_s=statistics.median(p["prove_s"] for p in proofs),
+        prove_runs_s=[p["prove_s"] for p in proofs],
+        witness_s=statistics.median(p["witness_s"] for p in proofs),
+        verify_s=statistics.median(v["verify_s"] for v in verifies),
+        verify_runs_s=[v["verify_s"] for v in verifies],
+        peak_mb=max(p["peak_mb"] for p in proofs),
+        prove_runs_peak_mb=[p["peak_mb"] for p in proofs],
+        prove_base_mb=min(p["base_mb"] for p in proofs),
+        proof_bytes=proofs[-1]["proof_bytes"],
+        pk_bytes=record["pk_bytes"],
+        vk_bytes=record["vk_bytes"],
+        max_abs_error=accuracy["max_abs_error"],
+        relative_error=accuracy["relative_error"],
+        argmax_agreement=accuracy["argmax_agreement"],
+        calibration_samples=accuracy["samples"],
+        run_args=record["settings"],
+        search_trials=record["search"]["trials"],
+    )
+    return row
+
+
+def summarize(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
+    """Per-model speedup and accuracy check, the median speedup, and the goal verdict."""
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], {})[row["strategy"]] = row
+    models = []
+    for name, pair in by_model.items():
+        default, found = pair.get("ezkl-default"), pair.get("search")
+        if default is None or found is None:
+            continue
+        failed = [f"{r['strategy']} {r['error']}" for r in (default, found) if r["error"]]
+        if failed:
+            models.append({"model": name, "speedup": None, "failed": "; ".join(failed)})
+            continue
+        error_ok = (
+            found["max_abs_error"] <= default["max_abs_error"] * ERROR_SLACK
+            or found["max_abs_error"] <= tolerance
+        )
+        speedup = default["prove_s"] / found["prove_s"] if found["prove_s"] else float("inf")
+        models.append(
+            {
+                "model": name,
+                "default_prove_s": default["prove_s"],
+                "search_prove_s": found["prove_s"],
+                "speedup": speedup,
+                "default_max_abs_error": default["max_abs_error"],
+                "search_max_abs_error": found["max_abs_error"],
+                "accuracy_ok": error_ok,
+                "goal_met": error_ok and speedup >= GOAL_SPEEDUP,
+                "failed": None,
+            }
+        )
+    compared = [m for m in models if m["speedup"] is not None]
+    median = statistics.median(m["speedup"] for m in compared) if compared else None
+    all_ok = all(m["accuracy_ok"] for m in compared)
+    return {
+        "models": models,
+        "compared_models": len(compared),
+        "median_speedup": median,
+        "all_accuracy_ok": all_ok,
+        "goal": (
+            f"search >= {GOAL_SPEEDUP:g}x faster at equal or better accuracy "
+            f"(search max abs error <= default * {ERROR_SLACK} or <= {tolerance:g})"
+        ),
+        "goal_met": median is not None and median >= GOAL_SPEEDUP and all_ok,
+        "goal_met_every_model": bool(compared) and all(m["goal_met"] for m in compared),
+    }
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
+    """Aligned plain-text columns, or a markdown table."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    right = [any(r[i][:1].isdigit() for r in rows) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
+        ]
+        return f"| {' | '.join(parts)} |" if markdown else "  ".join(parts).rstrip()
+
+    if markdown:
+        dashes = [
+            "-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)
+        ]
+        rule = "|" + "|".join(dashes) + "|"
+    else:
+        rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def results_table(rows: list[dict[str, Any]], markdown: bool) -> str:
+    """One row per (model, strategy); a failed one shows FAILED and dashes."""
+    headers = [
+        "model", "strategy", "chosen", "logrows", "compile s", "setup s", "prove s",
+        "verify s", "peak MB", "proof B", "max abs err",
+    ]  # fmt: skip
+    cells = []
+    for r in rows:
+        head = [r["model"], r["strategy"]]
+        if r["error"]:
+            cells.append([*head, "FAILED", "-", f"{r['compile_s']:.1f}", *["-"] * 6])
+            continue
+        cells.append(
+            [
+                *head,
+                r["chosen"],
+                str(r["logrows"]),
+                f"{r['compile_s']:.1f}",
+                f"{r['setup_s']:.2f}",
+                f"{r['prove_s']:.2f}",
+                f"{r['verify_s']:.3f}",
+                f"{r['peak_mb']:.0f}",
+                str(r["proof_bytes"]),
+                f"{r['max_abs_error']:.4g}",
+            ]
+        )
+    return format_table(headers, cells, markdown)
+
+
+def summary_table(summary: dict[str, Any], markdown: bool) -> str:
+    """Speedup and accuracy verdict per model (n/a where a compile or proof failed)."""
+    headers = ["model", "default prove s", "search prove s", "speedup", "accuracy ok", ">= 5x"]
+    cells = []
+    for m in summary["models"]:
+        if m["speedup"] is None:
+            cells.append([m["model"], "-", "-", "n/a", "n/a", "n/a"])
+            continue
+        cells.append(
+            [
+                m["model"],
+                f"{m['default_prove_s']:.2f}",
+                f"{m['search_prove_s']:.2f}",
+                f"{m['speedup']:.2f}x",
+                "yes" if m["accuracy_ok"] else "no",
+                "yes" if m["speedup"] >= GOAL_SPEEDUP else "no",
+            ]
+        )
+    return format_table(headers, cells, markdown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run the benchmark, print the tables, optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", metavar="NAME", help="model dirs under models/")
+    parser.add_argument("--repeat", type=int, default=3, help="proofs per circuit (median)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=CompileOptions().tolerance,
+        help="absolute error at or below which search accuracy counts as equal",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write raw numbers here")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    started = time.perf_counter()
+    rows = [
+        measure(model_dir, strategy, args.repeat)
+        for model_dir in model_dirs(args.models)
+        for strategy in STRATEGIES
+    ]
+    summary = summarize(rows, args.tolerance)
+
+    print()
+    print(results_table(rows, args.markdown))
+    for row in rows:
+        if row["error"]:
+            print(f"FAILED {row['model']} ({row['strategy']}): {row['error']}")
+    print()
+    print(summary_table(summary, args.markdown))
+    print()
+    median, compared = summary["median_speedup"], summary["compared_models"]
+    if median is None:
+        print("no model could be compared")
+    else:
+        print(f"median speedup over {compared} compared model(s): {median:.2f}x")
+    print(f"goal: {summary['goal']}: {'MET' if summary['goal_met'] else 'NOT MET'}")
+    if summary["goal_met"] and not summary["goal_met_every_model"]:
+        print("(met on the median; not by every model)")
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "environment": {
+                "ezkl": version("ezkl"),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+            },
+            "repeat": args.repeat,
+            "tolerance": args.tolerance,
+            "wall_s": time.perf_counter() - started,
+            "rows": rows,
+            "summary": summary,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"raw numbers written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
