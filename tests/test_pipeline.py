@@ -23,14 +23,23 @@ from prover.store import ArtifactStore
 SMALL = SearchSpace(scales=(10,), decompositions=((128, 4),), inner_cols=(2,))
 
 
-def test_search_beats_ezkl_default_decomposition(compiled: dict) -> None:
-    trials = {t["name"]: t for t in compiled["search"]["trials"]}
-    assert compiled["logrows"] <= 10
-    default_decomp = [t for n, t in trials.items() if "b16384x2" in n and t["logrows"]]
-    assert default_decomp and min(t["logrows"] for t in default_decomp) >= 15
+def test_search_beats_ezkl_default(
+    compiled: dict, mlp_path: Path, session_settings: Settings, session_store: ArtifactStore
+) -> None:
+    default = compile_model(
+        mlp_path,
+        calibration_data(),
+        CompileOptions(strategy="ezkl-default"),
+        session_store,
+        session_settings,
+    )
+    assert default["settings"]["decomp_base"] == 16384 and default["logrows"] >= 15
+    assert compiled["logrows"] <= default["logrows"] - 4
+    assert compiled["timings"]["trial_prove_s"] < default["timings"]["trial_prove_s"]
     assert compiled["accuracy"]["relative_error"] <= compiled["tolerance"]
     assert compiled["dev_srs"] is True
-    assert compiled["settings"]["decomp_base"] != 16384
+    names = [t["name"] for t in compiled["search"]["trials"]]
+    assert not any("b16384" in n for n in names), "a table too big to win must be pruned"
 
 
 def test_same_request_is_not_recompiled(
@@ -84,6 +93,15 @@ def test_wrong_input_length_leaves_no_proof(compiled: dict, session_store: Artif
     before = len(session_store.list_records("proofs"))
     with pytest.raises(InvalidInputError, match="expects 4 values"):
         prove_input(session_store, compiled["id"], [1.0, 2.0, 3.0])
+    assert len(session_store.list_records("proofs")) == before
+
+
+def test_input_outside_calibrated_range_is_refused(
+    compiled: dict, session_store: ArtifactStore
+) -> None:
+    before = len(session_store.list_records("proofs"))
+    with pytest.raises(InvalidInputError, match="ranges of the calibration data"):
+        prove_input(session_store, compiled["id"], [1e7, -1e7, 1e7, 1e7])
     assert len(session_store.list_records("proofs")) == before
 
 

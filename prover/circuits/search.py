@@ -9,6 +9,7 @@ often cut the circuit by several powers of two with the same outputs.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -281,10 +282,17 @@ def search(
             trials=[t.summary() for t in scale_trials],
         )
     scale = int(passing[0].run_args["input_scale"])
-    for base, legs in space.decompositions:
+    best_logrows = passing[0].logrows or ws.max_logrows
+    for base, legs in sorted(space.decompositions):
+        # The range-check table alone needs `base` rows plus blinding rows: a base whose
+        # table cannot fit below the best circuit so far cannot win.
+        if math.ceil(math.log2(base)) + 1 > best_logrows:
+            continue
         for cols in space.inner_cols:
             candidate = Candidate(scale, base, legs, cols)
             if all(t.name != candidate.key for t in tried):
-                run(candidate)
+                trial = run(candidate)
+                if _passes(trial, tolerance) and trial.logrows:
+                    best_logrows = min(best_logrows, trial.logrows)
     say("search done", 1.0)
     return sorted((t for t in tried if _passes(t, tolerance)), key=_rank_key), tried

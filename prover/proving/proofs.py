@@ -56,26 +56,26 @@ def prove_input(
         say("witness", 0.05)
         started = time.perf_counter()
         input_path = write_input(out / "input.json", [sample])
-        try:
-            witness = generate_witness(
-                cdir / "model.compiled",
-                input_path,
-                out / "witness.json",
-                cdir / "vk.key" if polycommit else None,
-                srs if polycommit else None,
-            )
-        except Exception as exc:
-            raise InvalidInputError(f"the circuit cannot run on this input: {exc}") from exc
+        witness = generate_witness(
+            cdir / "model.compiled",
+            input_path,
+            out / "witness.json",
+            cdir / "vk.key" if polycommit else None,
+            srs if polycommit else None,
+        )
         witness_s = time.perf_counter() - started
         say("proving", 0.2)
-        prove_s = prove_witness(
-            cdir / "model.compiled",
-            cdir / "pk.key",
-            out / "witness.json",
-            out / "proof.json",
-            srs,
-            polycommit,
-        )
+        try:
+            prove_s = prove_witness(
+                cdir / "model.compiled",
+                cdir / "pk.key",
+                out / "witness.json",
+                out / "proof.json",
+                srs,
+                polycommit,
+            )
+        except Exception as exc:
+            raise CircuitError(f"ezkl could not prove this input: {exc}") from exc
         say("verifying", 0.9)
         started = time.perf_counter()
         valid, reason = verify_proof(
