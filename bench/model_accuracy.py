@@ -12,6 +12,9 @@ circuit compiled before is reused). On the digits test split (``models/digits.py
   (the circuit's exact computation, so no proof is needed), argmax of ``rescaled_outputs``;
 * argmax agreement between float and circuit on those samples.
 
+A sample the circuit cannot represent (ezkl refuses its witness) counts as a wrong circuit
+prediction and is listed under ``witness_failures`` in the JSON.
+
 Run from the repository root (ezkl prints its own noise to stdout; the table comes last)::
 
     .venv/bin/python bench/model_accuracy.py [--models digits_mlp] [--samples 200] \
@@ -37,6 +40,7 @@ from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.intake import FloatReference, TensorSpec, load_model
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.config import Settings
+from prover.errors import InvalidInputError
 from prover.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,14 +98,21 @@ def measure(
     n = min(n_samples, len(x_test))
     print(f"[accuracy] {model_dir.name}: {n} circuit witnesses", flush=True)
     circuit_pred, max_abs_diff, witness_s = [], 0.0, 0.0
+    failures: list[dict[str, Any]] = []
     sample_dir = work / model_dir.name
     sample_dir.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         sample = [x_test[i].reshape(shape).astype(np.float64).reshape(-1)]
         input_path = write_input(sample_dir / "input.json", [sample])
         started = time.perf_counter()
-        witness = generate_witness(compiled, input_path, sample_dir / "witness.json")
-        witness_s += time.perf_counter() - started
+        try:
+            witness = generate_witness(compiled, input_path, sample_dir / "witness.json")
+        except InvalidInputError as exc:  # outside the calibrated ranges: counts as wrong
+            failures.append({"sample": i, "reason": str(exc)[:300]})
+            circuit_pred.append(-1)
+            continue
+        finally:
+            witness_s += time.perf_counter() - started
         logits = rescaled_outputs(witness, outputs)[0].reshape(-1)
         circuit_pred.append(int(np.argmax(logits)))
         max_abs_diff = max(max_abs_diff, float(np.max(np.abs(logits - float_logits[i]))))
@@ -126,6 +137,7 @@ def measure(
         "max_abs_logit_diff_samples": max_abs_diff,
         "calibration_max_abs_error": record["accuracy"]["max_abs_error"],
         "witness_s_mean": witness_s / n if n else None,
+        "witness_failures": failures,
     }
 
 

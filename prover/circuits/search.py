@@ -1,9 +1,12 @@
 """Settings search: try ezkl run-arg candidates, keep the cheapest one that stays accurate.
 
 ezkl's own calibration optimises scales but keeps its default range-check decomposition
-(base 16384, 2 legs), whose lookup table alone needs 2^15 rows. Smaller bases with more
-legs, fewer or more inner columns, and the lowest scale that meets the accuracy target
-often cut the circuit by several powers of two with the same outputs.
+(base 16384, 2 legs), whose table alone needs 2^15 rows. The search instead sizes the
+decomposition to the values the circuit must represent: for a fixed-point scale s and
+``headroom_bits`` h, every (base, legs) with base^legs >= 2^(s+h) represents |x| < 2^h.
+More legs mean a smaller table but more rows per check; more inner columns mean fewer
+rows but more columns. Both trade-offs depend on the model, so candidates are compiled,
+checked for accuracy, and the finalists are proven for real to pick the fastest.
 """
 
 from __future__ import annotations
@@ -69,9 +72,20 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """Scales, decomposition legs, inner-column counts and value ranges to try."""
+
     scales: tuple[int, ...] = (7, 10, 13)
-    decompositions: tuple[tuple[int, int], ...] = ((128, 4), (1024, 3), (16384, 2))
+    legs: tuple[int, ...] = (2, 3, 4)
     inner_cols: tuple[int, ...] = (1, 2, 4)
+    # The circuit represents |x| < 2^h; a larger h is tried only when a smaller one fails.
+    headroom_bits: tuple[int, ...] = (11, 15, 19)
+
+    def decomposition(self, scale: int, legs: int, headroom: int) -> tuple[int, int]:
+        """The smallest power-of-two base whose ``legs`` digits cover 2^(scale+headroom)."""
+        return 2 ** math.ceil((scale + headroom) / legs), legs
+
+    def candidate(self, scale: int, legs: int, cols: int, headroom: int) -> Candidate:
+        return Candidate(scale, *self.decomposition(scale, legs, headroom), cols)
 
 
 @dataclass
@@ -102,10 +116,8 @@ class Trial:
 
     @property
     def est_cost(self) -> float:
-        """Proving work proxy: rows times (roughly) the columns committed per row."""
-        if self.logrows is None:
-            return float("inf")
-        return float(2**self.logrows * (3 * self.run_args.get("num_inner_cols", 2) + 2))
+        """Proving work proxy within one column count: the circuit's rows."""
+        return float("inf") if self.logrows is None else float(2**self.logrows)
 
     def summary(self) -> dict:
         return {
@@ -167,28 +179,17 @@ class Workspace:
         model = str(self.info.path)
         try:
             ezkl.gen_settings(model, str(trial.settings_path), py_run_args=self.run_args(candidate))
-            if candidate is None:
-                ezkl.calibrate_settings(
-                    str(self.calibration_path),
-                    model,
-                    str(trial.settings_path),
-                    "resources",
-                    2.0,
-                    None,
-                    [1, 2, 10],
-                    self.max_logrows,
-                )
+            if candidate is None:  # ezkl's own defaults throughout
+                calibration = (2.0, None, [1, 2, 10], None)
             else:
-                ezkl.calibrate_settings(
-                    str(self.calibration_path),
-                    model,
-                    str(trial.settings_path),
-                    "resources",
-                    self.lookup_margin,
-                    [candidate.scale],
-                    [1],
-                    self.max_logrows,
-                )
+                calibration = (self.lookup_margin, [candidate.scale], [1], self.max_logrows)
+            ezkl.calibrate_settings(
+                str(self.calibration_path),
+                model,
+                str(trial.settings_path),
+                "resources",
+                *calibration,
+            )
             ezkl.compile_circuit(model, str(trial.compiled_path), str(trial.settings_path))
             settings = json.loads(trial.settings_path.read_text())
             trial.run_args = settings["run_args"]
@@ -233,9 +234,9 @@ def _passes(trial: Trial, tolerance: float) -> bool:
     )
 
 
-def _rank_key(trial: Trial) -> tuple[float, float]:
-    assert trial.accuracy is not None
-    return (trial.est_cost, trial.accuracy.relative_error)
+def _rank_key(trial: Trial) -> tuple[float, int, float]:
+    assert trial.accuracy is not None and trial.num_rows is not None
+    return (trial.est_cost, trial.num_rows, trial.accuracy.relative_error)
 
 
 def search(
@@ -244,16 +245,20 @@ def search(
     tolerance: float,
     progress: Progress | None = None,
 ) -> tuple[list[Trial], list[Trial]]:
-    """Return (passing trials, cheapest first; every trial tried).
+    """Return (finalists, every trial tried).
 
-    Stage 1 picks the scale: each scale at a small-table reference structure, cheapest
-    passing one wins (ties go to the more accurate). Stage 2 varies the range-check
-    decomposition and column count at that scale.
+    Stage 1 picks the scale: each scale at a reference structure (the middle legs and
+    column counts) and the smallest value range that builds; the cheapest passing one
+    wins, ties going to the more accurate.
+    Stage 2 tries every legs x columns combination at that scale, skipping those whose
+    range-check table alone is larger than the best circuit found. The finalists are the
+    cheapest passing trial for each column count, cheapest first: rows trade against
+    columns in a way only a real proof measures.
     """
     say = progress or (lambda _m, _f: None)
-    ref_base, ref_legs = space.decompositions[0]
-    ref_cols = 2 if 2 in space.inner_cols else space.inner_cols[0]
-    total = len(space.scales) + len(space.decompositions) * len(space.inner_cols) - 1
+    ref_legs = sorted(space.legs)[len(space.legs) // 2]
+    ref_cols = sorted(space.inner_cols)[len(space.inner_cols) // 2]
+    total = len(space.scales) + len(space.legs) * len(space.inner_cols) - 1
     tried: list[Trial] = []
 
     def run(candidate: Candidate) -> Trial:
@@ -264,35 +269,52 @@ def search(
         tried.append(trial)
         return trial
 
-    scale_trials = [run(Candidate(s, ref_base, ref_legs, ref_cols)) for s in space.scales]
+    def first_that_builds(scale: int) -> tuple[Trial, int]:
+        for headroom in space.headroom_bits:
+            trial = run(space.candidate(scale, ref_legs, ref_cols, headroom))
+            if trial.error is None:
+                break
+        return trial, headroom
+
+    by_scale = [first_that_builds(s) for s in space.scales]
+    scale_trials = [t for t, _ in by_scale]
     passing = sorted((t for t in scale_trials if _passes(t, tolerance)), key=_rank_key)
     if not passing:
-        best = min(
-            (t for t in scale_trials if t.accuracy),
-            key=lambda t: t.accuracy.relative_error,  # type: ignore[union-attr]
-            default=None,
-        )
-        if best is None:
-            reasons = "; ".join(f"{t.name}: {t.error}" for t in scale_trials)
-            raise CircuitError(f"ezkl could not build a circuit for this model ({reasons})")
-        raise CircuitError(
-            f"no candidate reaches the accuracy tolerance {tolerance}: the best, {best.name}, "
-            f"has relative error {best.accuracy.relative_error:.4g}; raise the tolerance or "  # type: ignore[union-attr]
-            "add scales to the search",
-            trials=[t.summary() for t in scale_trials],
-        )
+        _raise_no_candidate(scale_trials, tolerance)
     scale = int(passing[0].run_args["input_scale"])
+    headroom = next(h for t, h in by_scale if t is passing[0])
     best_logrows = passing[0].logrows or ws.max_logrows
-    for base, legs in sorted(space.decompositions):
-        # The range-check table alone needs `base` rows plus blinding rows: a base whose
-        # table cannot fit below the best circuit so far cannot win.
+    for legs in sorted(space.legs, reverse=True):
+        base, _ = space.decomposition(scale, legs, headroom)
+        # The table alone needs `base` rows plus blinding rows.
         if math.ceil(math.log2(base)) + 1 > best_logrows:
             continue
         for cols in space.inner_cols:
-            candidate = Candidate(scale, base, legs, cols)
+            candidate = space.candidate(scale, legs, cols, headroom)
             if all(t.name != candidate.key for t in tried):
                 trial = run(candidate)
                 if _passes(trial, tolerance) and trial.logrows:
                     best_logrows = min(best_logrows, trial.logrows)
     say("search done", 1.0)
-    return sorted((t for t in tried if _passes(t, tolerance)), key=_rank_key), tried
+    ranked = sorted((t for t in tried if _passes(t, tolerance)), key=_rank_key)
+    finalists: dict[int, Trial] = {}
+    for trial in ranked:
+        finalists.setdefault(int(trial.run_args["num_inner_cols"]), trial)
+    return sorted(finalists.values(), key=_rank_key), tried
+
+
+def _raise_no_candidate(trials: list[Trial], tolerance: float) -> None:
+    best = min(
+        (t for t in trials if t.accuracy),
+        key=lambda t: t.accuracy.relative_error,  # type: ignore[union-attr]
+        default=None,
+    )
+    if best is None or best.accuracy is None:
+        reasons = "; ".join(f"{t.name}: {t.error}" for t in trials)
+        raise CircuitError(f"ezkl could not build a circuit for this model ({reasons})")
+    raise CircuitError(
+        f"no candidate reaches the accuracy tolerance {tolerance}: the best, {best.name}, "
+        f"has relative error {best.accuracy.relative_error:.4g}; raise the tolerance or "
+        "add larger scales to the search",
+        trials=[t.summary() for t in trials],
+    )
