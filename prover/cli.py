@@ -107,6 +107,9 @@ def compile(
     strategy: str = typer.Option(
         "search", help="search (tune run args) or ezkl-default (ezkl's own calibration)."
     ),
+    lookup_margin: float = typer.Option(
+        2.0, help="Lookup tables cover the calibration range times this (>= 1)."
+    ),
     srs: Path | None = typer.Option(None, help="Ceremony SRS file (overrides PROVER_SRS_PATH)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -115,18 +118,15 @@ def compile(
     def action() -> None:
         from prover.circuits.compiler import CompileOptions, compile_model
         from prover.circuits.search import Visibility
-        from prover.errors import InvalidInputError
-
         settings: Settings = get_settings()
         if srs is not None:
             settings = settings.model_copy(update={"srs_path": srs})
-        if strategy not in ("search", "ezkl-default"):
-            raise InvalidInputError(f"strategy {strategy!r} is not 'search' or 'ezkl-default'")
         options = CompileOptions(
             visibility=Visibility(input_visibility, param_visibility, output_visibility),
             tolerance=settings.tolerance if tolerance is None else tolerance,
             strategy=strategy,  # type: ignore[arg-type]
             measure_top=settings.measure_top,
+            lookup_margin=lookup_margin,
         )
         with _progress(not as_json, "compile") as progress:
             record = compile_model(

@@ -82,6 +82,9 @@ def test_tampered_proof_file_exits_nonzero(mlp_path: Path, tmp_path: Path) -> No
         (["prove", "0123456789abcdef", "--input", "{input}", "--json"], "not_found"),
         (["verify", "feedfacefeedface", "--json"], "not_found"),
         (["compile", "{model}", "--input-visibility", "secret", "--json"], "invalid_input"),
+        (["compile", "{model}", "--strategy", "fastest", "--json"], "invalid_input"),
+        (["compile", "{model}", "--lookup-margin", "0.5", "--json"], "invalid_input"),
+        (["compile", "{model}", "--calibration", "{cal}", "--json"], "invalid_input"),
     ],
 )
 def test_errors_are_one_json_object(
@@ -90,7 +93,8 @@ def test_errors_are_one_json_object(
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     inp = write_json(tmp_path / "in.json", [1, 2, 3, 4])
-    args = [a.format(bad=bad, input=inp, model=mlp_path) for a in args]
+    cal = write_json(tmp_path / "cal.json", [1, 2, 3, 4, 5])
+    args = [a.format(bad=bad, input=inp, model=mlp_path, cal=cal) for a in args]
     result = run_cli(tmp_path / "data", *args)
     assert result.returncode == 1
     assert one_json(result)["error"]["code"] == code

@@ -30,7 +30,7 @@ from prover.circuits.search import (
 from prover.circuits.srs import SRS, resolve_srs, srs_digest
 from prover.circuits.witness import generate_witness, write_input
 from prover.config import Settings
-from prover.errors import CircuitError
+from prover.errors import CircuitError, InvalidInputError
 from prover.proving.engine import prove_witness, setup_keys
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
@@ -48,6 +48,16 @@ class CompileOptions:
     strategy: Literal["search", "ezkl-default"] = "search"
     space: SearchSpace = field(default_factory=SearchSpace)
     measure_top: int = 3
+    # Lookup tables (exp, sigmoid, ...) cover the calibration range times this margin.
+    lookup_margin: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("search", "ezkl-default"):
+            raise InvalidInputError(f"strategy {self.strategy!r} is not search or ezkl-default")
+        if not self.tolerance > 0:
+            raise InvalidInputError(f"tolerance {self.tolerance} must be positive")
+        if not self.lookup_margin >= 1:
+            raise InvalidInputError(f"lookup margin {self.lookup_margin} must be at least 1")
 
 
 def synthetic_samples(info: ModelInfo, n: int = 8) -> list[Sample]:
@@ -154,7 +164,14 @@ def compile_model(
 
     store_model(store, info)
     with store.create("circuits", circuit_id) as out:
-        ws = Workspace(info, samples, options.visibility, out / "work", settings.max_logrows)
+        ws = Workspace(
+            info,
+            samples,
+            options.visibility,
+            out / "work",
+            settings.max_logrows,
+            options.lookup_margin,
+        )
         search_started = time.perf_counter()
         if options.strategy == "search":
             ranked, tried = search(

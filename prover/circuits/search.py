@@ -111,7 +111,7 @@ class Trial:
     error: str | None = None
     setup_s: float | None = None
     prove_s: float | None = None
-    seconds: float | None = None
+    search_s: float | None = None
     run_args: dict = field(default_factory=dict)
 
     @property
@@ -127,7 +127,7 @@ class Trial:
             "est_cost": None if self.logrows is None else self.est_cost,
             "setup_s": self.setup_s,
             "prove_s": self.prove_s,
-            "search_s": self.seconds,
+            "search_s": self.search_s,
             "accuracy": asdict(self.accuracy) if self.accuracy else None,
             "error": self.error,
         }
@@ -143,7 +143,7 @@ class Workspace:
         visibility: Visibility,
         directory: Path,
         max_logrows: int,
-        lookup_margin: float = 2.0,
+        lookup_margin: float,
     ) -> None:
         self.info = info
         self.samples = samples
@@ -265,7 +265,7 @@ def search(
         say(f"trying {candidate.key}", len(tried) / total)
         started = time.perf_counter()
         trial = ws.evaluate(candidate)
-        trial.seconds = round(time.perf_counter() - started, 3)
+        trial.search_s = round(time.perf_counter() - started, 3)
         tried.append(trial)
         return trial
 
