@@ -118,6 +118,7 @@ def compile(
     def action() -> None:
         from prover.circuits.compiler import CompileOptions, compile_model
         from prover.circuits.search import Visibility
+
         settings: Settings = get_settings()
         if srs is not None:
             settings = settings.model_copy(update={"srs_path": srs})
