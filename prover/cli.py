@@ -190,22 +190,75 @@ def prove(
     _run(as_json, action)
 
 
+RpcOpt = typer.Option(None, "--rpc", help="EVM JSON-RPC URL (default PROVER_RPC_URL).")
+KeyOpt = typer.Option(None, "--key", help="Sender's private key, hex (default PROVER_PRIVATE_KEY).")
+
+
+def _chain(rpc: str | None, key: str | None):
+    from prover.chain.client import connect
+
+    settings = get_settings()
+    return connect(rpc or settings.rpc_url, key or settings.private_key)
+
+
+@app.command()
+def deploy(
+    circuit_id: str = typer.Argument(..., help="Circuit id (or a unique prefix)."),
+    rpc: str | None = RpcOpt,
+    key: str | None = KeyOpt,
+    force: bool = typer.Option(False, help="Deploy again even if this chain has it."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Deploy a circuit's Solidity verifier (compiled with solc 0.8.20, cached)."""
+
+    def action() -> None:
+        from prover.chain.onchain import deploy_verifier
+
+        record = deploy_verifier(_store(), circuit_id, _chain(rpc, key), force)
+
+        def human(out: Console) -> None:
+            reused = "  (already deployed)" if record["reused"] else ""
+            out.print(f"verifier {record['verifier_address']}  chain {record['chain_id']}{reused}")
+            out.print(
+                f"tx       {record['tx_hash']}  gas {record['gas_used']}  "
+                f"code {record['runtime_size']} bytes"
+            )
+
+        _emit(record, as_json, human)
+
+    _run(as_json, action)
+
+
 @app.command()
 def verify(
     proof: str = typer.Argument(..., help="Proof id, or an ezkl proof JSON file."),
     circuit: str | None = typer.Option(None, help="Circuit id (needed for a proof file)."),
+    onchain: bool = typer.Option(
+        False, help="Ask the circuit's verifier contract (deployed if needed) via eth_call."
+    ),
+    rpc: str | None = RpcOpt,
+    key: str | None = KeyOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Verify a proof off-chain with ezkl; exit 1 when it is invalid."""
+    """Verify a proof with ezkl, or with its verifier contract; exit 1 when it is invalid."""
 
     def action() -> None:
         from prover.proving.proofs import verify as verify_proof
 
-        result = verify_proof(_store(), proof, circuit)
+        if onchain:
+            from prover.chain.onchain import verify_proof_onchain
+
+            result = verify_proof_onchain(_store(), proof, _chain(rpc, key), circuit)
+        else:
+            result = verify_proof(_store(), proof, circuit)
 
         def human(out: Console) -> None:
+            where = ""
+            if "chain_id" in result:
+                where = f"  on chain {result['chain_id']}, verifier {result['verifier_address']}"
+                where += f", gas {result['gas']}" if result["gas"] else ""
             if result["valid"]:
-                out.print(f"[green]valid[/green]  circuit {result['circuit_id']}")
+                out.print(f"[green]valid[/green]  circuit {result['circuit_id']}{where}")
             else:
                 out.print(f"[red]INVALID[/red]: {result['reason']}")
             _dev_warning(out, result["dev_srs"])

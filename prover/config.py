@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     # A ceremony SRS file (raw halo2 KZG params of 2^k); when unset a development SRS is made.
     srs_path: Path | None = None
 
+    # Chain: any EVM JSON-RPC endpoint; the default is a local anvil and its first
+    # development account (a well-known key: never fund it on a real chain).
+    rpc_url: str = "http://127.0.0.1:8545"
+    private_key: str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
     # Intake limits: refuse before any long work starts.
     max_model_bytes: int = 64 * 1024 * 1024
     max_parameters: int = 2_000_000

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from prover.errors import NotFoundError
 
-Kind = Literal["models", "circuits", "proofs"]
+Kind = Literal["models", "circuits", "proofs", "deployments"]
 RECORD = "record.json"
 
 
@@ -99,12 +99,11 @@ class ArtifactStore:
         full = self.resolve(kind, entry_id)
         return json.loads((self.path(kind, full) / RECORD).read_text())
 
-    def update_record(self, kind: Kind, entry_id: str, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into an existing record, atomically."""
-        record = self.read_record(kind, entry_id)
-        record.update(fields)
-        write_json_atomic(self.path(kind, record["id"]) / RECORD, record)
-        return record
+    def replace_record(self, kind: Kind, entry_id: str, record: dict[str, Any]) -> None:
+        """Atomically replace the record of an existing entry (e.g. a redeployment)."""
+        if not self.exists(kind, entry_id):
+            raise NotFoundError(f"no {kind[:-1]} with id {entry_id!r} in {self.root}")
+        write_json_atomic(self.path(kind, entry_id) / RECORD, record)
 
     def resolve(self, kind: Kind, prefix: str) -> str:
         """Full id for an id or an unambiguous prefix of at least 8 characters."""

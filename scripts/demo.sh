@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end: set up, compile the digits MLP into a circuit, prove one
-# inference, and verify the proof. Artifacts go to $PROVER_DATA_DIR (default ./.data).
+# inference, verify the proof, deploy its verifier contract to a local chain and have the
+# contract verify it. Artifacts go to $PROVER_DATA_DIR (default ./.data). With
+# PROVER_RPC_URL unset, a local anvil chain is started for the run and stopped after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,3 +21,22 @@ proof=$($prover prove "$circuit" --input $model/input.json --json | field proof_
 
 echo "== verify proof $proof"
 $prover verify "$proof"
+
+if [ -z "${PROVER_RPC_URL:-}" ]; then
+  port=$(.venv/bin/python -c 'from prover.chain.node import free_port; print(free_port())')
+  anvil=$(.venv/bin/python -c 'from prover.chain.toolchain import anvil_binary; print(anvil_binary())')
+  "$anvil" --host 127.0.0.1 --port "$port" --silent &
+  anvil_pid=$!
+  trap 'kill $anvil_pid 2>/dev/null || true' EXIT
+  export PROVER_RPC_URL=http://127.0.0.1:$port
+  for _ in $(seq 50); do
+    node_modules/.bin/cast chain-id --rpc-url "$PROVER_RPC_URL" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+fi
+
+echo "== deploy the circuit's verifier contract to the chain at $PROVER_RPC_URL"
+$prover deploy "$circuit"
+
+echo "== verify on chain: the contract's own answer (eth_call)"
+$prover verify "$proof" --onchain

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtual environment at .venv with prover and its pinned dependencies.
-# Re-installs only when pyproject.toml changed since the last run.
+# Idempotent set-up: a virtual environment at .venv with prover and its pinned dependencies,
+# and node_modules with the pinned Solidity compiler and the local chain (anvil).
+# Re-installs only what changed since the last run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,27 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     exit 1
   fi
   echo "$want" > "$stamp"
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing node and npm with apt-get" >&2
+    { apt-get update && apt-get install -y nodejs npm; } >.venv/apt.log 2>&1 ||
+      { tail -n 20 .venv/apt.log >&2; exit 1; }
+  else
+    echo "setup: node and npm are needed (Solidity compiler, local chain); install them first" >&2
+    exit 1
+  fi
+fi
+npm_stamp=node_modules/.prover-installed
+npm_want=$(sha256sum package.json | cut -d" " -f1)
+if [ "$(cat "$npm_stamp" 2>/dev/null || true)" != "$npm_want" ]; then
+  echo "setup: installing npm packages (solc 0.8.20, anvil)" >&2
+  # Exact versions are pinned in package.json (a lock file would pin one platform's binaries).
+  if ! npm install >.venv/npm.log 2>&1; then
+    tail -n 30 .venv/npm.log >&2
+    echo "setup: npm install failed; the full log is .venv/npm.log" >&2
+    exit 1
+  fi
+  echo "$npm_want" > "$npm_stamp"
 fi

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.data import parse_sample
 from prover.circuits.intake import FloatReference, TensorSpec, load_model

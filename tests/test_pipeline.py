@@ -10,8 +10,8 @@ from pathlib import Path
 import ezkl
 import numpy as np
 import pytest
-from conftest import calibration_data, make_mlp
 
+from conftest import calibration_data, make_mlp
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.intake import FloatReference, load_model
 from prover.circuits.search import SearchSpace, Visibility

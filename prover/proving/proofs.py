@@ -110,8 +110,11 @@ def prove_input(
     return {**record, "cached": False}
 
 
-def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None) -> dict[str, Any]:
-    """Check a stored proof, or an ezkl proof file against a stored circuit, off-chain."""
+def resolve_proof(
+    store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None
+) -> tuple[str | None, Path, dict[str, Any]]:
+    """(proof id or None, proof file, circuit record) for a stored proof id, or for an
+    ezkl proof file together with the circuit it was made for."""
     path = Path(proof_ref)
     if path.is_file():
         if circuit_ref is None:
@@ -122,12 +125,17 @@ def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None)
             json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"{proof_ref} is not an ezkl proof JSON file: {exc}") from exc
-        proof_id, proof_path = None, path
+        proof_id = None
     else:
         record = store.read_record("proofs", proof_ref)
         proof_id, circuit_ref = record["id"], circuit_ref or record["circuit_id"]
-        proof_path = store.path("proofs", proof_id) / "proof.json"
-    circuit = store.read_record("circuits", circuit_ref)
+        path = store.path("proofs", proof_id) / "proof.json"
+    return proof_id, path, store.read_record("circuits", circuit_ref)
+
+
+def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None) -> dict[str, Any]:
+    """Check a stored proof, or an ezkl proof file against a stored circuit, off-chain."""
+    proof_id, proof_path, circuit = resolve_proof(store, proof_ref, circuit_ref)
     cdir = store.path("circuits", circuit["id"])
     started = time.perf_counter()
     valid, reason = verify_proof(

@@ -1,0 +1,1 @@
+"""Core chain operations: Solidity compilation, verifier contracts, a local node, web3 calls."""
