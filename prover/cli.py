@@ -209,12 +209,12 @@ def deploy(
     force: bool = typer.Option(False, help="Deploy again even if this chain has it."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Deploy a circuit's Solidity verifier (compiled with solc 0.8.20, cached)."""
+    """Deploy a circuit's Solidity verifier and register it in the chain's registry."""
 
     def action() -> None:
-        from prover.chain.onchain import deploy_verifier
+        from prover.chain.onchain import deploy_circuit
 
-        record = deploy_verifier(_store(), circuit_id, _chain(rpc, key), force)
+        record = deploy_circuit(_store(), circuit_id, _chain(rpc, key), force)
 
         def human(out: Console) -> None:
             reused = "  (already deployed)" if record["reused"] else ""
@@ -223,8 +223,42 @@ def deploy(
                 f"tx       {record['tx_hash']}  gas {record['gas_used']}  "
                 f"code {record['runtime_size']} bytes"
             )
+            out.print(f"registry {record['registry_address']}  results {record['results_address']}")
 
         _emit(record, as_json, human)
+
+    _run(as_json, action)
+
+
+@app.command()
+def submit(
+    proof_id: str = typer.Argument(..., help="Proof id (or a unique prefix)."),
+    rpc: str | None = RpcOpt,
+    key: str | None = KeyOpt,
+    commit_reveal: bool = typer.Option(
+        False, help="Commit first, reveal in a later block: front-running cannot take credit."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Submit a proven result to the ProvenResults contract; exit 1 if it is refused."""
+
+    def action() -> None:
+        from prover.chain.onchain import submit_proof
+
+        result = submit_proof(_store(), proof_id, _chain(rpc, key), commit_reveal)
+
+        def human(out: Console) -> None:
+            if not result["accepted"]:
+                out.print(f"[red]refused[/red]: {result['reason']}")
+                return
+            event = result["event"]
+            out.print(f"[green]accepted[/green]  tx {result['tx_hash']}  gas {result['gas_used']}")
+            out.print(f"event    {event['name']}  result {event['result_key']}")
+            out.print(f"         prover {event['prover']}  outputs {json.dumps(result['outputs'])}")
+
+        _emit(result, as_json, human)
+        if not result["accepted"]:
+            raise typer.Exit(1)
 
     _run(as_json, action)
 

@@ -35,8 +35,11 @@ if [ -z "${PROVER_RPC_URL:-}" ]; then
   done
 fi
 
-echo "== deploy the circuit's verifier contract to the chain at $PROVER_RPC_URL"
+echo "== deploy the circuit's verifier contract and register it, on the chain at $PROVER_RPC_URL"
 $prover deploy "$circuit"
 
-echo "== verify on chain: the contract's own answer (eth_call)"
+echo "== verify on chain: the verifier contract's own answer (eth_call)"
 $prover verify "$proof" --onchain
+
+echo "== submit the proven result: accepted only because the proof verifies"
+$prover submit "$proof"

@@ -157,3 +157,101 @@ def test_cli_deploy_and_verify_onchain(
         data, "deploy", compiled["id"], "--rpc", f"http://127.0.0.1:{free_port()}", "--json"
     )
     assert dead.returncode == 1 and one_json(dead)["error"]["code"] == "chain_error"
+
+
+# anvil's second development account (public, well-known).
+OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+
+
+def _submit_file(chain: Chain, results_address: str, circuit_id: str, proof_file: Path) -> str:
+    """Send submit() for a proof file; returns 'accepted' or the contract's error."""
+    from prover.chain.contracts import contract, transact
+    from prover.chain.onchain import _verifier_arguments
+
+    results = contract(chain, "ProvenResults", results_address)
+    proof, instances = _verifier_arguments(proof_file)
+    try:
+        transact(chain, results.functions.submit(bytes.fromhex(circuit_id), proof, instances))
+    except ChainError as exc:
+        return exc.details["revert"]
+    return "accepted"
+
+
+def test_results_contract_accepts_only_valid_proofs_once(
+    compiled: dict, session_store: ArtifactStore, chain: Chain, tmp_path: Path
+) -> None:
+    from prover.chain.onchain import deploy_circuit, submit_proof
+
+    deployment = deploy_circuit(session_store, compiled["id"], chain)
+    proof = prove_input(session_store, compiled["id"], [[0.3, -0.2, 0.9, 1.1]])
+    good = export_proof(session_store, proof["id"], tmp_path / "good.json")
+
+    rng = np.random.default_rng(5)
+    doc = json.loads(good.read_text())
+    for position in rng.integers(0, len(doc["proof"]), size=5):
+        bad = json.loads(good.read_text())
+        bad["proof"][int(position)] ^= 0x80
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        reason = _submit_file(
+            chain, deployment["results_address"], compiled["id"], tmp_path / "bad.json"
+        )
+        assert reason.startswith("InvalidProof"), reason
+    changed = json.loads(good.read_text())
+    changed["instances"][0][0] = changed["instances"][0][1]
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    assert _submit_file(
+        chain, deployment["results_address"], compiled["id"], tmp_path / "changed.json"
+    ).startswith("InvalidProof")
+    assert _submit_file(chain, deployment["results_address"], "ab" * 32, good).startswith(
+        "UnknownCircuit"
+    )
+
+    accepted = submit_proof(session_store, proof["id"], chain)
+    assert accepted["accepted"] is True and accepted["gas_used"] > 0
+    assert accepted["event"]["name"] == "ResultAccepted"
+    assert accepted["event"]["prover"] == chain.account.address
+    assert accepted["event"]["circuit_id"] == compiled["id"]
+    expected = [str(int(x, 16)) for x in proof["instances"][0]]
+    assert accepted["event"]["instances"] == expected
+    replay = submit_proof(session_store, proof["id"], chain)
+    assert replay["accepted"] is False and replay["reason"].startswith("AlreadyAccepted")
+
+
+def test_registry_refuses_unauthorised_update(
+    compiled: dict, session_store: ArtifactStore, chain: Chain
+) -> None:
+    from prover.chain.contracts import contract, transact
+    from prover.chain.onchain import deploy_circuit
+
+    deployment = deploy_circuit(session_store, compiled["id"], chain)
+    other = connect(chain.w3.provider.endpoint_uri, OTHER_KEY)  # type: ignore[attr-defined]
+    registry = contract(other, "ProofRegistry", deployment["registry_address"])
+    hijack = registry.functions.register(
+        bytes.fromhex(compiled["id"]), deployment["registry_address"], b"\0" * 32, False
+    )
+    with pytest.raises(ChainError, match="NotOwner"):
+        transact(other, hijack)
+    entry = registry.functions.get(bytes.fromhex(compiled["id"])).call()
+    assert entry[0] == deployment["verifier_address"] and entry[2] == chain.account.address
+
+
+def test_commit_reveal_credits_the_committer(
+    compiled: dict, session_store: ArtifactStore, chain: Chain
+) -> None:
+    from prover.chain.contracts import contract, transact
+    from prover.chain.onchain import _verifier_arguments, deploy_circuit, submit_proof
+
+    proof = prove_input(session_store, compiled["id"], [[1.5, 0.5, -0.5, 0.25]])
+    deployment = deploy_circuit(session_store, compiled["id"], chain)
+    results = contract(chain, "ProvenResults", deployment["results_address"])
+    proof_bytes, instances = _verifier_arguments(
+        session_store.path("proofs", proof["id"]) / "proof.json"
+    )
+    reveal = results.functions.reveal(
+        bytes.fromhex(compiled["id"]), proof_bytes, instances, b"\1" * 32
+    )
+    with pytest.raises(ChainError, match="NoCommitment"):
+        transact(chain, reveal)
+    accepted = submit_proof(session_store, proof["id"], chain, commit_reveal=True)
+    assert accepted["accepted"] is True, accepted["reason"]
+    assert accepted["event"]["prover"] == chain.account.address

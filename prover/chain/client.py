@@ -51,7 +51,8 @@ def send(chain: Chain, tx: dict[str, Any]) -> Any:
         "nonce": chain.w3.eth.get_transaction_count(chain.account.address, "pending"),
         "chainId": chain.chain_id,
     }
-    tx.setdefault("gas", int(chain.w3.eth.estimate_gas(tx) * 1.2))
+    # Estimate against the pending block: the one the transaction will land in.
+    tx.setdefault("gas", int(chain.w3.eth.estimate_gas(tx, "pending") * 1.2))
     if "maxFeePerGas" not in tx:
         tx.setdefault("gasPrice", chain.w3.eth.gas_price)
     signed = chain.account.sign_transaction(tx)

@@ -1,0 +1,100 @@
+"""prover's own contracts (``verifier_contracts/``): the circuit registry and the
+proven-result contract, compiled once per process and deployed once per chain."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode
+from eth_utils import keccak
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from prover.chain.client import Chain, ChainError, deploy, send
+from prover.chain.solidity import CompiledContract, compile_sources
+from prover.chain.toolchain import REPO_ROOT
+from prover.store import ArtifactStore, canonical_digest, now_iso
+
+CONTRACTS_DIR = REPO_ROOT / "verifier_contracts"
+
+
+@lru_cache
+def compiled() -> dict[str, CompiledContract]:
+    sources = {p.name: p.read_text() for p in sorted(CONTRACTS_DIR.glob("*.sol"))}
+    return compile_sources(sources, optimizer_runs=200)
+
+
+def decode_revert(data: str | bytes | None) -> str:
+    """Name a custom error from revert data, e.g. ``InvalidProof(0x12..)``."""
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else (data or b"")
+    if len(raw) < 4:
+        return "reverted without a reason"
+    for contract in compiled().values():
+        for item in contract.abi:
+            if item["type"] != "error":
+                continue
+            signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+            if keccak(text=signature)[:4] == raw[:4]:
+                values = decode([i["type"] for i in item["inputs"]], raw[4:])
+                shown = ", ".join(v.hex() if isinstance(v, bytes) else str(v) for v in values)
+                return f"{item['name']}({shown})"
+    return f"reverted with data 0x{raw.hex()}"
+
+
+def infrastructure(store: ArtifactStore, chain: Chain) -> dict[str, Any]:
+    """The registry and proven-result contracts on this chain, deployed if missing."""
+    entry_id = canonical_digest(
+        {"contracts": "ProofRegistry+ProvenResults", "chain": chain.chain_id}
+    )
+    contracts = compiled()
+    if store.exists("deployments", entry_id):
+        record = store.read_record("deployments", entry_id)
+        if all(
+            len(chain.w3.eth.get_code(record[k])) > 0
+            for k in ("registry_address", "results_address")
+        ):
+            return record
+    registry, r1 = deploy(
+        chain, contracts["ProofRegistry"].abi, contracts["ProofRegistry"].bytecode
+    )
+    results, r2 = deploy(
+        chain, contracts["ProvenResults"].abi, contracts["ProvenResults"].bytecode, registry
+    )
+    record = {
+        "id": entry_id,
+        "kind": "contracts",
+        "chain_id": chain.chain_id,
+        "registry_address": registry,
+        "results_address": results,
+        "gas_used": r1["gasUsed"] + r2["gasUsed"],
+        "created_at": now_iso(),
+    }
+    if store.exists("deployments", entry_id):
+        store.replace_record("deployments", entry_id, record)
+    else:
+        with store.create("deployments", entry_id) as out:
+            (out / "record.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def contract(chain: Chain, name: str, address: str) -> Any:
+    return chain.w3.eth.contract(address=address, abi=compiled()[name].abi)
+
+
+def vk_digest(circuit_dir: Path) -> bytes:
+    return keccak((circuit_dir / "vk.key").read_bytes())
+
+
+def transact(chain: Chain, call: Any) -> Any:
+    """Send a contract call; a revert becomes a ``ChainError`` naming the contract's error."""
+    sender = {"from": chain.account.address}
+    try:
+        # Estimated against the pending block, the one the transaction lands in (a reveal
+        # is valid only after its commitment's block).
+        gas = call.estimate_gas(sender, block_identifier="pending")
+        return send(chain, call.build_transaction({**sender, "gas": int(gas * 1.2)}))
+    except (ContractCustomError, ContractLogicError) as exc:
+        reason = decode_revert(getattr(exc, "data", None))
+        raise ChainError(f"{call.fn_name} reverted: {reason}", revert=reason) from exc

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.20;
+
+/// @title ProofRegistry: which verifier contract checks proofs of which circuit.
+/// @notice A circuit id is prover's sha256 digest of (model, calibration, options, SRS, ezkl).
+///         The first registrant of a circuit owns its entry; only the owner may repoint it
+///         (for example after a redeployment) or hand it over.
+contract ProofRegistry {
+    struct Entry {
+        address verifier;
+        bytes32 vkDigest;
+        address owner;
+        bool devSrs;
+    }
+
+    mapping(bytes32 => Entry) private entries;
+
+    event CircuitRegistered(bytes32 indexed circuitId, address verifier, bytes32 vkDigest, address owner, bool devSrs);
+    event OwnershipTransferred(bytes32 indexed circuitId, address from, address to);
+
+    error NotOwner(bytes32 circuitId, address caller);
+    error NoVerifierCode(address verifier);
+
+    function register(bytes32 circuitId, address verifier, bytes32 vkDigest, bool devSrs) external {
+        Entry storage entry = entries[circuitId];
+        if (entry.owner != address(0) && entry.owner != msg.sender) {
+            revert NotOwner(circuitId, msg.sender);
+        }
+        if (verifier.code.length == 0) {
+            revert NoVerifierCode(verifier);
+        }
+        entries[circuitId] = Entry(verifier, vkDigest, msg.sender, devSrs);
+        emit CircuitRegistered(circuitId, verifier, vkDigest, msg.sender, devSrs);
+    }
+
+    function transferOwnership(bytes32 circuitId, address newOwner) external {
+        Entry storage entry = entries[circuitId];
+        if (entry.owner != msg.sender) {
+            revert NotOwner(circuitId, msg.sender);
+        }
+        entry.owner = newOwner;
+        emit OwnershipTransferred(circuitId, msg.sender, newOwner);
+    }
+
+    function get(bytes32 circuitId) external view returns (Entry memory) {
+        return entries[circuitId];
+    }
+}
