@@ -110,6 +110,9 @@ def compile(
     lookup_margin: float = typer.Option(
         2.0, help="Lookup tables cover the calibration range times this (>= 1)."
     ),
+    reusable_verifier: bool = typer.Option(
+        False, help="Keys for ezkl's shared reusable EVM verifier (for verifiers over 24 KB)."
+    ),
     srs: Path | None = typer.Option(None, help="Ceremony SRS file (overrides PROVER_SRS_PATH)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -128,6 +131,7 @@ def compile(
             strategy=strategy,  # type: ignore[arg-type]
             measure_top=settings.measure_top,
             lookup_margin=lookup_margin,
+            reusable_verifier=reusable_verifier,
         )
         with _progress(not as_json, "compile") as progress:
             record = compile_model(

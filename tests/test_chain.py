@@ -9,12 +9,21 @@ from pathlib import Path
 import ezkl
 import numpy as np
 import pytest
+from test_cli import one_json, run_cli
 
 from conftest import calibration_data, make_mlp
 from prover.chain.client import Chain, ChainError, connect
+from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain, free_port
-from prover.chain.onchain import deploy_verifier, verify_onchain
+from prover.chain.onchain import (
+    deploy_circuit,
+    deploy_verifier,
+    submit_proof,
+    verifier_arguments,
+    verify_onchain,
+    verify_proof_onchain,
+)
 from prover.chain.solidity import EIP170_LIMIT, SolidityError, compile_sources
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.search import SearchSpace
@@ -61,10 +70,11 @@ def test_onchain_answer_agrees_with_ezkl(
     compiled: dict, session_store: ArtifactStore, chain: Chain, sample_input: dict, tmp_path: Path
 ) -> None:
     deployment = deploy_verifier(session_store, compiled["id"], chain)
+    artifact = verifier_artifact(session_store, compiled["id"])
     assert deployment["gas_used"] > 0 and deployment["chain_id"] == 31337
     proof = prove_input(session_store, compiled["id"], sample_input)
     good = export_proof(session_store, proof["id"], tmp_path / "good.json")
-    answer = verify_onchain(chain, deployment["verifier_address"], good)
+    answer = verify_onchain(chain, artifact, deployment["verifier_address"], good)
     assert answer["valid"] is True and _ezkl_verify(session_store, compiled, good) is True
     assert answer["gas"] > 100_000
 
@@ -84,7 +94,7 @@ def test_onchain_answer_agrees_with_ezkl(
     for i, case in enumerate(cases):
         path = tmp_path / f"bad{i}.json"
         path.write_text(json.dumps(case))
-        onchain = verify_onchain(chain, deployment["verifier_address"], path)
+        onchain = verify_onchain(chain, artifact, deployment["verifier_address"], path)
         assert onchain["valid"] is False
         assert onchain["valid"] == _ezkl_verify(session_store, compiled, path)
 
@@ -104,7 +114,8 @@ def test_proof_for_another_circuit_is_rejected(
     proof = prove_input(store, other["id"], sample_input)
     path = export_proof(store, proof["id"], tmp_path / "other-proof.json")
     deployment = deploy_verifier(session_store, compiled["id"], chain)
-    assert verify_onchain(chain, deployment["verifier_address"], path)["valid"] is False
+    artifact = verifier_artifact(session_store, compiled["id"])
+    assert verify_onchain(chain, artifact, deployment["verifier_address"], path)["valid"] is False
 
 
 def test_redeploy_reuses_unless_forced(
@@ -136,8 +147,6 @@ def test_solidity_errors_are_reported() -> None:
 def test_cli_deploy_and_verify_onchain(
     compiled: dict, session_settings: Settings, sample_input: dict, tmp_path: Path
 ) -> None:
-    from test_cli import one_json, run_cli
-
     data = session_settings.data_dir
     inp = tmp_path / "in.json"
     inp.write_text(json.dumps(sample_input))
@@ -163,15 +172,15 @@ def test_cli_deploy_and_verify_onchain(
 OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
-def _submit_file(chain: Chain, results_address: str, circuit_id: str, proof_file: Path) -> str:
+def _submit_file(
+    chain: Chain, results_address: str, circuit_id: str, proof_file: Path, vka: list[bytes]
+) -> str:
     """Send submit() for a proof file; returns 'accepted' or the contract's error."""
-    from prover.chain.contracts import contract, transact
-    from prover.chain.onchain import _verifier_arguments
 
     results = contract(chain, "ProvenResults", results_address)
-    proof, instances = _verifier_arguments(proof_file)
+    proof, instances = verifier_arguments(proof_file)
     try:
-        transact(chain, results.functions.submit(bytes.fromhex(circuit_id), proof, instances))
+        transact(chain, results.functions.submit(bytes.fromhex(circuit_id), proof, instances, vka))
     except ChainError as exc:
         return exc.details["revert"]
     return "accepted"
@@ -180,7 +189,6 @@ def _submit_file(chain: Chain, results_address: str, circuit_id: str, proof_file
 def test_results_contract_accepts_only_valid_proofs_once(
     compiled: dict, session_store: ArtifactStore, chain: Chain, tmp_path: Path
 ) -> None:
-    from prover.chain.onchain import deploy_circuit, submit_proof
 
     deployment = deploy_circuit(session_store, compiled["id"], chain)
     proof = prove_input(session_store, compiled["id"], [[0.3, -0.2, 0.9, 1.1]])
@@ -193,16 +201,16 @@ def test_results_contract_accepts_only_valid_proofs_once(
         bad["proof"][int(position)] ^= 0x80
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         reason = _submit_file(
-            chain, deployment["results_address"], compiled["id"], tmp_path / "bad.json"
+            chain, deployment["results_address"], compiled["id"], tmp_path / "bad.json", []
         )
         assert reason.startswith("InvalidProof"), reason
     changed = json.loads(good.read_text())
     changed["instances"][0][0] = changed["instances"][0][1]
     (tmp_path / "changed.json").write_text(json.dumps(changed))
     assert _submit_file(
-        chain, deployment["results_address"], compiled["id"], tmp_path / "changed.json"
+        chain, deployment["results_address"], compiled["id"], tmp_path / "changed.json", []
     ).startswith("InvalidProof")
-    assert _submit_file(chain, deployment["results_address"], "ab" * 32, good).startswith(
+    assert _submit_file(chain, deployment["results_address"], "ab" * 32, good, []).startswith(
         "UnknownCircuit"
     )
 
@@ -220,14 +228,12 @@ def test_results_contract_accepts_only_valid_proofs_once(
 def test_registry_refuses_unauthorised_update(
     compiled: dict, session_store: ArtifactStore, chain: Chain
 ) -> None:
-    from prover.chain.contracts import contract, transact
-    from prover.chain.onchain import deploy_circuit
 
     deployment = deploy_circuit(session_store, compiled["id"], chain)
     other = connect(chain.w3.provider.endpoint_uri, OTHER_KEY)  # type: ignore[attr-defined]
     registry = contract(other, "ProofRegistry", deployment["registry_address"])
     hijack = registry.functions.register(
-        bytes.fromhex(compiled["id"]), deployment["registry_address"], b"\0" * 32, False
+        bytes.fromhex(compiled["id"]), deployment["registry_address"], b"\0" * 32, False, False
     )
     with pytest.raises(ChainError, match="NotOwner"):
         transact(other, hijack)
@@ -238,20 +244,58 @@ def test_registry_refuses_unauthorised_update(
 def test_commit_reveal_credits_the_committer(
     compiled: dict, session_store: ArtifactStore, chain: Chain
 ) -> None:
-    from prover.chain.contracts import contract, transact
-    from prover.chain.onchain import _verifier_arguments, deploy_circuit, submit_proof
 
     proof = prove_input(session_store, compiled["id"], [[1.5, 0.5, -0.5, 0.25]])
     deployment = deploy_circuit(session_store, compiled["id"], chain)
     results = contract(chain, "ProvenResults", deployment["results_address"])
-    proof_bytes, instances = _verifier_arguments(
+    proof_bytes, instances = verifier_arguments(
         session_store.path("proofs", proof["id"]) / "proof.json"
     )
     reveal = results.functions.reveal(
-        bytes.fromhex(compiled["id"]), proof_bytes, instances, b"\1" * 32
+        bytes.fromhex(compiled["id"]), proof_bytes, instances, [], b"\1" * 32
     )
     with pytest.raises(ChainError, match="NoCommitment"):
         transact(chain, reveal)
     accepted = submit_proof(session_store, proof["id"], chain, commit_reveal=True)
     assert accepted["accepted"] is True, accepted["reason"]
     assert accepted["event"]["prover"] == chain.account.address
+
+
+def test_reusable_verifier_path(
+    mlp_path: Path,
+    settings: Settings,
+    store: ArtifactStore,
+    chain: Chain,
+    sample_input: dict,
+    tmp_path: Path,
+) -> None:
+    """Circuits too big for their own verifier use ezkl's shared verifier plus a VKA."""
+
+    circuit = compile_model(
+        mlp_path,
+        calibration_data(),
+        CompileOptions(space=SMALL, reusable_verifier=True),
+        store,
+        settings,
+    )
+    artifact = verifier_artifact(store, circuit["id"])
+    assert artifact["reusable"] and artifact["vka"] and artifact["runtime_size"] < EIP170_LIMIT
+    deployment = deploy_circuit(store, circuit["id"], chain)
+    assert deployment["reusable"] and deployment["register_gas_used"] > 0
+    proof = prove_input(store, circuit["id"], sample_input)
+    assert verify_proof_onchain(store, proof["id"], chain)["valid"] is True
+
+    good = export_proof(store, proof["id"], tmp_path / "good.json")
+    bad = json.loads(good.read_text())
+    bad["proof"][200] ^= 0x04
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    answer = verify_onchain(chain, artifact, deployment["verifier_address"], tmp_path / "bad.json")
+    assert answer["valid"] is False
+    assert _ezkl_verify(store, circuit, tmp_path / "bad.json") is False
+    assert _submit_file(
+        chain, deployment["results_address"], circuit["id"], good, [b"\0" * 32]
+    ).startswith("WrongVka")
+
+    accepted = submit_proof(store, proof["id"], chain)
+    assert accepted["accepted"] is True, accepted["reason"]
+    assert submit_proof(store, proof["id"], chain)["reason"].startswith("AlreadyAccepted")

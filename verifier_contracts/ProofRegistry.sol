@@ -4,24 +4,30 @@ pragma solidity 0.8.20;
 /// @title ProofRegistry: which verifier contract checks proofs of which circuit.
 /// @notice A circuit id is prover's sha256 digest of (model, calibration, options, SRS, ezkl).
 ///         The first registrant of a circuit owns its entry; only the owner may repoint it
-///         (for example after a redeployment) or hand it over.
+///         (for example after a redeployment) or hand it over. A circuit is verified either
+///         by its own verifier contract (vkDigest: keccak256 of its vk file, informational)
+///         or by ezkl's shared reusable verifier given the circuit's verifying-key artifact
+///         (reusable; vkDigest: keccak256 of the artifact's words, checked at each use).
 contract ProofRegistry {
     struct Entry {
         address verifier;
         bytes32 vkDigest;
         address owner;
         bool devSrs;
+        bool reusable;
     }
 
     mapping(bytes32 => Entry) private entries;
 
-    event CircuitRegistered(bytes32 indexed circuitId, address verifier, bytes32 vkDigest, address owner, bool devSrs);
+    event CircuitRegistered(
+        bytes32 indexed circuitId, address verifier, bytes32 vkDigest, address owner, bool devSrs, bool reusable
+    );
     event OwnershipTransferred(bytes32 indexed circuitId, address from, address to);
 
     error NotOwner(bytes32 circuitId, address caller);
     error NoVerifierCode(address verifier);
 
-    function register(bytes32 circuitId, address verifier, bytes32 vkDigest, bool devSrs) external {
+    function register(bytes32 circuitId, address verifier, bytes32 vkDigest, bool devSrs, bool reusable) external {
         Entry storage entry = entries[circuitId];
         if (entry.owner != address(0) && entry.owner != msg.sender) {
             revert NotOwner(circuitId, msg.sender);
@@ -29,8 +35,8 @@ contract ProofRegistry {
         if (verifier.code.length == 0) {
             revert NoVerifierCode(verifier);
         }
-        entries[circuitId] = Entry(verifier, vkDigest, msg.sender, devSrs);
-        emit CircuitRegistered(circuitId, verifier, vkDigest, msg.sender, devSrs);
+        entries[circuitId] = Entry(verifier, vkDigest, msg.sender, devSrs, reusable);
+        emit CircuitRegistered(circuitId, verifier, vkDigest, msg.sender, devSrs, reusable);
     }
 
     function transferOwnership(bytes32 circuitId, address newOwner) external {

@@ -3,14 +3,11 @@ pragma solidity 0.8.20;
 
 import {ProofRegistry} from "./ProofRegistry.sol";
 
-interface IHalo2Verifier {
-    function verifyProof(bytes calldata proof, uint256[] calldata instances) external returns (bool);
-}
-
 /// @title ProvenResults: accepts a computation's result only with a valid proof.
 /// @notice A result is the public instances of a proof (inputs, outputs or their hashes, as
 ///         the circuit's visibility says) for a registered circuit. Each result is accepted
-///         once, keyed by keccak256(circuitId, instances).
+///         once, keyed by keccak256(circuitId, instances). `vka` is the circuit's
+///         verifying-key artifact when it uses ezkl's reusable verifier, else empty.
 ///
 ///         Front-running: a proof seen in the mempool can be copied. `submit` credits the
 ///         sender, so a copier could take the credit. Where credit matters (payment for
@@ -38,6 +35,12 @@ contract ProvenResults {
     error AlreadyAccepted(bytes32 resultKey);
     error NoCommitment(bytes32 commitment);
     error RevealTooEarly(bytes32 commitment);
+    error WrongVka(bytes32 circuitId);
+
+    // verifyProof(bytes,uint256[]) of a circuit's own verifier, and
+    // verifyProof(bytes,uint256[],bytes32[]) of ezkl's reusable verifier.
+    bytes4 private constant VERIFY = bytes4(keccak256("verifyProof(bytes,uint256[])"));
+    bytes4 private constant VERIFY_WITH_VKA = bytes4(keccak256("verifyProof(bytes,uint256[],bytes32[])"));
 
     constructor(ProofRegistry registry_) {
         registry = registry_;
@@ -58,11 +61,11 @@ contract ProvenResults {
     }
 
     /// Accept a result now, credited to the sender (open to front-running; see above).
-    function submit(bytes32 circuitId, bytes calldata proof, uint256[] calldata instances)
+    function submit(bytes32 circuitId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (bytes32)
     {
-        return _accept(circuitId, proof, instances, msg.sender);
+        return _accept(circuitId, proof, instances, vka, msg.sender);
     }
 
     function commit(bytes32 commitment_) external {
@@ -73,33 +76,43 @@ contract ProvenResults {
     }
 
     /// Accept a committed result, credited to the committer (the sender of both calls).
-    function reveal(bytes32 circuitId, bytes calldata proof, uint256[] calldata instances, bytes32 salt)
-        external
-        returns (bytes32)
-    {
+    function reveal(
+        bytes32 circuitId,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes32 salt
+    ) external returns (bytes32) {
         bytes32 c = commitment(circuitId, proof, instances, msg.sender, salt);
         uint256 madeAt = commitments[c];
         if (madeAt == 0) revert NoCommitment(c);
         if (madeAt >= block.number) revert RevealTooEarly(c);
         delete commitments[c];
-        return _accept(circuitId, proof, instances, msg.sender);
+        return _accept(circuitId, proof, instances, vka, msg.sender);
     }
 
-    function _accept(bytes32 circuitId, bytes calldata proof, uint256[] calldata instances, address prover)
-        private
-        returns (bytes32 key)
-    {
+    function _accept(
+        bytes32 circuitId,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        address prover
+    ) private returns (bytes32 key) {
         ProofRegistry.Entry memory entry = registry.get(circuitId);
         if (entry.verifier == address(0)) revert UnknownCircuit(circuitId);
         key = resultKey(circuitId, instances);
         if (results[key].prover != address(0)) revert AlreadyAccepted(key);
-        bool valid;
-        try IHalo2Verifier(entry.verifier).verifyProof(proof, instances) returns (bool ok) {
-            valid = ok;
-        } catch {
-            valid = false;
+        bytes memory request;
+        if (entry.reusable) {
+            if (keccak256(abi.encodePacked(vka)) != entry.vkDigest) revert WrongVka(circuitId);
+            request = abi.encodeWithSelector(VERIFY_WITH_VKA, proof, instances, vka);
+        } else {
+            request = abi.encodeWithSelector(VERIFY, proof, instances);
         }
-        if (!valid) revert InvalidProof(circuitId);
+        // Both verifiers answer with a first word of 1 for a valid proof, and revert or
+        // answer 0 otherwise.
+        (bool ok, bytes memory answer) = entry.verifier.call(request);
+        if (!ok || answer.length < 32 || abi.decode(answer, (uint256)) != 1) revert InvalidProof(circuitId);
         results[key] = Result(circuitId, prover, uint64(block.number));
         emit ResultAccepted(circuitId, key, prover, instances);
     }

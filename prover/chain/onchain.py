@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import ezkl
-from eth_abi import decode
+from eth_abi import decode, encode
+from eth_utils import function_signature_to_4byte_selector
 from web3.exceptions import ContractLogicError
 
 from prover.chain.client import Chain, ChainError, deploy
@@ -19,31 +20,35 @@ from prover.chain.evm_verifier import verifier_artifact
 from prover.proving.proofs import resolve_proof
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
+VERIFY_WITH_VKA = function_signature_to_4byte_selector("verifyProof(bytes,uint256[],bytes32[])")
 
-def deployment_id(circuit_id: str, chain_id: int) -> str:
-    return canonical_digest({"circuit": circuit_id, "chain": chain_id})
+
+def _vka_bytes(artifact: dict[str, Any]) -> list[bytes]:
+    return [bytes.fromhex(w[2:]) for w in artifact.get("vka", [])]
 
 
 def deploy_verifier(
     store: ArtifactStore, circuit_ref: str, chain: Chain, force: bool = False
 ) -> dict[str, Any]:
-    """Deploy a circuit's verifier; an earlier deployment on this chain is reused unless forced.
-
-    A recorded deployment is reused only if its address still holds the same code (a
-    restarted development chain loses it).
-    """
+    """Deploy a circuit's verifier (or the chain's shared reusable verifier); an earlier
+    deployment on this chain is reused unless forced, if its address still holds the
+    code (a restarted development chain loses it)."""
     artifact = verifier_artifact(store, circuit_ref)
-    circuit_id = artifact["circuit_id"]
-    entry_id = deployment_id(circuit_id, chain.chain_id)
+    key = (
+        {"reusable_verifier": artifact["source_digest"]}
+        if artifact["reusable"]
+        else {"circuit": artifact["circuit_id"]}
+    )
+    entry_id = canonical_digest({**key, "chain": chain.chain_id})
+    extra = {"circuit_id": artifact["circuit_id"], "reusable": artifact["reusable"]}
     if store.exists("deployments", entry_id) and not force:
         record = store.read_record("deployments", entry_id)
         if len(chain.w3.eth.get_code(record["verifier_address"])) == artifact["runtime_size"]:
-            return {**record, "reused": True}
+            return {**record, **extra, "reused": True}
     address, receipt = deploy(chain, artifact["abi"], artifact["bytecode"])
     record = {
         "id": entry_id,
-        "kind": "deployment",
-        "circuit_id": circuit_id,
+        "kind": "verifier",
         "chain_id": chain.chain_id,
         "verifier_address": address,
         "tx_hash": receipt["transactionHash"].to_0x_hex(),
@@ -58,29 +63,87 @@ def deploy_verifier(
     else:
         with store.create("deployments", entry_id) as out:
             (out / "record.json").write_text(json.dumps(record, indent=2))
-    return {**record, "reused": False}
+    return {**record, **extra, "reused": False}
 
 
-def calldata(proof_path: Path) -> bytes:
-    """ABI-encoded ``verifyProof(bytes, uint256[])`` call for an ezkl proof file."""
+def deploy_circuit(
+    store: ArtifactStore, circuit_ref: str, chain: Chain, force: bool = False
+) -> dict[str, Any]:
+    """Deploy (or reuse) a circuit's verifier and register the circuit in the registry."""
+    deployment = deploy_verifier(store, circuit_ref, chain, force)
+    circuit = store.read_record("circuits", deployment["circuit_id"])
+    artifact = verifier_artifact(store, circuit["id"])
+    infra = infrastructure(store, chain)
+    registry = contract(chain, "ProofRegistry", infra["registry_address"])
+    circuit_key = bytes.fromhex(circuit["id"])
+    if artifact["reusable"]:
+        digest = bytes.fromhex(artifact["vka_digest"][2:])
+    else:
+        digest = vk_digest(store.path("circuits", circuit["id"]))
+    entry = registry.functions.get(circuit_key).call()
+    register_gas = 0
+    if (entry[0], entry[1]) != (deployment["verifier_address"], digest):
+        if artifact["reusable"]:
+            verifier = chain.w3.eth.contract(
+                address=deployment["verifier_address"], abi=artifact["abi"]
+            )
+            receipt = transact(chain, verifier.functions.registerVka(_vka_bytes(artifact)))
+            register_gas += receipt["gasUsed"]
+        receipt = transact(
+            chain,
+            registry.functions.register(
+                circuit_key,
+                deployment["verifier_address"],
+                digest,
+                circuit["dev_srs"],
+                artifact["reusable"],
+            ),
+        )
+        register_gas += receipt["gasUsed"]
+    return {
+        **deployment,
+        "registry_address": infra["registry_address"],
+        "results_address": infra["results_address"],
+        "register_gas_used": register_gas,
+    }
+
+
+def verifier_arguments(proof_path: Path) -> tuple[bytes, list[int]]:
+    """(proof bytes, instances) of an ezkl proof file, exactly as ezkl encodes them."""
     with tempfile.TemporaryDirectory() as tmp:
-        return bytes(ezkl.encode_evm_calldata(str(proof_path), str(Path(tmp) / "calldata"), None))
+        data = bytes(ezkl.encode_evm_calldata(str(proof_path), str(Path(tmp) / "calldata"), None))
+    proof, instances = decode(["bytes", "uint256[]"], data[4:])
+    return proof, list(instances)
 
 
-def verify_onchain(chain: Chain, verifier_address: str, proof_path: Path) -> dict[str, Any]:
+def verify_onchain(
+    chain: Chain, artifact: dict[str, Any], verifier_address: str, proof_path: Path
+) -> dict[str, Any]:
     """The verifier contract's own answer for a proof file (an eth_call, no transaction)."""
-    data = calldata(proof_path)
+    proof, instances = verifier_arguments(proof_path)
+    if artifact["reusable"]:
+        data = VERIFY_WITH_VKA + encode(
+            ["bytes", "uint256[]", "bytes32[]"], [proof, instances, _vka_bytes(artifact)]
+        )
+    else:
+        verifier = chain.w3.eth.contract(address=verifier_address, abi=artifact["abi"])
+        data = bytes.fromhex(verifier.encode_abi("verifyProof", [proof, instances])[2:])
     tx = {"to": verifier_address, "data": data}
     try:
-        result = chain.w3.eth.call(tx)
+        answer = chain.w3.eth.call(tx)
     except ContractLogicError as exc:
-        return {"valid": False, "reason": f"verifier reverted: {exc}", "gas": None}
-    valid = len(result) == 32 and int.from_bytes(result, "big") == 1
-    gas = chain.w3.eth.estimate_gas(tx) if valid else None
+        return {
+            "valid": False,
+            "reason": f"verifier reverted: {exc}",
+            "gas": None,
+            "calldata_bytes": len(data),
+        }
+    # Both verifiers answer with a first word of 1 for a valid proof.
+    valid = len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1
     return {
         "valid": valid,
         "reason": None if valid else "verifier returned false",
-        "gas": gas,
+        "gas": chain.w3.eth.estimate_gas(tx) if valid else None,
         "calldata_bytes": len(data),
     }
 
@@ -89,10 +152,11 @@ def verify_proof_onchain(
     store: ArtifactStore, proof_ref: str, chain: Chain, circuit_ref: str | None = None
 ) -> dict[str, Any]:
     """A stored proof (or an ezkl proof file with its circuit) checked by the circuit's
-    verifier contract on ``chain``, deploying the verifier first if this chain lacks it."""
+    verifier contract on ``chain``, deploying it first if this chain lacks it."""
     proof_id, path, circuit = resolve_proof(store, proof_ref, circuit_ref)
-    deployment = deploy_verifier(store, circuit["id"], chain)
-    answer = verify_onchain(chain, deployment["verifier_address"], path)
+    deployment = deploy_circuit(store, circuit["id"], chain)
+    artifact = verifier_artifact(store, circuit["id"])
+    answer = verify_onchain(chain, artifact, deployment["verifier_address"], path)
     return {
         **answer,
         "proof_id": proof_id,
@@ -103,54 +167,20 @@ def verify_proof_onchain(
     }
 
 
-def deploy_circuit(
-    store: ArtifactStore, circuit_ref: str, chain: Chain, force: bool = False
-) -> dict[str, Any]:
-    """Deploy (or reuse) a circuit's verifier and register it in the chain's registry."""
-    verifier = deploy_verifier(store, circuit_ref, chain, force)
-    circuit = store.read_record("circuits", verifier["circuit_id"])
-    infra = infrastructure(store, chain)
-    registry = contract(chain, "ProofRegistry", infra["registry_address"])
-    circuit_key = bytes.fromhex(circuit["id"])
-    entry = registry.functions.get(circuit_key).call()
-    register_gas = 0
-    if entry[0] != verifier["verifier_address"]:
-        digest = vk_digest(store.path("circuits", circuit["id"]))
-        receipt = transact(
-            chain,
-            registry.functions.register(
-                circuit_key, verifier["verifier_address"], digest, circuit["dev_srs"]
-            ),
-        )
-        register_gas = receipt["gasUsed"]
-    return {
-        **verifier,
-        "registry_address": infra["registry_address"],
-        "results_address": infra["results_address"],
-        "register_gas_used": register_gas,
-    }
-
-
-def _verifier_arguments(proof_path: Path) -> tuple[bytes, list[int]]:
-    """(proof bytes, instances) exactly as ezkl encodes them for verifyProof."""
-    data = calldata(proof_path)
-    proof, instances = decode(["bytes", "uint256[]"], data[4:])
-    return proof, list(instances)
-
-
 def submit_proof(
     store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
 ) -> dict[str, Any]:
     """Submit a stored proof's result to ProvenResults; a rejection is reported, not sent.
 
-    The call is simulated first, so a proof the contract would refuse costs no gas and
+    Each call is simulated first, so a proof the contract would refuse costs no gas and
     comes back with the contract's reason. ``commit_reveal`` guards the credit against
     front-running (see verifier_contracts/ProvenResults.sol).
     """
     proof_id, proof_path, circuit = resolve_proof(store, proof_ref)
     deployment = deploy_circuit(store, circuit["id"], chain)
+    vka = _vka_bytes(verifier_artifact(store, circuit["id"]))
     results = contract(chain, "ProvenResults", deployment["results_address"])
-    proof, instances = _verifier_arguments(proof_path)
+    proof, instances = verifier_arguments(proof_path)
     circuit_key = bytes.fromhex(circuit["id"])
     base = {
         "proof_id": proof_id,
@@ -167,9 +197,9 @@ def submit_proof(
                 circuit_key, proof, instances, chain.account.address, salt
             ).call()
             gas_used += transact(chain, results.functions.commit(commitment))["gasUsed"]
-            call = results.functions.reveal(circuit_key, proof, instances, salt)
+            call = results.functions.reveal(circuit_key, proof, instances, vka, salt)
         else:
-            call = results.functions.submit(circuit_key, proof, instances)
+            call = results.functions.submit(circuit_key, proof, instances, vka)
         receipt = transact(chain, call)
     except ChainError as exc:
         return {
@@ -180,12 +210,11 @@ def submit_proof(
             "gas_used": gas_used or None,
         }
     (event,) = results.events.ResultAccepted().process_receipt(receipt)
-    outputs = store.read_record("proofs", proof_id)["outputs"] if proof_id else None
     return {
         **base,
         "accepted": True,
-        "outputs": outputs,
         "reason": None,
+        "outputs": store.read_record("proofs", proof_id)["outputs"] if proof_id else None,
         "tx_hash": receipt["transactionHash"].to_0x_hex(),
         "block": receipt["blockNumber"],
         "gas_used": gas_used + receipt["gasUsed"],

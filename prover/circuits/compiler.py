@@ -50,6 +50,9 @@ class CompileOptions:
     measure_top: int = 3
     # Lookup tables (exp, sigmoid, ...) cover the calibration range times this margin.
     lookup_margin: float = 2.0
+    # Keys for ezkl's reusable EVM verifier (one shared contract per chain plus a
+    # per-circuit key artifact): for circuits whose own verifier exceeds EIP-170.
+    reusable_verifier: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in ("search", "ezkl-default"):
@@ -88,12 +91,12 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True)
 
 
-def _measure(trial: Trial, ws: Workspace, settings: Settings) -> SRS:
+def _measure(trial: Trial, ws: Workspace, settings: Settings, reusable_verifier: bool) -> SRS:
     """Set up keys for a finalist and time one real proof on the first sample."""
     assert trial.logrows is not None
     srs = resolve_srs(trial.logrows, settings.data_dir, settings.srs_path)
     trial_dir = trial.compiled_path.parent
-    vk, pk, setup_s = setup_keys(trial.compiled_path, srs.path, trial_dir)
+    vk, pk, setup_s = setup_keys(trial.compiled_path, srs.path, trial_dir, reusable_verifier)
     input_path = write_input(trial_dir / "input.json", ws.samples[:1])
     witness = trial_dir / "witness.json"
     polycommit = ws.visibility.polycommit
@@ -189,7 +192,7 @@ def compile_model(
         srs_by_trial = {}
         for i, trial in enumerate(finalists):
             say(f"setup + trial proof: {trial.name}", 0.8 + 0.2 * i / len(finalists))
-            srs_by_trial[trial.name] = _measure(trial, ws, settings)
+            srs_by_trial[trial.name] = _measure(trial, ws, settings, options.reusable_verifier)
         chosen = _fastest(finalists)
         srs = srs_by_trial[chosen.name]
         for name in CIRCUIT_FILES:
@@ -209,6 +212,7 @@ def compile_model(
             "srs": srs.to_dict(settings.data_dir),
             "settings": chosen.run_args,
             "visibility": asdict(options.visibility),
+            "reusable_verifier": options.reusable_verifier,
             "strategy": options.strategy,
             "tolerance": options.tolerance,
             "accuracy": asdict(chosen.accuracy),

@@ -8,11 +8,16 @@ from pathlib import Path
 import ezkl
 
 
-def setup_keys(compiled: Path, srs: Path, out_dir: Path) -> tuple[Path, Path, float]:
-    """Proving and verifying keys for a compiled circuit; returns (vk, pk, seconds)."""
+def setup_keys(
+    compiled: Path, srs: Path, out_dir: Path, uncompressed_selectors: bool = False
+) -> tuple[Path, Path, float]:
+    """Proving and verifying keys for a compiled circuit; returns (vk, pk, seconds).
+
+    ezkl's reusable EVM verifier needs keys made with uncompressed selectors.
+    """
     vk, pk = out_dir / "vk.key", out_dir / "pk.key"
     started = time.perf_counter()
-    ezkl.setup(str(compiled), str(vk), str(pk), str(srs), None, False)
+    ezkl.setup(str(compiled), str(vk), str(pk), str(srs), None, uncompressed_selectors)
     return vk, pk, time.perf_counter() - started
 
 
