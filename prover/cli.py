@@ -110,6 +110,9 @@ def compile(
     lookup_margin: float = typer.Option(
         2.0, help="Lookup tables cover the calibration range times this (>= 1)."
     ),
+    objective: str = typer.Option(
+        "prove-time", help="prove-time, or verify-gas (fewest committed columns first)."
+    ),
     reusable_verifier: bool = typer.Option(
         False, help="Keys for ezkl's shared reusable EVM verifier (for verifiers over 24 KB)."
     ),
@@ -132,6 +135,7 @@ def compile(
             measure_top=settings.measure_top,
             lookup_margin=lookup_margin,
             reusable_verifier=reusable_verifier,
+            objective=objective,  # type: ignore[arg-type]
         )
         with _progress(not as_json, "compile") as progress:
             record = compile_model(

@@ -262,3 +262,23 @@ def test_moved_data_dir_still_proves_and_verifies(
     assert verify(moved, proof["id"])["valid"] is True
     again = prove_input(moved, circuit["id"], sample_input, fresh=True)
     assert verify(moved, again["id"])["valid"] is True
+
+
+def test_verify_gas_objective_prefers_fewest_columns(
+    mlp_path: Path, settings: Settings, store: ArtifactStore
+) -> None:
+    space = SearchSpace(scales=(10,), legs=(3,), inner_cols=(4, 1))
+    by_time = compile_model(
+        mlp_path, calibration_data(), CompileOptions(space=space), store, settings
+    )
+    assert by_time["settings"]["num_inner_cols"] == 4  # fewer rows rank first
+    by_gas = compile_model(
+        mlp_path,
+        calibration_data(),
+        CompileOptions(space=space, objective="verify-gas"),
+        store,
+        settings,
+    )
+    assert by_gas["settings"]["num_inner_cols"] == 1
+    with pytest.raises(InvalidInputError, match="objective"):
+        CompileOptions(objective="cheapest")  # type: ignore[arg-type]
