@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from common import format_table, model_dirs
+
 from prover.chain.client import connect
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
@@ -33,7 +35,6 @@ from prover.errors import ProverError
 from prover.proving.proofs import prove_input
 from prover.store import ArtifactStore
 
-ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = (
     "model",
     "strategy",
@@ -100,19 +101,8 @@ def measure(model_dir: Path, strategy: str) -> dict[str, Any]:
 
 
 def render(rows: list[dict[str, Any]], markdown: bool) -> str:
-    cells = [
-        [
-            str(r.get(c, r.get("error", "-")) if c not in ("model", "strategy") else r[c])
-            for c in COLUMNS
-        ]
-        for r in rows
-    ]
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(COLUMNS)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*COLUMNS), *(fmt.format(*c) for c in cells)])
+    cells = [[str(r.get(c, "FAILED" if c == "logrows" else "-")) for c in COLUMNS] for r in rows]
+    return format_table(COLUMNS, cells, markdown)
 
 
 def main() -> None:
@@ -123,12 +113,11 @@ def main() -> None:
     args = parser.parse_args()
     for noisy in ("ezkl", "tract_onnx"):  # ezkl's calibration reports are warnings
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    names = args.models or sorted(p.parent.name for p in (ROOT / "models").glob("*/model.onnx"))
     rows = []
-    for name in names:
+    for model_dir in model_dirs(args.models):
         for strategy in STRATEGIES:
-            print(f"[chain] {name} ({strategy})", flush=True)
-            rows.append(measure(ROOT / "models" / name, strategy))
+            print(f"[chain] {model_dir.name} ({strategy})", flush=True)
+            rows.append(measure(model_dir, strategy))
     print(render(rows, args.markdown))
     for row in rows:
         if "error" in row:

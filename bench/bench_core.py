@@ -46,13 +46,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from common import format_table, model_dirs
+
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.config import Settings
 from prover.proving.proofs import prove_input, verify
 from prover.store import ArtifactStore
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS_DIR = ROOT / "models"
 STRATEGIES = ("ezkl-default", "search")
 GOAL_SPEEDUP = 5.0
 ERROR_SLACK = 1.05
@@ -114,17 +114,6 @@ def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
 
 
 # --- measurement -------------------------------------------------------------------------
-
-
-def model_dirs(names: Sequence[str] | None) -> list[Path]:
-    """Model directories to benchmark: all with a model.onnx, or the named ones."""
-    if names:
-        dirs = [MODELS_DIR / n for n in names]
-        missing = [str(d) for d in dirs if not (d / "model.onnx").is_file()]
-        if missing:
-            raise SystemExit(f"no model.onnx in: {', '.join(missing)}")
-        return dirs
-    return sorted(d for d in MODELS_DIR.iterdir() if (d / "model.onnx").is_file())
 
 
 def first_line(exc: BaseException) -> str:
@@ -254,27 +243,6 @@ def summarize(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
 
 
 # --- output ------------------------------------------------------------------------------
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
-    """Aligned plain-text columns, or a markdown table."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    right = [any(r[i][:1].isdigit() for r in rows) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
-        ]
-        return f"| {' | '.join(parts)} |" if markdown else "  ".join(parts).rstrip()
-
-    if markdown:
-        dashes = [
-            "-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)
-        ]
-        rule = "|" + "|".join(dashes) + "|"
-    else:
-        rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
 def results_table(rows: list[dict[str, Any]], markdown: bool) -> str:

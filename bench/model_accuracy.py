@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import MODELS_DIR, format_table, model_dirs
 
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.intake import FloatReference, TensorSpec, load_model
@@ -42,9 +43,6 @@ from prover.circuits.witness import generate_witness, rescaled_outputs, write_in
 from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.store import ArtifactStore
-
-ROOT = Path(__file__).resolve().parents[1]
-MODELS_DIR = ROOT / "models"
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -56,17 +54,6 @@ def digits_split_fn() -> Callable[[], Split]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.digits_split
-
-
-def model_dirs(names: Sequence[str] | None) -> list[Path]:
-    """Model directories to measure: all with a model.onnx, or the named ones."""
-    if names:
-        dirs = [MODELS_DIR / n for n in names]
-        missing = [str(d) for d in dirs if not (d / "model.onnx").is_file()]
-        if missing:
-            raise SystemExit(f"no model.onnx in: {', '.join(missing)}")
-        return dirs
-    return sorted(d for d in MODELS_DIR.iterdir() if (d / "model.onnx").is_file())
 
 
 def measure(
@@ -139,27 +126,6 @@ def measure(
         "witness_s_mean": witness_s / n if n else None,
         "witness_failures": failures,
     }
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
-    """Aligned plain-text columns, or a markdown table."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    right = [any(r[i][:1].isdigit() for r in rows) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
-        ]
-        return f"| {' | '.join(parts)} |" if markdown else "  ".join(parts).rstrip()
-
-    if markdown:
-        dashes = [
-            "-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in zip(widths, right, strict=True)
-        ]
-        rule = "|" + "|".join(dashes) + "|"
-    else:
-        rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
 def results_table(rows: list[dict[str, Any]], n: int, markdown: bool) -> str:

@@ -99,11 +99,13 @@ class ArtifactStore:
         full = self.resolve(kind, entry_id)
         return json.loads((self.path(kind, full) / RECORD).read_text())
 
-    def replace_record(self, kind: Kind, entry_id: str, record: dict[str, Any]) -> None:
-        """Atomically replace the record of an existing entry (e.g. a redeployment)."""
-        if not self.exists(kind, entry_id):
-            raise NotFoundError(f"no {kind[:-1]} with id {entry_id!r} in {self.root}")
-        write_json_atomic(self.path(kind, entry_id) / RECORD, record)
+    def save_record(self, kind: Kind, entry_id: str, record: dict[str, Any]) -> None:
+        """Publish an entry that holds only a record, or atomically replace its record."""
+        if self.exists(kind, entry_id):
+            write_json_atomic(self.path(kind, entry_id) / RECORD, record)
+            return
+        with self.create(kind, entry_id) as out:
+            (out / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True))
 
     def resolve(self, kind: Kind, prefix: str) -> str:
         """Full id for an id or an unambiguous prefix of at least 8 characters."""

@@ -3,7 +3,6 @@ proven-result contract, compiled once per process and deployed once per chain.""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -71,11 +70,7 @@ def infrastructure(store: ArtifactStore, chain: Chain) -> dict[str, Any]:
         "gas_used": r1["gasUsed"] + r2["gasUsed"],
         "created_at": now_iso(),
     }
-    if store.exists("deployments", entry_id):
-        store.replace_record("deployments", entry_id, record)
-    else:
-        with store.create("deployments", entry_id) as out:
-            (out / "record.json").write_text(json.dumps(record, indent=2))
+    store.save_record("deployments", entry_id, record)
     return record
 
 

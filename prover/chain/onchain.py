@@ -3,7 +3,6 @@ submission of proven results to the ProvenResults contract."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import tempfile
 from pathlib import Path
@@ -58,11 +57,7 @@ def deploy_verifier(
         "deployer": chain.account.address,
         "created_at": now_iso(),
     }
-    if store.exists("deployments", entry_id):
-        store.replace_record("deployments", entry_id, record)
-    else:
-        with store.create("deployments", entry_id) as out:
-            (out / "record.json").write_text(json.dumps(record, indent=2))
+    store.save_record("deployments", entry_id, record)
     return {**record, **extra, "reused": False}
 
 
