@@ -1,4 +1,4 @@
-"""Command line: ``prover compile | prove | verify | proof | models | circuits``.
+"""Command line: ``prover compile | prove | verify | proof | models | circuits | deploy | submit``.
 
 With ``--json`` every command prints exactly one JSON object on stdout (an ``error``
 object on failure, with a non-zero exit). Anything else that would reach stdout is sent
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -24,6 +24,10 @@ from rich.table import Table
 
 from prover.config import Settings, get_settings
 from prover.errors import ProverError
+
+if TYPE_CHECKING:  # the CLI imports ezkl, torch and web3 only for the commands that use them
+    from prover.chain.client import Chain
+    from prover.store import ArtifactStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 proof_app = typer.Typer(no_args_is_help=True, help="Inspect and export proofs.")
@@ -39,7 +43,7 @@ _stdout: TextIO = sys.stdout  # replaced in main() by the real stdout once fd 1 
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
 
 
-def _store():
+def _store() -> ArtifactStore:
     from prover.store import ArtifactStore
 
     return ArtifactStore(get_settings().data_dir)
@@ -65,17 +69,29 @@ def _progress(enabled: bool, title: str) -> Iterator[Callable[[str, float], None
         yield lambda message, fraction: bar.update(task, completed=fraction, description=message)
 
 
+def _fail(as_json: bool, error: dict[str, Any], status: int) -> None:
+    if as_json:
+        _stdout.write(json.dumps({"error": error}) + "\n")
+        _stdout.flush()
+    else:
+        err.print(f"[red]error[/red] ({error['code']}): {error['message']}")
+    raise typer.Exit(status)
+
+
 def _run(as_json: bool, action: Callable[[], None]) -> None:
-    """Run a command body, turning errors into one JSON error object or a stderr line."""
+    """Run a command body, turning errors into one JSON error object or a stderr line.
+
+    A user's error exits 1; an unexpected one exits 2 with its traceback on stderr.
+    """
     try:
         action()
     except ProverError as exc:
-        if as_json:
-            _stdout.write(json.dumps({"error": exc.to_dict()}) + "\n")
-            _stdout.flush()
-        else:
-            err.print(f"[red]error[/red] ({exc.code}): {exc.message}")
-        raise typer.Exit(1) from None
+        _fail(as_json, exc.to_dict(), 1)
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        err.print_exception()
+        _fail(as_json, {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}, 2)
 
 
 def _dev_warning(console: Console, dev: bool) -> None:
@@ -202,7 +218,7 @@ RpcOpt = typer.Option(None, "--rpc", help="EVM JSON-RPC URL (default PROVER_RPC_
 KeyOpt = typer.Option(None, "--key", help="Sender's private key, hex (default PROVER_PRIVATE_KEY).")
 
 
-def _chain(rpc: str | None, key: str | None):
+def _chain(rpc: str | None, key: str | None) -> Chain:
     from prover.chain.client import connect
 
     settings = get_settings()

@@ -99,3 +99,14 @@ def test_errors_are_one_json_object(
     result = run_cli(tmp_path / "data", *args)
     assert result.returncode == 1
     assert one_json(result)["error"]["code"] == code
+
+
+def test_unexpected_failure_is_still_one_json_object(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    entry = data / "circuits" / ("ab" * 32)
+    entry.mkdir(parents=True)
+    (entry / "record.json").write_text("{not json")
+    result = run_cli(data, "circuits", "show", "ab" * 32, "--json")
+    assert result.returncode == 2
+    assert one_json(result)["error"]["code"] == "internal_error"
+    assert "Traceback" in result.stderr or "JSONDecodeError" in result.stderr
