@@ -205,7 +205,12 @@ def test_unusable_ceremony_srs(mlp_path: Path, tmp_path: Path) -> None:
     ezkl.gen_srs(str(small), 5)
     garbage = tmp_path / "garbage.srs"
     garbage.write_bytes(b"\x0c\x00\x00\x00not an srs")
-    for srs, message in ((small, "has 2\\^5 points"), (garbage, "not a raw halo2 KZG SRS")):
+    cases = (
+        (small, "has 2\\^5 points"),
+        (garbage, "not a raw halo2 KZG SRS"),
+        (tmp_path / "missing.srs", "does not exist"),
+    )
+    for srs, message in cases:
         settings = Settings(data_dir=tmp_path / "data", srs_path=srs, measure_top=1)
         store = ArtifactStore(settings.data_dir)
         with pytest.raises(SRSError, match=message):

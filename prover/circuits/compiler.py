@@ -27,7 +27,7 @@ from prover.circuits.search import (
     Workspace,
     search,
 )
-from prover.circuits.srs import SRS, resolve_srs, srs_digest
+from prover.circuits.srs import SRS, resolve_srs, srs_source
 from prover.circuits.witness import generate_witness, write_input
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
@@ -163,7 +163,6 @@ def compile_model(
         samples, source = parse_samples(calibration, info.inputs), "user"
     samples = samples[: settings.calibration_samples]
     calibration_digest = canonical_digest([sample_digest_material(s) for s in samples])
-    srs_source = "dev" if settings.srs_path is None else srs_digest(settings.srs_path)
     circuit_id = canonical_digest(
         {
             "format": CIRCUIT_FORMAT,
@@ -171,7 +170,7 @@ def compile_model(
             "model": info.model_id,
             "calibration": calibration_digest,
             "options": asdict(options),
-            "srs": srs_source,
+            "srs": srs_source(settings.srs_path),
         }
     )
     if store.exists("circuits", circuit_id):

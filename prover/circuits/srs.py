@@ -69,6 +69,15 @@ def srs_digest(path: Path) -> str:
     return digest
 
 
+def srs_source(ceremony: Path | None) -> str:
+    """What a circuit's SRS will be: "dev", or the digest of the ceremony file."""
+    if ceremony is None:
+        return "dev"
+    if not Path(ceremony).is_file():
+        raise SRSError(f"SRS file {str(ceremony)!r} does not exist")
+    return srs_digest(Path(ceremony))
+
+
 def ceremony_srs(path: Path, logrows: int) -> SRS:
     """A user-supplied SRS; one file of 2^k serves every circuit of up to 2^k rows."""
     path = Path(path).resolve()
@@ -93,7 +102,10 @@ def dev_srs(cache_dir: Path, logrows: int) -> SRS:
         tmp = cache_dir / f".dev-kzg{logrows}.{uuid.uuid4().hex}.tmp"
         try:
             ezkl.gen_srs(str(tmp), logrows)
-            os.replace(tmp, path)
+            # Publish only if absent: every SRS is random, and circuits already set up
+            # with the first one must keep finding exactly that file.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
     return SRS(path, logrows, dev=True)
