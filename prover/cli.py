@@ -292,7 +292,7 @@ def verify(
     proof: str = typer.Argument(..., help="Proof id, or an ezkl proof JSON file."),
     circuit: str | None = typer.Option(None, help="Circuit id (needed for a proof file)."),
     onchain: bool = typer.Option(
-        False, help="Ask the circuit's verifier contract (deployed if needed) via eth_call."
+        False, help="Ask the circuit's registered verifier contract (eth_call; deploy first)."
     ),
     rpc: str | None = RpcOpt,
     key: str | None = KeyOpt,

@@ -152,6 +152,8 @@ def test_cli_deploy_and_verify_onchain(
     inp.write_text(json.dumps(sample_input))
     proof = one_json(run_cli(data, "prove", compiled["id"], "--input", str(inp), "--json"))
     with LocalChain() as node:
+        early = run_cli(data, "submit", proof["proof_id"], "--rpc", node.rpc_url, "--json")
+        assert early.returncode == 1 and "prover deploy" in one_json(early)["error"]["message"]
         deployed = one_json(
             run_cli(data, "deploy", compiled["id"], "--rpc", node.rpc_url, "--json")
         )

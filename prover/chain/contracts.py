@@ -42,8 +42,11 @@ def decode_revert(data: str | bytes | None) -> str:
     return f"reverted with data 0x{raw.hex()}"
 
 
-def infrastructure(store: ArtifactStore, chain: Chain) -> dict[str, Any]:
-    """The registry and proven-result contracts on this chain, deployed if missing."""
+def infrastructure(
+    store: ArtifactStore, chain: Chain, deploy_missing: bool = True
+) -> dict[str, Any]:
+    """The registry and proven-result contracts on this chain, deployed if missing (or,
+    with ``deploy_missing`` false, a ``ChainError`` saying to deploy first)."""
     entry_id = canonical_digest(
         {"contracts": "ProofRegistry+ProvenResults", "chain": chain.chain_id}
     )
@@ -55,6 +58,11 @@ def infrastructure(store: ArtifactStore, chain: Chain) -> dict[str, Any]:
             for k in ("registry_address", "results_address")
         ):
             return record
+    if not deploy_missing:
+        raise ChainError(
+            f"prover's contracts are not deployed on chain {chain.chain_id}; "
+            "run `prover deploy CIRCUIT_ID` first"
+        )
     registry, r1 = deploy(
         chain, contracts["ProofRegistry"].abi, contracts["ProofRegistry"].bytecode
     )

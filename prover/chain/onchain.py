@@ -103,6 +103,24 @@ def deploy_circuit(
     }
 
 
+def registered(store: ArtifactStore, circuit_id: str, chain: Chain) -> dict[str, Any]:
+    """Where a circuit is registered on this chain (read from the registry, which is the
+    truth); a ``ChainError`` saying to deploy first if it is not. Sends nothing."""
+    infra = infrastructure(store, chain, deploy_missing=False)
+    registry = contract(chain, "ProofRegistry", infra["registry_address"])
+    entry = registry.functions.get(bytes.fromhex(circuit_id)).call()
+    if int(entry[0], 16) == 0:
+        raise ChainError(
+            f"circuit {circuit_id[:16]} is not registered on chain {chain.chain_id}; "
+            f"run `prover deploy {circuit_id[:16]}` first"
+        )
+    return {
+        "verifier_address": entry[0],
+        "registry_address": infra["registry_address"],
+        "results_address": infra["results_address"],
+    }
+
+
 def verifier_arguments(proof_path: Path) -> tuple[bytes, list[int]]:
     """(proof bytes, instances) of an ezkl proof file, exactly as ezkl encodes them."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,9 +165,9 @@ def verify_proof_onchain(
     store: ArtifactStore, proof_ref: str, chain: Chain, circuit_ref: str | None = None
 ) -> dict[str, Any]:
     """A stored proof (or an ezkl proof file with its circuit) checked by the circuit's
-    verifier contract on ``chain``, deploying it first if this chain lacks it."""
+    registered verifier contract on ``chain``."""
     proof_id, path, circuit = resolve_proof(store, proof_ref, circuit_ref)
-    deployment = deploy_circuit(store, circuit["id"], chain)
+    deployment = registered(store, circuit["id"], chain)
     artifact = verifier_artifact(store, circuit["id"])
     answer = verify_onchain(chain, artifact, deployment["verifier_address"], path)
     return {
@@ -172,7 +190,7 @@ def submit_proof(
     front-running (see verifier_contracts/ProvenResults.sol).
     """
     proof_id, proof_path, circuit = resolve_proof(store, proof_ref)
-    deployment = deploy_circuit(store, circuit["id"], chain)
+    deployment = registered(store, circuit["id"], chain)
     vka = _vka_bytes(verifier_artifact(store, circuit["id"]))
     results = contract(chain, "ProvenResults", deployment["results_address"])
     proof, instances = verifier_arguments(proof_path)
