@@ -19,6 +19,8 @@ from prover.chain.evm_verifier import verifier_artifact
 from prover.proving.proofs import resolve_proof
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
+# verifyProof of a circuit's own verifier, and of ezkl's reusable verifier (with the VKA).
+VERIFY = function_signature_to_4byte_selector("verifyProof(bytes,uint256[])")
 VERIFY_WITH_VKA = function_signature_to_4byte_selector("verifyProof(bytes,uint256[],bytes32[])")
 
 
@@ -32,7 +34,12 @@ def deploy_verifier(
     """Deploy a circuit's verifier (or the chain's shared reusable verifier); an earlier
     deployment on this chain is reused unless forced, if its address still holds the
     code (a restarted development chain loses it)."""
-    artifact = verifier_artifact(store, circuit_ref)
+    return _deploy_verifier(store, verifier_artifact(store, circuit_ref), chain, force)
+
+
+def _deploy_verifier(
+    store: ArtifactStore, artifact: dict[str, Any], chain: Chain, force: bool
+) -> dict[str, Any]:
     key = (
         {"reusable_verifier": artifact["source_digest"]}
         if artifact["reusable"]
@@ -65,9 +72,9 @@ def deploy_circuit(
     store: ArtifactStore, circuit_ref: str, chain: Chain, force: bool = False
 ) -> dict[str, Any]:
     """Deploy (or reuse) a circuit's verifier and register the circuit in the registry."""
-    deployment = deploy_verifier(store, circuit_ref, chain, force)
-    circuit = store.read_record("circuits", deployment["circuit_id"])
-    artifact = verifier_artifact(store, circuit["id"])
+    artifact = verifier_artifact(store, circuit_ref)
+    deployment = _deploy_verifier(store, artifact, chain, force)
+    circuit = store.read_record("circuits", artifact["circuit_id"])
     infra = infrastructure(store, chain)
     registry = contract(chain, "ProofRegistry", infra["registry_address"])
     circuit_key = bytes.fromhex(circuit["id"])
@@ -139,8 +146,7 @@ def verify_onchain(
             ["bytes", "uint256[]", "bytes32[]"], [proof, instances, _vka_bytes(artifact)]
         )
     else:
-        verifier = chain.w3.eth.contract(address=verifier_address, abi=artifact["abi"])
-        data = bytes.fromhex(verifier.encode_abi("verifyProof", [proof, instances])[2:])
+        data = VERIFY + encode(["bytes", "uint256[]"], [proof, instances])
     tx = {"to": verifier_address, "data": data}
     try:
         answer = chain.w3.eth.call(tx)
