@@ -38,6 +38,31 @@ class Settings(BaseSettings):
     measure_top: int = 3  # finalists (best per column count) proven for real during compile
     calibration_samples: int = 16
 
+    # Service: metadata database (default: SQLite under the data dir), broker, HTTP API.
+    database_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    workers: int = 2  # worker processes started by `prover up`
+    max_request_bytes: int = 8 * 1024 * 1024  # JSON bodies; uploads get max_model_bytes more
+    # Clients (CLI --remote): where the service is and the key to use.
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: str | None = None
+
+    # Queue reliability. A job is held by a worker under a lease it renews while it works;
+    # another worker may take the job over only once the lease has lapsed.
+    job_lease_s: float = 30.0
+    max_attempts: int = 3  # deliveries of one job (worker deaths included) before it fails
+    # Redis redelivers an unacknowledged task after this long: longer than the longest job.
+    visibility_timeout_s: int = 4 * 3600
+    compile_time_limit_s: int = 3 * 3600  # hard limits; the soft limit is 90% of each
+    prove_time_limit_s: int = 3600
+    chain_time_limit_s: int = 600
+
+    def sqlalchemy_url(self) -> str:
+        """The metadata database URL (SQLite file under the data dir unless set)."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'prover.db'}"
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -59,3 +59,21 @@ class SRSError(ProverError):
     """The structured reference string is missing, unreadable or too small."""
 
     code = "srs_error"
+
+
+class AuthError(ProverError):
+    """Missing, unknown or revoked API key."""
+
+    code = "unauthorized"
+
+
+class ConflictError(ProverError):
+    """The request is valid but cannot be served in the current state (e.g. still compiling)."""
+
+    code = "conflict"
+
+
+class UnavailableError(ProverError):
+    """A part of the service (broker, database, chain) does not answer; try again later."""
+
+    code = "unavailable"

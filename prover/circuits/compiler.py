@@ -144,18 +144,24 @@ def _fastest(finalists: list[Trial]) -> Trial:
     return chosen
 
 
-def compile_model(
-    model_path: Path,
-    calibration: Any | None,
-    options: CompileOptions,
-    store: ArtifactStore,
-    settings: Settings,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Compile (or fetch) the circuit for a model; returns the circuit record."""
-    say = progress or (lambda _m, _f: None)
-    started = time.perf_counter()
-    say("checking model", 0.0)
+@dataclass(frozen=True)
+class CompilePlan:
+    """A checked compile request: the model, its calibration samples and the circuit id.
+
+    Made before any long work, so a service can answer bad input and repeat requests at once.
+    """
+
+    info: ModelInfo
+    samples: list[Sample]
+    source: Literal["user", "synthetic"]
+    calibration_digest: str
+    circuit_id: str
+
+
+def plan_compile(
+    model_path: Path, calibration: Any | None, options: CompileOptions, settings: Settings
+) -> CompilePlan:
+    """Check the model and calibration data and derive the circuit id (no circuit work)."""
     info = load_model(Path(model_path), settings)
     if calibration is None:
         samples, source = synthetic_samples(info), "synthetic"
@@ -173,6 +179,36 @@ def compile_model(
             "srs": srs_source(settings.srs_path),
         }
     )
+    return CompilePlan(info, samples, source, calibration_digest, circuit_id)  # type: ignore[arg-type]
+
+
+def compile_model(
+    model_path: Path,
+    calibration: Any | None,
+    options: CompileOptions,
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Compile (or fetch) the circuit for a model; returns the circuit record."""
+    say = progress or (lambda _m, _f: None)
+    say("checking model", 0.0)
+    plan = plan_compile(model_path, calibration, options, settings)
+    return build_circuit(plan, options, store, settings, say)
+
+
+def build_circuit(
+    plan: CompilePlan,
+    options: CompileOptions,
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Search, compile and set up the planned circuit (or fetch it when already built)."""
+    say = progress or (lambda _m, _f: None)
+    started = time.perf_counter()
+    info, samples, circuit_id = plan.info, plan.samples, plan.circuit_id
+    source, calibration_digest = plan.source, plan.calibration_digest
     if store.exists("circuits", circuit_id):
         say("cached", 1.0)
         return {**store.read_record("circuits", circuit_id), "cached": True}

@@ -6,12 +6,13 @@ import json
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ezkl
 
-from prover.circuits.data import parse_sample, sample_digest_material
+from prover.circuits.data import Sample, parse_sample, sample_digest_material
 from prover.circuits.intake import TensorSpec
 from prover.circuits.search import Progress
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
@@ -30,6 +31,29 @@ def _instances(proof_path: Path) -> list[list[str]]:
     return [[ezkl.felt_to_big_endian(f) for f in row] for row in proof["instances"]]
 
 
+@dataclass(frozen=True)
+class ProofPlan:
+    """A checked proof request: the circuit record, the parsed input and the proof id."""
+
+    circuit: dict[str, Any]
+    sample: Sample
+    input_digest: str
+    proof_id: str
+
+
+def plan_proof(
+    store: ArtifactStore, circuit_ref: str, input_obj: Any, fresh: bool = False
+) -> ProofPlan:
+    """Check an input against a stored circuit and derive the proof id (no proving)."""
+    circuit = store.read_record("circuits", circuit_ref)
+    sample = parse_sample(input_obj, _specs(circuit["inputs"]))
+    input_digest = canonical_digest(sample_digest_material(sample))
+    identity = {"circuit": circuit["id"], "input": input_digest}
+    if fresh:
+        identity["nonce"] = uuid.uuid4().hex
+    return ProofPlan(circuit, sample, input_digest, canonical_digest(identity))
+
+
 def prove_input(
     store: ArtifactStore,
     circuit_ref: str,
@@ -38,15 +62,21 @@ def prove_input(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Prove one inference; the same (circuit, input) is answered from the store unless fresh."""
+    return build_proof(store, plan_proof(store, circuit_ref, input_obj, fresh), progress)
+
+
+def build_proof(
+    store: ArtifactStore, plan: ProofPlan, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Witness, prove and check the planned proof (or fetch it when already made)."""
     say = progress or (lambda _m, _f: None)
-    circuit = store.read_record("circuits", circuit_ref)
+    circuit, sample, input_digest, proof_id = (
+        plan.circuit,
+        plan.sample,
+        plan.input_digest,
+        plan.proof_id,
+    )
     cdir = store.path("circuits", circuit["id"])
-    sample = parse_sample(input_obj, _specs(circuit["inputs"]))
-    input_digest = canonical_digest(sample_digest_material(sample))
-    identity = {"circuit": circuit["id"], "input": input_digest}
-    if fresh:
-        identity["nonce"] = uuid.uuid4().hex
-    proof_id = canonical_digest(identity)
     if store.exists("proofs", proof_id):
         return {**store.read_record("proofs", proof_id), "cached": True}
 

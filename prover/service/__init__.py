@@ -1,0 +1,1 @@
+"""Service layer: jobs, ownership and persistence; knows nothing of HTTP or Celery."""

@@ -1,0 +1,203 @@
+"""Running one job on a worker: claim it, keep its lease, do the core work, record it.
+
+Called by the Celery task with a job id; everything here works on the database and the
+artifact store only, so it can be driven directly from Python too.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy.exc import OperationalError
+
+from prover.config import Settings
+from prover.errors import ProverError, UnavailableError
+from prover.metrics import JOB_FAILURES, JOB_SECONDS, PHASE_SECONDS
+from prover.service import jobs
+from prover.service.options import compile_options
+from prover.store import ArtifactStore
+
+log = logging.getLogger("prover.worker")
+
+# Errors worth another try later: the database, the broker or the chain did not answer.
+TRANSIENT = (OperationalError, ConnectionError, requests.ConnectionError, UnavailableError)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the queue should do with the message: nothing more, or deliver it again later."""
+
+    state: str
+    retry_in_s: float | None = None
+
+
+class _Tracker:
+    """Phase timings, throttled progress reports and the lease-renewing heartbeat."""
+
+    def __init__(self, settings: Settings, job_id: str, token: str, kind: str) -> None:
+        self.db, self.job_id, self.token, self.kind = (
+            settings.sqlalchemy_url(),
+            job_id,
+            token,
+            kind,
+        )
+        self.lease_s = settings.job_lease_s
+        self.timings: dict[str, float] = {}
+        self.phase, self.phase_started, self.last_report = "starting", time.monotonic(), 0.0
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+
+    def __enter__(self) -> _Tracker:
+        self._beat.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._beat.join()
+        self.close_phase()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                if not jobs.renew(self.db, self.job_id, self.token, self.lease_s):
+                    self.lost.set()
+                    log.warning("lost the lease of job %s", self.job_id)
+                    return
+            except OperationalError:
+                log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
+
+    def close_phase(self) -> None:
+        elapsed = time.monotonic() - self.phase_started
+        self.timings[self.phase] = round(self.timings.get(self.phase, 0.0) + elapsed, 4)
+        PHASE_SECONDS.labels(self.kind, self.phase).observe(elapsed)
+        self.phase_started = time.monotonic()
+
+    def __call__(self, phase: str, fraction: float) -> None:
+        changed = phase != self.phase
+        if changed:
+            self.close_phase()
+            self.phase = phase
+        now = time.monotonic()
+        if changed or now - self.last_report > 0.5:
+            self.last_report = now
+            jobs.report(self.db, self.job_id, self.token, phase, min(fraction, 0.99), self.timings)
+
+
+def _compile_phase(message: str) -> str:
+    if message.startswith("checking"):
+        return "intake"
+    if message.startswith("setup"):
+        return "setup"
+    return "search"
+
+
+def _run_compile(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: _Tracker
+) -> dict[str, Any]:
+    from prover.circuits.compiler import build_circuit, plan_compile
+
+    assert claim.params is not None
+    params = claim.params
+    options = compile_options(params["options"], settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The stored model under the name it was uploaded with (the record keeps the name).
+        named = Path(tmp) / params["model_name"]
+        named.symlink_to(store.path("models", params["model_id"]) / "model.onnx")
+        plan = plan_compile(named, params["calibration"], options, settings)
+        if plan.circuit_id != claim.subject_id:
+            raise ProverError(
+                "this worker derives another circuit id for the request than the API did: "
+                "the two run with different settings (SRS, ezkl version); align them"
+            )
+        record = build_circuit(
+            plan, options, store, settings, lambda m, f: track(_compile_phase(m), f)
+        )
+    return {"circuit_id": record["id"], "logrows": record["logrows"], "cached": record["cached"]}
+
+
+def _run_prove(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: _Tracker
+) -> dict[str, Any]:
+    import numpy as np
+
+    from prover.proving.proofs import ProofPlan, build_proof
+
+    assert claim.params is not None and claim.subject_id is not None
+    params = claim.params
+    circuit = store.read_record("circuits", params["circuit_id"])
+    sample = [np.asarray(values, dtype=np.float64) for values in params["input"]]
+    plan = ProofPlan(circuit, sample, params["input_digest"], claim.subject_id)
+    record = build_proof(store, plan, lambda m, f: track(m if m != "done" else "verifying", f))
+    return {"proof_id": record["id"], "outputs": record["outputs"], "timings": record["timings"]}
+
+
+def _run_chain(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: _Tracker
+) -> dict[str, Any]:
+    from prover.chain.client import connect
+    from prover.chain.onchain import deploy_circuit, submit_proof
+
+    assert claim.params is not None and claim.subject_id is not None
+    track("chain", 0.1)
+    chain = connect(settings.rpc_url, settings.private_key)
+    if claim.kind == "deploy":
+        return deploy_circuit(store, claim.subject_id, chain, bool(claim.params.get("force")))
+    return submit_proof(store, claim.subject_id, chain, bool(claim.params.get("commit_reveal")))
+
+
+_RUNNERS = {
+    "compile": _run_compile,
+    "prove": _run_prove,
+    "deploy": _run_chain,
+    "submit": _run_chain,
+}
+
+
+def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
+    """Claim and run a job. Safe to call for a job that is done or held by another worker."""
+    db = settings.sqlalchemy_url()
+    claim = jobs.claim(db, job_id, worker, settings.job_lease_s, settings.max_attempts)
+    if claim.status == "busy":
+        return Outcome("busy", retry_in_s=claim.retry_in_s)
+    if claim.status != "claimed":
+        return Outcome(claim.status)
+    assert claim.token is not None and claim.kind is not None
+    log.info("job %s (%s) claimed by %s, attempt %d", job_id, claim.kind, worker, claim.attempts)
+    store = ArtifactStore(settings.data_dir)
+    started = time.monotonic()
+    tracker = _Tracker(settings, job_id, claim.token, claim.kind)
+    if claim.attempts == 1:
+        tracker.timings["queued"] = round(claim.queued_s, 4)
+        PHASE_SECONDS.labels(claim.kind, "queued").observe(claim.queued_s)
+    try:
+        with tracker:
+            result = _RUNNERS[claim.kind](claim, store, settings, tracker)
+    except TRANSIENT as exc:
+        jobs.release(db, job_id, claim.token)
+        log.warning("job %s: transient error, will retry: %s", job_id, exc)
+        return Outcome("queued", retry_in_s=5.0)
+    except Exception as exc:
+        error = (
+            exc.to_dict()
+            if isinstance(exc, ProverError)
+            else {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+        )
+        log.exception("job %s failed: %s", job_id, error["message"])
+        if jobs.fail(db, job_id, claim.token, error, tracker.timings):
+            JOB_FAILURES.labels(claim.kind, error["code"]).inc()
+            JOB_SECONDS.labels(claim.kind, "failed").observe(time.monotonic() - started)
+        return Outcome("failed")
+    if not jobs.succeed(db, job_id, claim.token, result, tracker.timings):
+        log.warning("job %s finished after its lease was taken over; not recorded", job_id)
+        return Outcome("superseded")
+    JOB_SECONDS.labels(claim.kind, "succeeded").observe(time.monotonic() - started)
+    log.info("job %s succeeded in %.3f s", job_id, time.monotonic() - started)
+    return Outcome("succeeded")

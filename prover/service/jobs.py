@@ -1,0 +1,292 @@
+"""The job state machine, ``queued → running → succeeded | failed``, with worker leases.
+
+Delivery is at least once (a task is re-delivered when its worker dies); recording is
+exactly once: a worker must *claim* a job, which gives it a lease token, and only the
+holder of an unexpired lease may report progress or record the outcome. A job whose
+worker died is claimed again once its lease has lapsed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy.orm import Session
+
+from prover.errors import NotFoundError
+from prover.service.db import session_scope
+from prover.service.schema import Circuit, Grant, Job, Proof, utcnow
+
+JobKind = Literal["compile", "prove", "deploy", "submit"]
+TERMINAL = ("succeeded", "failed")
+# The row whose state follows a job's outcome, and the state it takes on success/failure.
+_SUBJECTS: dict[str, tuple[type[Circuit] | type[Proof], str]] = {
+    "compile": (Circuit, "ready"),
+    "prove": (Proof, "ready"),
+}
+
+
+def _aware(when: datetime | None) -> str | None:
+    """ISO time in UTC (SQLite hands back naive datetimes; every stored time is UTC)."""
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """The public form of a job."""
+    return {
+        "job_id": job.id,
+        "kind": job.kind,
+        "subject_id": job.subject_id,
+        "state": job.state,
+        "phase": job.phase,
+        "progress": round(job.progress, 4),
+        "error": job.error,
+        "result": job.result,
+        "attempts": job.attempts,
+        "worker": job.worker,
+        "timings": job.timings,
+        "created_at": _aware(job.created_at),
+        "started_at": _aware(job.started_at),
+        "finished_at": _aware(job.finished_at),
+    }
+
+
+def new_job(
+    session: Session, kind: JobKind, subject_id: str, owner: str, params: dict[str, Any]
+) -> Job:
+    job = Job(
+        id=uuid.uuid4().hex,
+        kind=kind,
+        subject_id=subject_id,
+        owner=owner,
+        state="queued",
+        phase="queued",
+        progress=0.0,
+        params=params,
+        timings={},
+        attempts=0,
+    )
+    session.add(job)
+    session.flush()
+    grant(session, owner, "job", job.id)
+    return job
+
+
+def grant(session: Session, key_id: str, kind: str, subject_id: str) -> None:
+    """Let a key see a row (idempotent)."""
+    exists = session.scalar(
+        select(Grant.seq).where(
+            Grant.key_id == key_id, Grant.kind == kind, Grant.subject_id == subject_id
+        )
+    )
+    if exists is None:
+        session.add(Grant(key_id=key_id, kind=kind, subject_id=subject_id))
+        session.flush()
+
+
+def visible(key_id: str, kind: str) -> Select[tuple[str]]:
+    """The ids of ``kind`` rows a key may see."""
+    return select(Grant.subject_id).where(Grant.key_id == key_id, Grant.kind == kind)
+
+
+def can_see(session: Session, key_id: str, kind: str, subject_id: str) -> bool:
+    return (
+        session.scalar(
+            select(Grant.seq).where(
+                Grant.key_id == key_id, Grant.kind == kind, Grant.subject_id == subject_id
+            )
+        )
+        is not None
+    )
+
+
+def get_job(db_url: str, job_id: str, key_id: str | None = None) -> dict[str, Any]:
+    """A job's public form; with ``key_id``, only if that key may see it."""
+    with session_scope(db_url) as session:
+        query = select(Job).where(Job.id == job_id)
+        if key_id is not None:
+            query = query.where(Job.id.in_(visible(key_id, "job")))
+        job = session.scalar(query)
+        if job is None:
+            raise NotFoundError(f"no job with id {job_id!r}", id=job_id)
+        return job_view(job)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of a claim: ``claimed`` (with a token), ``done``, ``busy`` or ``missing``."""
+
+    status: Literal["claimed", "done", "busy", "missing"]
+    token: str | None = None
+    kind: str | None = None
+    params: dict[str, Any] | None = None
+    subject_id: str | None = None
+    owner: str | None = None
+    attempts: int = 0
+    queued_s: float = 0.0
+    retry_in_s: float = 0.0
+
+
+def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: int) -> Claim:
+    """Take a job that is queued, or running under a lapsed lease (its worker died)."""
+    now = utcnow()
+    token = uuid.uuid4().hex
+    with session_scope(db_url) as session:
+        taken = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                or_(
+                    Job.state == "queued",
+                    (Job.state == "running") & (Job.lease_expires_at < now),
+                ),
+            )
+            .values(
+                state="running",
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                attempts=Job.attempts + 1,
+                worker=worker,
+                started_at=now,
+                phase="starting",
+            )
+        ).rowcount
+        job = session.scalar(select(Job).where(Job.id == job_id))
+        if job is None:
+            return Claim("missing")
+        if not taken:
+            if job.state in TERMINAL:
+                return Claim("done")
+            expires = job.lease_expires_at
+            if expires is not None and expires.tzinfo is None:
+                expires = expires.replace(tzinfo=timezone.utc)
+            wait = (expires - now).total_seconds() if expires else lease_s
+            return Claim("busy", retry_in_s=max(1.0, wait + 1.0))
+        created = job.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=timezone.utc)
+        claimed = Claim(
+            "claimed",
+            token,
+            job.kind,
+            dict(job.params),
+            job.subject_id,
+            job.owner,
+            job.attempts,
+            queued_s=max(0.0, (now - created).total_seconds()),
+        )
+    if claimed.attempts > max_attempts:
+        fail(
+            db_url,
+            job_id,
+            token,
+            {
+                "code": "worker_lost",
+                "message": f"the job was started {max_attempts} times and its worker was lost "
+                "each time (killed, out of memory, or over the time limit)",
+            },
+        )
+        return Claim("done")
+    return claimed
+
+
+def _held(job_id: str, token: str) -> Any:
+    return (Job.id == job_id) & (Job.lease_token == token) & (Job.state == "running")
+
+
+def renew(db_url: str, job_id: str, token: str, lease_s: float) -> bool:
+    """Extend a lease; False when the lease was lost to another worker."""
+    with session_scope(db_url) as session:
+        return bool(
+            session.execute(
+                update(Job)
+                .where(_held(job_id, token))
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+            ).rowcount
+        )
+
+
+def report(
+    db_url: str, job_id: str, token: str, phase: str, progress: float, timings: dict[str, float]
+) -> bool:
+    """Record progress of a held job."""
+    with session_scope(db_url) as session:
+        return bool(
+            session.execute(
+                update(Job)
+                .where(_held(job_id, token))
+                .values(phase=phase, progress=progress, timings=timings)
+            ).rowcount
+        )
+
+
+def release(db_url: str, job_id: str, token: str) -> bool:
+    """Give a held job back to the queue (after a transient error), keeping its attempts."""
+    with session_scope(db_url) as session:
+        return bool(
+            session.execute(
+                update(Job)
+                .where(_held(job_id, token))
+                .values(state="queued", phase="queued", lease_token=None, lease_expires_at=None)
+            ).rowcount
+        )
+
+
+def _settle(db_url: str, job_id: str, token: str, values: dict[str, Any], subject_ok: bool) -> bool:
+    with session_scope(db_url) as session:
+        job = session.scalar(select(Job).where(_held(job_id, token)).with_for_update())
+        if job is None:
+            return False
+        for name, value in values.items():
+            setattr(job, name, value)
+        job.finished_at = utcnow()
+        job.lease_token = None
+        if job.kind in _SUBJECTS:
+            table, ready = _SUBJECTS[job.kind]
+            row = session.get(table, job.subject_id)
+            if row is not None and row.job_id == job.id:
+                row.state = ready if subject_ok else "failed"
+        return True
+
+
+def succeed(
+    db_url: str, job_id: str, token: str, result: dict[str, Any], timings: dict[str, float]
+) -> bool:
+    """Record success (only the lease holder can); False if the lease was lost."""
+    values = {"state": "succeeded", "phase": "done", "progress": 1.0, "result": result}
+    return _settle(db_url, job_id, token, {**values, "timings": timings}, True)
+
+
+def fail(
+    db_url: str,
+    job_id: str,
+    token: str,
+    error: dict[str, Any],
+    timings: dict[str, float] | None = None,
+) -> bool:
+    """Record failure with a reason (only the lease holder can)."""
+    values: dict[str, Any] = {"state": "failed", "error": error}
+    if timings is not None:
+        values["timings"] = timings
+    return _settle(db_url, job_id, token, values, False)
+
+
+def stalled(db_url: str, wait: float) -> list[tuple[str, str]]:
+    """(job id, kind) of jobs that may have lost their queue message: queued for longer
+    than ``wait`` seconds, or running under a lapsed lease."""
+    now = utcnow()
+    with session_scope(db_url) as session:
+        rows = session.execute(
+            select(Job.id, Job.kind).where(
+                or_(
+                    (Job.state == "queued") & (Job.created_at < now - timedelta(seconds=wait)),
+                    (Job.state == "running") & (Job.lease_expires_at < now),
+                )
+            )
+        ).all()
+        return [(r[0], r[1]) for r in rows]

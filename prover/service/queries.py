@@ -1,0 +1,110 @@
+"""Reading what a key may see: models, circuits, proofs and jobs, with keyset pagination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from prover.config import Settings
+from prover.errors import InvalidInputError, NotFoundError
+from prover.proving.proofs import verify
+from prover.service import jobs
+from prover.service.db import session_scope
+from prover.service.schema import Circuit, Grant, Job, Proof
+from prover.store import ArtifactStore
+
+MAX_PAGE = 100
+
+
+def page(
+    settings: Settings, owner: str, kind: str, limit: int = 20, cursor: int | None = None
+) -> dict[str, Any]:
+    """One page of ids of ``kind`` the key may see, newest first; ``next_cursor`` continues."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}; got {limit}")
+    with session_scope(settings.sqlalchemy_url()) as session:
+        query = select(Grant.seq, Grant.subject_id).where(Grant.key_id == owner, Grant.kind == kind)
+        if cursor is not None:
+            query = query.where(Grant.seq < cursor)
+        rows = session.execute(query.order_by(Grant.seq.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "ids": [r.subject_id for r in rows],
+        "next_cursor": rows[-1].seq if more else None,
+    }
+
+
+def _require(settings: Settings, owner: str, kind: str, subject_id: str) -> None:
+    with session_scope(settings.sqlalchemy_url()) as session:
+        if not jobs.can_see(session, owner, kind, subject_id):
+            raise NotFoundError(f"no {kind} with id {subject_id!r}", id=subject_id)
+
+
+def get_model(settings: Settings, owner: str, model_id: str) -> dict[str, Any]:
+    _require(settings, owner, "model", model_id)
+    return ArtifactStore(settings.data_dir).read_record("models", model_id)
+
+
+def get_circuit(settings: Settings, owner: str, circuit_id: str) -> dict[str, Any]:
+    """A circuit's state, and its full record (settings, accuracy, timings) once ready."""
+    _require(settings, owner, "circuit", circuit_id)
+    with session_scope(settings.sqlalchemy_url()) as session:
+        row = session.get(Circuit, circuit_id)
+        assert row is not None
+        view = {
+            "circuit_id": row.id,
+            "state": row.state,
+            "job_id": row.job_id,
+            "model_id": row.model_id,
+            "model_name": row.model_name,
+        }
+    if view["state"] == "ready":
+        view["record"] = ArtifactStore(settings.data_dir).read_record("circuits", circuit_id)
+    return view
+
+
+def get_proof(settings: Settings, owner: str, proof_id: str) -> dict[str, Any]:
+    """A proof's state, and once ready the proof, public instances, outputs and timings."""
+    _require(settings, owner, "proof", proof_id)
+    with session_scope(settings.sqlalchemy_url()) as session:
+        row = session.get(Proof, proof_id)
+        assert row is not None
+        view: dict[str, Any] = {
+            "proof_id": row.id,
+            "state": row.state,
+            "job_id": row.job_id,
+            "circuit_id": row.circuit_id,
+            "input_digest": row.input_digest,
+        }
+        if row.state == "failed":
+            job = session.scalar(select(Job).where(Job.id == row.job_id))
+            view["error"] = job.error if job else None
+    if view["state"] == "ready":
+        record = ArtifactStore(settings.data_dir).read_record("proofs", proof_id)
+        for name in ("proof", "instances", "outputs", "outputs_public", "timings", "dev_srs"):
+            view[name] = record[name]
+        view["proof_bytes"] = record["proof_bytes"]
+        view["created_at"] = record["created_at"]
+    return view
+
+
+def proof_file(settings: Settings, owner: str, proof_id: str) -> str:
+    """Path of a ready proof's ezkl proof JSON (for ezkl's own tools)."""
+    view = get_proof(settings, owner, proof_id)
+    if view["state"] != "ready":
+        raise NotFoundError(f"proof {proof_id} is {view['state']}; it has no proof file yet")
+    return str(ArtifactStore(settings.data_dir).path("proofs", proof_id) / "proof.json")
+
+
+def verify_proof(settings: Settings, owner: str, proof_id: str) -> dict[str, Any]:
+    """Check a ready proof with ezkl against its circuit's verifying key."""
+    view = get_proof(settings, owner, proof_id)
+    if view["state"] != "ready":
+        raise NotFoundError(f"proof {proof_id} is {view['state']}; there is nothing to verify")
+    return verify(ArtifactStore(settings.data_dir), proof_id)
+
+
+def get_job(settings: Settings, owner: str, job_id: str) -> dict[str, Any]:
+    return jobs.get_job(settings.sqlalchemy_url(), job_id, owner)

@@ -1,0 +1,178 @@
+"""Accepting work: check a request fully, record it idempotently, say which jobs to enqueue.
+
+Everything a client can get wrong is checked here, before any job exists: the model
+(intake), the calibration data, the options, the input's shape. The same compile request
+twice is one circuit and one job; the same (circuit, input) twice is one proof unless the
+client asks for a fresh one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from prover.circuits.compiler import plan_compile, store_model
+from prover.circuits.data import sample_digest_material, to_ezkl_input
+from prover.config import Settings
+from prover.errors import ConflictError, NotFoundError
+from prover.proving.proofs import plan_proof
+from prover.service import jobs
+from prover.service.db import session_scope
+from prover.service.options import DEFAULTS, compile_options
+from prover.service.schema import Circuit, Job, Proof
+from prover.store import ArtifactStore
+
+Accepted = tuple[dict[str, Any], list[tuple[str, str]]]  # (response, jobs to enqueue)
+
+
+def _with_retry(db_url: str, body: Any) -> Any:
+    """Run ``body(session)`` in a transaction; once more if a concurrent identical request
+    inserted the same row first (the second run then finds it)."""
+    try:
+        with session_scope(db_url) as session:
+            return body(session)
+    except IntegrityError:
+        with session_scope(db_url) as session:
+            return body(session)
+
+
+def submit_compile(
+    settings: Settings,
+    owner: str,
+    model_path: Path,
+    calibration: Any | None,
+    requested: dict[str, Any],
+) -> Accepted:
+    """Accept a model for compilation; returns the response and the jobs to enqueue."""
+    options = compile_options(requested, settings)
+    plan = plan_compile(model_path, calibration, options, settings)
+    store = ArtifactStore(settings.data_dir)
+    store_model(store, plan.info)
+    params = {
+        "model_id": plan.info.model_id,
+        "model_name": plan.info.path.name,
+        "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
+        "options": {**DEFAULTS, **requested, "tolerance": options.tolerance},
+    }
+
+    def body(session: Session) -> Accepted:
+        circuit = session.get(Circuit, plan.circuit_id)
+        enqueue: list[tuple[str, str]] = []
+        if circuit is None or circuit.state == "failed":
+            job = jobs.new_job(session, "compile", plan.circuit_id, owner, params)
+            enqueue.append((job.id, job.kind))
+            if circuit is None:
+                circuit = Circuit(
+                    id=plan.circuit_id,
+                    model_id=plan.info.model_id,
+                    model_name=plan.info.path.name,
+                    state="compiling",
+                    job_id=job.id,
+                )
+                session.add(circuit)
+            else:
+                circuit.state, circuit.job_id = "compiling", job.id
+            session.flush()
+        for kind, subject in (
+            ("model", plan.info.model_id),
+            ("circuit", circuit.id),
+            ("job", circuit.job_id),
+        ):
+            jobs.grant(session, owner, kind, subject)
+        response = {
+            "model_id": plan.info.model_id,
+            "circuit_id": circuit.id,
+            "job_id": circuit.job_id,
+            "state": circuit.state,
+        }
+        return response, enqueue
+
+    return _with_retry(settings.sqlalchemy_url(), body)
+
+
+def _visible_row(session: Session, owner: str, kind: str, table: Any, row_id: str) -> Any:
+    row = session.get(table, row_id)
+    if row is None or not jobs.can_see(session, owner, kind, row_id):
+        raise NotFoundError(f"no {kind} with id {row_id!r}", id=row_id)
+    return row
+
+
+def ready_circuit(settings: Settings, owner: str, circuit_id: str) -> Circuit:
+    """A circuit the key may see and that has compiled; 404 or 409 otherwise."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        circuit = _visible_row(session, owner, "circuit", Circuit, circuit_id)
+        if circuit.state != "ready":
+            job = session.scalar(select(Job).where(Job.id == circuit.job_id))
+            detail = f"job {circuit.job_id}"
+            if circuit.state == "failed" and job is not None and job.error:
+                detail += f" failed: {job.error.get('message')}"
+            advice = "wait for the job" if circuit.state == "compiling" else "submit it again"
+            raise ConflictError(
+                f"circuit {circuit_id} is {circuit.state}, not ready ({detail}); {advice}",
+                circuit_id=circuit_id,
+                job_id=circuit.job_id,
+                state=circuit.state,
+            )
+        return circuit
+
+
+def submit_proof(
+    settings: Settings, owner: str, circuit_id: str, input_obj: Any, fresh: bool = False
+) -> Accepted:
+    """Accept a proof request for a compiled circuit; returns the response and the jobs."""
+    ready_circuit(settings, owner, circuit_id)
+    store = ArtifactStore(settings.data_dir)
+    plan = plan_proof(store, circuit_id, input_obj, fresh)
+    params = {
+        "circuit_id": circuit_id,
+        "input": sample_digest_material(plan.sample),
+        "input_digest": plan.input_digest,
+    }
+
+    def body(session: Session) -> Accepted:
+        proof = session.get(Proof, plan.proof_id)
+        enqueue: list[tuple[str, str]] = []
+        if proof is None or proof.state == "failed":
+            job = jobs.new_job(session, "prove", plan.proof_id, owner, params)
+            enqueue.append((job.id, job.kind))
+            if proof is None:
+                proof = Proof(
+                    id=plan.proof_id,
+                    circuit_id=circuit_id,
+                    input_digest=plan.input_digest,
+                    state="proving",
+                    job_id=job.id,
+                )
+                session.add(proof)
+            else:
+                proof.state, proof.job_id = "proving", job.id
+            session.flush()
+        jobs.grant(session, owner, "proof", proof.id)
+        jobs.grant(session, owner, "job", proof.job_id)
+        response = {"proof_id": proof.id, "job_id": proof.job_id, "state": proof.state}
+        return response, enqueue
+
+    return _with_retry(settings.sqlalchemy_url(), body)
+
+
+def submit_chain_job(
+    settings: Settings, owner: str, kind: str, subject_id: str, params: dict[str, Any]
+) -> Accepted:
+    """A deploy (subject: a ready circuit) or submit (subject: a ready proof) job."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        if kind == "deploy":
+            table, what = Circuit, "circuit"
+        else:
+            table, what = Proof, "proof"
+        row = _visible_row(session, owner, what, table, subject_id)
+        if row.state != "ready":
+            raise ConflictError(
+                f"{what} {subject_id} is {row.state}, not ready (job {row.job_id})",
+                job_id=row.job_id,
+            )
+        job = jobs.new_job(session, kind, subject_id, owner, params)  # type: ignore[arg-type]
+        return {"job_id": job.id, "state": job.state}, [(job.id, kind)]
