@@ -13,7 +13,7 @@ PHASE_SECONDS = Histogram(
 )
 JOB_SECONDS = Histogram(
     "prover_job_seconds",
-    "Seconds from a job's creation to its end.",
+    "Seconds a worker spent running a job, by outcome.",
     ["kind", "state"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, float("inf")),
 )

@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,6 +57,9 @@ def session_scope(url: str) -> Iterator[Session]:
 
 def migrate(url: str) -> None:
     """Bring the schema to the newest revision; safe to call from many processes at once."""
+    from alembic import command
+    from alembic.config import Config
+
     engine = engine_for(url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

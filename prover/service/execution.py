@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from prover.config import Settings
 from prover.errors import ProverError, UnavailableError
 from prover.metrics import JOB_FAILURES, JOB_SECONDS, PHASE_SECONDS
 from prover.service import jobs
+from prover.service.lease import LeaseKeeper
 from prover.service.options import compile_options
 from prover.store import ArtifactStore
 
@@ -39,40 +39,12 @@ class Outcome:
 
 
 class _Tracker:
-    """Phase timings, throttled progress reports and the lease-renewing heartbeat."""
+    """Phase timings and throttled progress reports of one held job."""
 
-    def __init__(self, settings: Settings, job_id: str, token: str, kind: str) -> None:
-        self.db, self.job_id, self.token, self.kind = (
-            settings.sqlalchemy_url(),
-            job_id,
-            token,
-            kind,
-        )
-        self.lease_s = settings.job_lease_s
+    def __init__(self, db_url: str, job_id: str, token: str, kind: str) -> None:
+        self.db, self.job_id, self.token, self.kind = db_url, job_id, token, kind
         self.timings: dict[str, float] = {}
         self.phase, self.phase_started, self.last_report = "starting", time.monotonic(), 0.0
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
-
-    def __enter__(self) -> _Tracker:
-        self._beat.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._beat.join()
-        self.close_phase()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
-            try:
-                if not jobs.renew(self.db, self.job_id, self.token, self.lease_s):
-                    self.lost.set()
-                    log.warning("lost the lease of job %s", self.job_id)
-                    return
-            except OperationalError:
-                log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
 
     def close_phase(self) -> None:
         elapsed = time.monotonic() - self.phase_started
@@ -161,6 +133,17 @@ _RUNNERS = {
 }
 
 
+_keepers: dict[tuple[str, float], LeaseKeeper] = {}
+
+
+def _keeper(db_url: str, lease_s: float) -> LeaseKeeper:
+    """This process's lease helper."""
+    key = (db_url, lease_s)
+    if key not in _keepers:
+        _keepers[key] = LeaseKeeper(db_url, lease_s)
+    return _keepers[key]
+
+
 def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
     """Claim and run a job. Safe to call for a job that is done or held by another worker."""
     db = settings.sqlalchemy_url()
@@ -173,18 +156,20 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
     log.info("job %s (%s) claimed by %s, attempt %d", job_id, claim.kind, worker, claim.attempts)
     store = ArtifactStore(settings.data_dir)
     started = time.monotonic()
-    tracker = _Tracker(settings, job_id, claim.token, claim.kind)
+    tracker = _Tracker(db, job_id, claim.token, claim.kind)
     if claim.attempts == 1:
         tracker.timings["queued"] = round(claim.queued_s, 4)
         PHASE_SECONDS.labels(claim.kind, "queued").observe(claim.queued_s)
+    keeper = _keeper(db, settings.job_lease_s)
+    keeper.hold(job_id, claim.token)
     try:
-        with tracker:
-            result = _RUNNERS[claim.kind](claim, store, settings, tracker)
+        result = _RUNNERS[claim.kind](claim, store, settings, tracker)
     except TRANSIENT as exc:
         jobs.release(db, job_id, claim.token)
         log.warning("job %s: transient error, will retry: %s", job_id, exc)
         return Outcome("queued", retry_in_s=5.0)
     except Exception as exc:
+        tracker.close_phase()
         error = (
             exc.to_dict()
             if isinstance(exc, ProverError)
@@ -195,6 +180,9 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
             JOB_FAILURES.labels(claim.kind, error["code"]).inc()
             JOB_SECONDS.labels(claim.kind, "failed").observe(time.monotonic() - started)
         return Outcome("failed")
+    finally:
+        keeper.release()
+    tracker.close_phase()
     if not jobs.succeed(db, job_id, claim.token, result, tracker.timings):
         log.warning("job %s finished after its lease was taken over; not recorded", job_id)
         return Outcome("superseded")

@@ -276,17 +276,24 @@ def fail(
     return _settle(db_url, job_id, token, values, False)
 
 
-def stalled(db_url: str, wait: float) -> list[tuple[str, str]]:
-    """(job id, kind) of jobs that may have lost their queue message: queued for longer
-    than ``wait`` seconds, or running under a lapsed lease."""
+def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
+    """Put running jobs whose lease lapsed (their worker died) back in the queued state;
+    returns (job id, kind) of each, for the caller to enqueue once more. Atomic per job, so
+    of several sweepers only one re-enqueues a given job."""
     now = utcnow()
+    requeued = []
     with session_scope(db_url) as session:
-        rows = session.execute(
-            select(Job.id, Job.kind).where(
-                or_(
-                    (Job.state == "queued") & (Job.created_at < now - timedelta(seconds=wait)),
-                    (Job.state == "running") & (Job.lease_expires_at < now),
-                )
+        lapsed = session.execute(
+            select(Job.id, Job.kind, Job.lease_token).where(
+                Job.state == "running", Job.lease_expires_at < now
             )
         ).all()
-        return [(r[0], r[1]) for r in rows]
+        for job_id, kind, token in lapsed:
+            moved = session.execute(
+                update(Job)
+                .where(_held(job_id, token), Job.lease_expires_at < now)
+                .values(state="queued", phase="queued", lease_token=None, lease_expires_at=None)
+            ).rowcount
+            if moved:
+                requeued.append((job_id, kind))
+    return requeued

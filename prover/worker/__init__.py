@@ -1,0 +1,1 @@
+"""Celery interface: the app, its queues, and the task that runs a job."""

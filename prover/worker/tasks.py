@@ -1,0 +1,62 @@
+"""The one task: run a job by id. Delivery is at least once; ``run_job`` records once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Task
+from celery.signals import worker_init, worker_ready, worker_shutdown
+
+from prover.config import get_settings
+from prover.service import jobs
+from prover.service.db import migrate
+from prover.service.execution import TRANSIENT, run_job
+from prover.worker.app import app, enqueue
+
+log = logging.getLogger("prover.worker")
+MAX_TRANSIENT_RETRIES = 8
+_sweeping = threading.Event()
+
+
+@app.task(name="prover.run_job", bind=True, max_retries=None)
+def run_job_task(self: Task, job_id: str) -> str:
+    settings = get_settings()
+    try:
+        outcome = run_job(job_id, self.request.hostname or "worker", settings)
+    except TRANSIENT as exc:  # could not even claim: the database is away
+        if self.request.retries >= MAX_TRANSIENT_RETRIES:
+            raise
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 120)) from exc
+    if outcome.retry_in_s is not None:
+        # Held by a live worker (a duplicate delivery), or released after a transient
+        # error: look again later, so the message outlives the job.
+        raise self.retry(countdown=outcome.retry_in_s)
+    return outcome.state
+
+
+def _sweep(stop: threading.Event) -> None:
+    """Re-enqueue jobs whose worker died (lease lapsed), every lease period."""
+    settings = get_settings()
+    while not stop.wait(settings.job_lease_s):
+        try:
+            for job_id, kind in jobs.requeue_lapsed(settings.sqlalchemy_url()):
+                log.warning("job %s lost its worker; enqueued again", job_id)
+                enqueue(job_id, kind, settings)
+        except Exception:
+            log.exception("lease sweep failed; trying again next period")
+
+
+@worker_init.connect
+def _migrate(**_kwargs: object) -> None:
+    migrate(get_settings().sqlalchemy_url())
+
+
+@worker_ready.connect
+def _start_sweep(**_kwargs: object) -> None:
+    threading.Thread(target=_sweep, args=(_sweeping,), daemon=True, name="lease-sweep").start()
+
+
+@worker_shutdown.connect
+def _stop_sweep(**_kwargs: object) -> None:
+    _sweeping.set()
