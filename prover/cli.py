@@ -41,6 +41,9 @@ err = Console(stderr=True)
 _stdout: TextIO = sys.stdout  # replaced in main() by the real stdout once fd 1 is redirected
 
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
+RemoteOpt = typer.Option(
+    False, help="Go through the running service at PROVER_API_URL (key: PROVER_API_KEY)."
+)
 
 
 def _store() -> ArtifactStore:
@@ -133,30 +136,39 @@ def compile(
         False, help="Keys for ezkl's shared reusable EVM verifier (for verifiers over 24 KB)."
     ),
     srs: Path | None = typer.Option(None, help="Ceremony SRS file (overrides PROVER_SRS_PATH)."),
+    remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Compile an ONNX model into a circuit (cached: the same request is instant)."""
 
     def action() -> None:
-        from prover.circuits.compiler import CompileOptions, compile_model
-        from prover.circuits.search import Visibility
+        from prover.circuits.compiler import compile_model
+        from prover.service.options import compile_options
 
-        settings: Settings = get_settings()
-        if srs is not None:
-            settings = settings.model_copy(update={"srs_path": srs})
-        options = CompileOptions(
-            visibility=Visibility(input_visibility, param_visibility, output_visibility),
-            tolerance=settings.tolerance if tolerance is None else tolerance,
-            strategy=strategy,  # type: ignore[arg-type]
-            measure_top=settings.measure_top,
-            lookup_margin=lookup_margin,
-            reusable_verifier=reusable_verifier,
-            objective=objective,  # type: ignore[arg-type]
-        )
-        with _progress(not as_json, "compile") as progress:
-            record = compile_model(
-                model, _load_data(calibration), options, _store(), settings, progress
-            )
+        requested = {
+            "input_visibility": input_visibility,
+            "param_visibility": param_visibility,
+            "output_visibility": output_visibility,
+            "tolerance": tolerance,
+            "strategy": strategy,
+            "objective": objective,
+            "lookup_margin": lookup_margin,
+            "reusable_verifier": reusable_verifier,
+        }
+        if remote:
+            from prover.cli_service import remote_compile
+
+            view = remote_compile(model, calibration, requested, as_json)
+            record = {**view["record"], "cached": False, "job_id": view["job_id"]}
+        else:
+            settings: Settings = get_settings()
+            if srs is not None:
+                settings = settings.model_copy(update={"srs_path": srs})
+            options = compile_options(requested, settings)
+            with _progress(not as_json, "compile") as progress:
+                record = compile_model(
+                    model, _load_data(calibration), options, _store(), settings, progress
+                )
         result = {"circuit_id": record["id"], **record}
 
         def human(out: Console) -> None:
@@ -185,6 +197,7 @@ def prove(
     circuit_id: str = typer.Argument(..., help="Circuit id (or a unique prefix)."),
     input: Path = typer.Option(..., "--input", help="Input: ezkl input.json or nested lists."),
     fresh: bool = typer.Option(False, help="Prove again even if this input was proven."),
+    remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove one inference: witness + proof; prints the rescaled outputs."""
@@ -192,8 +205,14 @@ def prove(
     def action() -> None:
         from prover.proving.proofs import prove_input
 
-        with _progress(not as_json, "prove") as progress:
-            record = prove_input(_store(), circuit_id, _load_data(input), fresh, progress)
+        if remote:
+            from prover.cli_service import remote_prove
+
+            view = remote_prove(circuit_id, input, fresh, as_json)
+            record = {**view, "id": view["proof_id"], "cached": False}
+        else:
+            with _progress(not as_json, "prove") as progress:
+                record = prove_input(_store(), circuit_id, _load_data(input), fresh, progress)
 
         def human(out: Console) -> None:
             out.print(f"proof    {record['id']}{'  (cached)' if record['cached'] else ''}")
@@ -443,8 +462,6 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("ezkl", "tract_onnx", "tract_core", "tract_hir"):
         logging.getLogger(noisy).setLevel(level)
+    import prover.cli_service  # noqa: F401  (registers the service commands)
+
     app()
-
-
-if __name__ == "__main__":
-    main()

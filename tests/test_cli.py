@@ -16,7 +16,7 @@ from conftest import calibration_data, write_json
 def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PROVER_DATA_DIR": str(data_dir), "PROVER_MEASURE_TOP": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "prover.cli", *args],
+        [sys.executable, "-m", "prover", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -276,6 +276,19 @@ def fail(
     return _settle(db_url, job_id, token, values, False)
 
 
+def abandon(db_url: str, job_id: str, error: dict[str, Any]) -> None:
+    """Fail a job that never reached the queue (the broker refused it)."""
+    with session_scope(db_url) as session:
+        job = session.scalar(select(Job).where(Job.id == job_id, Job.state == "queued"))
+        if job is None:
+            return
+        job.state, job.error, job.finished_at = "failed", error, utcnow()
+        if job.kind in _SUBJECTS:
+            row = session.get(_SUBJECTS[job.kind][0], job.subject_id)
+            if row is not None and row.job_id == job.id:
+                row.state = "failed"
+
+
 def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
     """Put running jobs whose lease lapsed (their worker died) back in the queued state;
     returns (job id, kind) of each, for the caller to enqueue once more. Atomic per job, so

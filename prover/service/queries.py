@@ -108,3 +108,50 @@ def verify_proof(settings: Settings, owner: str, proof_id: str) -> dict[str, Any
 
 def get_job(settings: Settings, owner: str, job_id: str) -> dict[str, Any]:
     return jobs.get_job(settings.sqlalchemy_url(), job_id, owner)
+
+
+def list_items(
+    settings: Settings, owner: str, kind: str, limit: int = 20, cursor: int | None = None
+) -> dict[str, Any]:
+    """A page of short views of ``kind`` (model, circuit, proof, job), newest first."""
+    ids = page(settings, owner, kind, limit, cursor)
+    items: list[dict[str, Any]] = []
+    with session_scope(settings.sqlalchemy_url()) as session:
+        if kind == "job":
+            by_id = {
+                j.id: jobs.job_view(j)
+                for j in session.scalars(select(Job).where(Job.id.in_(ids["ids"])))
+            }
+        elif kind == "circuit":
+            by_id = {
+                c.id: {
+                    "circuit_id": c.id,
+                    "state": c.state,
+                    "job_id": c.job_id,
+                    "model_id": c.model_id,
+                    "model_name": c.model_name,
+                }
+                for c in session.scalars(select(Circuit).where(Circuit.id.in_(ids["ids"])))
+            }
+        elif kind == "proof":
+            by_id = {
+                p.id: {
+                    "proof_id": p.id,
+                    "state": p.state,
+                    "job_id": p.job_id,
+                    "circuit_id": p.circuit_id,
+                }
+                for p in session.scalars(select(Proof).where(Proof.id.in_(ids["ids"])))
+            }
+        else:
+            store = ArtifactStore(settings.data_dir)
+            by_id = {}
+            for model_id in ids["ids"]:
+                record = store.read_record("models", model_id)
+                by_id[model_id] = {
+                    "model_id": model_id,
+                    "name": record["name"],
+                    "parameter_count": record["parameter_count"],
+                }
+    items = [by_id[i] for i in ids["ids"] if i in by_id]
+    return {"items": items, "next_cursor": ids["next_cursor"]}

@@ -1,0 +1,5 @@
+"""``python -m prover``: the command line."""
+
+from prover.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP interface (FastAPI): parse, authorize, enqueue, report."""

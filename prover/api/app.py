@@ -1,0 +1,277 @@
+"""The HTTP API: every route is a few lines that call a service function.
+
+Errors are one JSON object ``{"error": {"code", "message", ...}}`` with a 4xx status for
+anything the client got wrong and 503 when a part of the service does not answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from prover import __version__
+from prover.api import schemas
+from prover.api.health import check, metrics_text
+from prover.api.limits import BodyLimit
+from prover.circuits.data import load_json
+from prover.config import Settings, get_settings
+from prover.errors import ProverError, UnavailableError
+from prover.service import jobs, queries, requests
+from prover.service.db import migrate
+from prover.service.keys import authenticate
+from prover.worker.app import enqueue
+
+log = logging.getLogger("prover.api")
+
+STATUS = {
+    "invalid_model": 422,
+    "unsupported_operator": 422,
+    "invalid_input": 422,
+    "circuit_error": 422,
+    "model_too_large": 413,
+    "not_found": 404,
+    "unauthorized": 401,
+    "conflict": 409,
+    "unavailable": 503,
+}
+E = schemas.ErrorBody
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": E, "description": "missing, unknown or revoked API key"},
+    404: {"model": E, "description": "no such id, or not visible to this key"},
+    409: {"model": E, "description": "not ready yet (still compiling or proving) or failed"},
+    413: {"model": E, "description": "request body or model over the limits"},
+    422: {"model": E, "description": "bad input: the error names the problem"},
+    503: {"model": E, "description": "the broker or the database does not answer"},
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: ERRORS[code] for code in (401, 404, 422, 503, *codes)}
+
+
+def _error(status: int, code: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **details}}, status)
+
+
+bearer = HTTPBearer(auto_error=False, description="An API key from `prover keys create`.")
+
+
+def _owner(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The id of the presented API key."""
+    db = request.app.state.settings.sqlalchemy_url()
+    return authenticate(db, credentials.credentials if credentials else None)
+
+
+Owner = Annotated[str, Depends(_owner)]
+Limit = Annotated[int, Query(ge=1, le=queries.MAX_PAGE)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = settings.sqlalchemy_url()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        migrate(db)
+        yield
+
+    app = FastAPI(
+        title="prover",
+        version=__version__,
+        description="Proven ML inference: compile ONNX models into ezkl circuits, request "
+        "proofs through a queue of workers, verify them here or on chain.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_request_bytes,
+        uploads=settings.max_request_bytes + settings.max_model_bytes,
+        upload_paths=("/v1/models",),
+    )
+
+    @app.exception_handler(ProverError)
+    async def _prover_error(_request: Request, exc: ProverError) -> JSONResponse:
+        return JSONResponse({"error": exc.to_dict()}, STATUS.get(exc.code, 500))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _error(422, "invalid_request", "; ".join(problems), errors=exc.errors())
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    def dispatch(accepted: requests.Accepted) -> dict[str, Any]:
+        response, to_enqueue = accepted
+        for job_id, kind in to_enqueue:
+            try:
+                enqueue(job_id, kind, settings)
+            except Exception as exc:
+                error = {"code": "unavailable", "message": f"the queue refused the job: {exc}"}
+                jobs.abandon(db, job_id, error)
+                raise UnavailableError(
+                    f"the queue ({settings.redis_url}) does not answer; try again later"
+                ) from exc
+        return response
+
+    @app.get("/health", response_model=schemas.Health, responses={503: {"model": schemas.Health}})
+    def health() -> JSONResponse:
+        """200 only when the database, the broker and at least one worker answer."""
+        report = check(settings)
+        return JSONResponse(report, 200 if report["status"] == "ok" else 503)
+
+    @app.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics: queue depth, jobs by state, phase durations, failures."""
+        return Response(metrics_text(settings), media_type="text/plain; version=0.0.4")
+
+    @app.post(
+        "/v1/models",
+        status_code=202,
+        response_model=schemas.CompileAccepted,
+        responses=_errors(413),
+    )
+    def submit_model(
+        key: Owner,
+        model: Annotated[UploadFile, File(description="ONNX model file")],
+        calibration: Annotated[
+            UploadFile | None, File(description="calibration data (ezkl input.json, ...)")
+        ] = None,
+        input_visibility: Annotated[str | None, Form()] = None,
+        param_visibility: Annotated[str | None, Form()] = None,
+        output_visibility: Annotated[str | None, Form()] = None,
+        tolerance: Annotated[float | None, Form(gt=0)] = None,
+        strategy: Annotated[str | None, Form(description="search or ezkl-default")] = None,
+        objective: Annotated[str | None, Form(description="prove-time or verify-gas")] = None,
+        lookup_margin: Annotated[float | None, Form(ge=1)] = None,
+        reusable_verifier: Annotated[bool | None, Form()] = None,
+    ) -> dict[str, Any]:
+        """Accept a model for compilation into a circuit (202; the job compiles it).
+
+        The model and calibration data are checked before the job exists; the same
+        request twice answers with the same circuit and job."""
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(model.filename or "model.onnx").name)
+        requested = {
+            "input_visibility": input_visibility,
+            "param_visibility": param_visibility,
+            "output_visibility": output_visibility,
+            "tolerance": tolerance,
+            "strategy": strategy,
+            "objective": objective,
+            "lookup_margin": lookup_margin,
+            "reusable_verifier": reusable_verifier,
+        }
+        requested = {k: v for k, v in requested.items() if v is not None}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / (name or "model.onnx")
+            path.write_bytes(model.file.read())
+            cal = None
+            if calibration is not None:
+                (Path(tmp) / "calibration.json").write_bytes(calibration.file.read())
+                cal = load_json(Path(tmp) / "calibration.json")
+            return dispatch(requests.submit_compile(settings, key, path, cal, requested))
+
+    @app.post(
+        "/v1/circuits/{circuit_id}/proofs",
+        status_code=202,
+        response_model=schemas.ProofAccepted,
+        responses=_errors(409),
+    )
+    def submit_proof(circuit_id: str, body: schemas.ProofRequest, key: Owner) -> dict[str, Any]:
+        """Request a proven inference (202; the job proves it). The input is checked
+        against the circuit's input shapes first; the same input twice is one proof."""
+        accepted = requests.submit_proof(settings, key, circuit_id, body.input, body.fresh)
+        return dispatch(accepted)
+
+    @app.post(
+        "/v1/circuits/{circuit_id}/deployments",
+        status_code=202,
+        response_model=schemas.JobAccepted,
+        responses=_errors(409),
+    )
+    def deploy(
+        circuit_id: str, key: Owner, body: schemas.DeployRequest | None = None
+    ) -> dict[str, Any]:
+        """Deploy the circuit's verifier contract and register it, on the service's chain
+        (a job on the chain queue; its result has the addresses)."""
+        params = {"force": bool(body and body.force)}
+        return dispatch(requests.submit_chain_job(settings, key, "deploy", circuit_id, params))
+
+    @app.post(
+        "/v1/proofs/{proof_id}/submissions",
+        status_code=202,
+        response_model=schemas.JobAccepted,
+        responses=_errors(409),
+    )
+    def submit_onchain(
+        proof_id: str, key: Owner, body: schemas.SubmitRequest | None = None
+    ) -> dict[str, Any]:
+        """Submit the proven result to the chain's ProvenResults contract (a chain job;
+        deploy the circuit first)."""
+        params = {"commit_reveal": bool(body and body.commit_reveal)}
+        return dispatch(requests.submit_chain_job(settings, key, "submit", proof_id, params))
+
+    @app.get("/v1/jobs/{job_id}", response_model=schemas.JobView, responses=_errors())
+    def get_job(job_id: str, key: Owner) -> dict[str, Any]:
+        """A job's state, phase, progress (0..1), timings, and error or result."""
+        return queries.get_job(settings, key, job_id)
+
+    @app.get("/v1/proofs/{proof_id}", response_model=schemas.ProofView, responses=_errors())
+    def get_proof(proof_id: str, key: Owner) -> dict[str, Any]:
+        """A proof's state; once ready the proof, public instances, outputs and timings."""
+        return queries.get_proof(settings, key, proof_id)
+
+    @app.get("/v1/proofs/{proof_id}/ezkl", responses=_errors())
+    def get_proof_file(proof_id: str, key: Owner) -> FileResponse:
+        """The proof in ezkl's own JSON format (`ezkl verify` accepts it)."""
+        return FileResponse(queries.proof_file(settings, key, proof_id), filename="proof.json")
+
+    @app.post(
+        "/v1/proofs/{proof_id}/verify", response_model=schemas.VerifyResult, responses=_errors()
+    )
+    def verify(proof_id: str, key: Owner) -> dict[str, Any]:
+        """Verify a ready proof with ezkl against its circuit's verifying key."""
+        return queries.verify_proof(settings, key, proof_id)
+
+    @app.get("/v1/circuits/{circuit_id}", response_model=schemas.CircuitView, responses=_errors())
+    def get_circuit(circuit_id: str, key: Owner) -> dict[str, Any]:
+        """A circuit's state; once ready its record (settings, accuracy, search trials)."""
+        return queries.get_circuit(settings, key, circuit_id)
+
+    @app.get("/v1/models/{model_id}", responses=_errors())
+    def get_model(model_id: str, key: Owner) -> dict[str, Any]:
+        """A model's record: inputs, outputs, operators, parameter count."""
+        return queries.get_model(settings, key, model_id)
+
+    def lister(kind: str) -> Any:
+        def list_kind(key: Owner, limit: Limit = 20, cursor: int | None = None) -> dict[str, Any]:
+            return queries.list_items(settings, key, kind, limit, cursor)
+
+        return list_kind
+
+    for kind in ("model", "circuit", "proof", "job"):
+        app.get(
+            f"/v1/{kind}s",
+            response_model=schemas.Page,
+            responses=_errors(),
+            summary=f"List {kind}s",
+            description=f"This key's {kind}s, newest first; pass next_cursor as cursor.",
+        )(lister(kind))
+
+    return app

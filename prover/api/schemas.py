@@ -1,0 +1,106 @@
+"""Response bodies, as OpenAPI shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Open(BaseModel):
+    """A body that may carry more fields than listed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(Open):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_model.")
+    message: str = Field(description="What was wrong and what to do about it.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class CompileAccepted(BaseModel):
+    model_id: str
+    circuit_id: str
+    job_id: str
+    state: str = Field(description="compiling, ready or failed")
+
+
+class ProofAccepted(BaseModel):
+    proof_id: str
+    job_id: str
+    state: str = Field(description="proving, ready or failed")
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    state: str
+
+
+class JobView(Open):
+    job_id: str
+    kind: str = Field(description="compile, prove, deploy or submit")
+    subject_id: str
+    state: str = Field(description="queued, running, succeeded or failed")
+    phase: str = Field(description="queued, intake, search, setup, witness, proving, ...")
+    progress: float = Field(ge=0, le=1)
+    error: dict[str, Any] | None
+    result: dict[str, Any] | None
+    attempts: int
+    timings: dict[str, float] = Field(description="seconds spent in each phase")
+
+
+class ProofView(Open):
+    proof_id: str
+    state: str
+    job_id: str
+    circuit_id: str
+    proof: str | None = Field(None, description="hex proof bytes (verifier calldata)")
+    instances: list[list[str]] | None = Field(None, description="public instances, 0x felts")
+    outputs: list[Any] | None = Field(None, description="rescaled outputs, model-shaped")
+    timings: dict[str, float] | None = None
+
+
+class CircuitView(Open):
+    circuit_id: str
+    state: str
+    job_id: str
+    model_id: str
+    model_name: str
+    record: dict[str, Any] | None = Field(None, description="settings, accuracy, search, ...")
+
+
+class VerifyResult(Open):
+    valid: bool
+    reason: str | None
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: int | None = Field(description="pass as ?cursor= for the next page")
+
+
+class Health(Open):
+    status: str = Field(description="ok, or degraded with the failing parts named")
+    database: str
+    broker: str
+    workers: int
+
+
+class ProofRequest(BaseModel):
+    input: Any = Field(
+        description="ezkl input.json object ({'input_data': [...]}), an object keyed by "
+        "input name, or nested lists"
+    )
+    fresh: bool = Field(False, description="prove again even if this input was proven")
+
+
+class DeployRequest(BaseModel):
+    force: bool = Field(False, description="deploy again even if the chain has it")
+
+
+class SubmitRequest(BaseModel):
+    commit_reveal: bool = Field(False, description="commit, then reveal in a later block")

@@ -1,0 +1,118 @@
+"""A small HTTP client of the service (used by the CLI's --remote mode, the demo and the
+benchmarks). Errors come back as the service's own ``ProverError`` codes and messages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from prover.errors import ProverError
+
+
+class ServiceError(ProverError):
+    """The service answered with an error (its code and message are kept)."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", f"HTTP {status}"), status=status)
+        self.code = error.get("code", "service_error")
+        self.details.update({k: v for k, v in error.items() if k not in ("code", "message")})
+
+
+class Client:
+    def __init__(self, url: str, key: str | None, timeout: float = 120.0) -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ProverError(
+                f"the service at {self.http.base_url} does not answer: {exc}"
+            ) from exc
+        body = response.json() if response.content else {}
+        if response.status_code >= 400:
+            raise ServiceError(response.status_code, body.get("error", {"message": response.text}))
+        return body
+
+    def health(self) -> dict[str, Any]:
+        return self.http.get("/health").json()
+
+    def submit_model(
+        self, model: Path, calibration: Path | None = None, **options: Any
+    ) -> dict[str, Any]:
+        files = {"model": (model.name, model.read_bytes(), "application/octet-stream")}
+        if calibration is not None:
+            files["calibration"] = (
+                "calibration.json",
+                calibration.read_bytes(),
+                "application/json",
+            )
+        data = {
+            k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in options.items()
+            if v is not None
+        }
+        return self._call("POST", "/v1/models", files=files, data=data)
+
+    def submit_proof(self, circuit_id: str, input_obj: Any, fresh: bool = False) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/v1/circuits/{circuit_id}/proofs", json={"input": input_obj, "fresh": fresh}
+        )
+
+    def deploy(self, circuit_id: str, force: bool = False) -> dict[str, Any]:
+        return self._call("POST", f"/v1/circuits/{circuit_id}/deployments", json={"force": force})
+
+    def submit_onchain(self, proof_id: str, commit_reveal: bool = False) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/v1/proofs/{proof_id}/submissions", json={"commit_reveal": commit_reveal}
+        )
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/jobs/{job_id}")
+
+    def proof(self, proof_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/proofs/{proof_id}")
+
+    def circuit(self, circuit_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/circuits/{circuit_id}")
+
+    def verify(self, proof_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/proofs/{proof_id}/verify")
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float = 3600.0,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll_s: float = 0.05,
+    ) -> dict[str, Any]:
+        """Poll a job until it ends; returns its final view (raises if it failed)."""
+        deadline = time.monotonic() + timeout
+        delay = poll_s
+        while True:
+            job = self.job(job_id)
+            if on_progress:
+                on_progress(job)
+            if job["state"] == "succeeded":
+                return job
+            if job["state"] == "failed":
+                error = job["error"] or {}
+                raise ServiceError(200, {**error, "job_id": job_id})
+            if time.monotonic() > deadline:
+                raise ProverError(f"job {job_id} did not end within {timeout} s", job_id=job_id)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)

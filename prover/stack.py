@@ -1,0 +1,181 @@
+"""``prover up``: the whole service on one machine, starting only what is missing.
+
+Redis is started when none answers at ``PROVER_REDIS_URL``, anvil when no chain answers at
+``PROVER_RPC_URL``; then ``PROVER_WORKERS`` worker processes and the API. Ctrl-C (or
+SIGTERM) stops what was started, in reverse order, and only that.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import httpx
+import redis
+
+from prover.config import Settings
+from prover.errors import ProverError, UnavailableError
+from prover.service.db import migrate
+
+
+@dataclass
+class Part:
+    name: str
+    where: str
+    process: subprocess.Popen[bytes] | None = None  # None: already running, not ours
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    say: Callable[[str], None]
+    parts: list[Part] = field(default_factory=list)
+
+    def _spawn(self, name: str, where: str, command: list[str], env: dict[str, str]) -> Part:
+        log = open(self.settings.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        part = Part(name, where, process)
+        self.parts.append(part)
+        return part
+
+    def _redis(self, env: dict[str, str]) -> None:
+        url = self.settings.redis_url
+        if _redis_answers(url):
+            self.parts.append(Part("redis", f"{url} (already running)"))
+            return
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise UnavailableError(
+                f"no Redis answers at {url} and redis-server is not installed: install it "
+                "(apt-get install redis-server; `bash scripts/setup.sh` does) or point "
+                "PROVER_REDIS_URL at a running Redis"
+            )
+        parsed = urlparse(url)
+        port = str(parsed.port or 6379)
+        command = [binary, "--port", port, "--bind", parsed.hostname or "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.settings.data_dir)]
+        self._spawn("redis", url, command, env)
+        _wait(lambda: _redis_answers(url), 20, f"Redis at {url}")
+
+    def _chain(self, env: dict[str, str]) -> None:
+        from prover.chain.node import LocalChain
+
+        url = self.settings.rpc_url
+        if _chain_answers(url):
+            self.parts.append(Part("chain", f"{url} (already running)"))
+            return
+        parsed = urlparse(url)
+        if parsed.hostname not in ("127.0.0.1", "localhost"):
+            raise UnavailableError(f"the chain at {url} does not answer")
+        chain = LocalChain(port=parsed.port or 8545).start()
+        self.parts.append(
+            Part("chain", f"{url} (anvil, chain id {chain.chain_id})", chain._process)
+        )
+
+    def start(self) -> None:
+        settings = self.settings
+        (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = {
+            **os.environ,
+            "PROVER_DATA_DIR": str(settings.data_dir),
+            "PROVER_REDIS_URL": settings.redis_url,
+            "PROVER_RPC_URL": settings.rpc_url,
+            "PROVER_DATABASE_URL": settings.sqlalchemy_url(),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+        self._redis(env)
+        self.say(f"redis    {self.parts[-1].where}")
+        migrate(settings.sqlalchemy_url())
+        self.say(f"database {settings.sqlalchemy_url()}")
+        self._chain(env)
+        self.say(f"chain    {self.parts[-1].where}")
+        for i in range(settings.workers):
+            name = f"worker{i + 1}"
+            command = [sys.executable, "-m", "prover", "worker", "--name", f"{name}@%h"]
+            self._spawn(name, "queues compile, prove, chain", command, env)
+        self.say(f"workers  {settings.workers} (logs in {settings.data_dir / 'logs'})")
+        api = f"http://{settings.api_host}:{settings.api_port}"
+        command = [sys.executable, "-m", "prover", "serve"]
+        self._spawn("api", api, command, env)
+        _wait(lambda: self._healthy(api), 120, f"the API at {api} (and a worker)")
+        self.say(f"api      {api}  (docs {api}/docs, metrics {api}/metrics)")
+
+    def _healthy(self, api: str) -> bool:
+        for part in self.parts:
+            if part.process is not None and part.process.poll() is not None:
+                raise ProverError(
+                    f"{part.name} exited with status {part.process.returncode}; see "
+                    f"{self.settings.data_dir / 'logs' / (part.name + '.log')}"
+                )
+        try:
+            return httpx.get(f"{api}/health", timeout=5).json().get("status") == "ok"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            process = part.process
+            if process is None or process.poll() is not None:
+                continue
+            with_group = part.name.startswith("worker") or part.name == "api"
+            _signal(process, signal.SIGTERM, with_group)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                _signal(process, signal.SIGKILL, with_group)
+                process.wait()
+            self.say(f"stopped  {part.name}")
+
+    def watch(self) -> None:
+        """Block until a started part exits or the process is told to stop."""
+        while True:
+            for part in self.parts:
+                if part.process is not None and part.process.poll() is not None:
+                    raise ProverError(f"{part.name} exited with status {part.process.returncode}")
+            time.sleep(1)
+
+
+def _signal(process: subprocess.Popen[bytes], sig: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _chain_answers(url: str) -> bool:
+    try:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        return "result" in httpx.post(url, json=body, timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.25)
+    raise UnavailableError(f"{what} did not answer within {timeout:.0f} s")
