@@ -129,12 +129,13 @@ def up() -> None:
     answers), PROVER_WORKERS workers and the API; prints `ready`; Ctrl-C stops it."""
     from prover.stack import Stack
 
-    stack = Stack(get_settings(), lambda line: err.print(line, highlight=False))
+    stack = Stack(get_settings(), lambda line: err.print(line, highlight=False, soft_wrap=True))
 
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started in the background (SIGINT ignored)
     try:
         stack.start()
         err.print("[green]ready[/green]")
