@@ -23,6 +23,7 @@ import redis
 from prover.config import Settings
 from prover.errors import ProverError, UnavailableError
 from prover.service.db import migrate
+from prover.service.lease import die_with_parent
 
 
 @dataclass
@@ -41,7 +42,12 @@ class Stack:
     def _spawn(self, name: str, where: str, command: list[str], env: dict[str, str]) -> Part:
         log = open(self.settings.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches `up`, which stops each part in order
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (and none outlives a killed `up`)
         )
         part = Part(name, where, process)
         self.parts.append(part)

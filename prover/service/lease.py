@@ -22,8 +22,8 @@ from typing import IO
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the helper (Linux): receive SIGKILL when the worker process dies."""
+def die_with_parent() -> None:
+    """In a child process (Linux): receive SIGKILL when the parent process dies."""
     # Not Linux: no prctl, and the helper stops at stdin EOF instead.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -42,7 +42,7 @@ class LeaseKeeper:
                 [sys.executable, "-m", "prover.service.lease", self.db_url, str(self.lease_s)],
                 stdin=subprocess.PIPE,
                 text=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         assert self._process.stdin is not None
         return self._process.stdin

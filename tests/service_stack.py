@@ -1,0 +1,174 @@
+"""A real service for tests: a private Redis, worker subprocesses, the API over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from prover.chain.node import free_port
+from prover.service.db import engine_for, migrate
+from prover.service.keys import create_key
+
+POSTGRES_ADMIN = os.environ.get("PROVER_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A redis-server of our own on a free port (else the one at 6379, database 15)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        url = "redis://127.0.0.1:6379/15"
+        redis.Redis.from_url(url).flushdb()
+        yield url
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for(lambda: _pings(url), 10, "redis-server")
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test session, dropped afterwards."""
+    name = f"prover_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+        url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+        try:
+            yield url
+        finally:
+            engine_for(url).dispose()
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for(ready, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready within {timeout} s")
+
+
+class Service:
+    """Workers and the API as subprocesses over one data dir, database and Redis."""
+
+    def __init__(self, data_dir: Path, db_url: str, redis_url: str, **env: str) -> None:
+        self.data_dir, self.db_url, self.redis_url = data_dir, db_url, redis_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "PROVER_DATA_DIR": str(data_dir),
+            "PROVER_DATABASE_URL": db_url,
+            "PROVER_REDIS_URL": redis_url,
+            "PROVER_API_PORT": str(self.port),
+            "PROVER_API_URL": self.url,
+            "PROVER_MEASURE_TOP": "1",
+            "PROVER_JOB_LEASE_S": "2",
+            "PROVER_MAX_REQUEST_BYTES": str(1 << 20),
+            "PROVER_MAX_MODEL_BYTES": str(2 << 20),
+            **env,
+        }
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.api: subprocess.Popen[bytes] | None = None
+        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        migrate(db_url)
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        return subprocess.Popen(
+            [sys.executable, "-m", "prover", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_worker(self, name: str) -> None:
+        self.workers[name] = self._spawn(name, "worker", "--name", f"{name}@test")
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL a worker's whole process group, as when its machine dies."""
+        process = self.workers.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def start(self, workers: int = 2) -> Service:
+        for i in range(workers):
+            self.start_worker(f"w{i + 1}")
+        self.api = self._spawn("api", "serve")
+        wait_for(self._healthy, 90, "the API with its workers")
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            health = httpx.get(f"{self.url}/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return health.get("status") == "ok" and health.get("workers", 0) >= len(self.workers)
+
+    def key(self, name: str = "test") -> str:
+        return create_key(self.db_url, name)["key"]
+
+    def client(self, key: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def log(self, name: str) -> str:
+        return (self.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for process in [*self.workers.values(), *([self.api] if self.api else [])]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [*self.workers.values(), *([self.api] if self.api else [])]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict:
+    """Poll a job until it ends; returns its final view."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
