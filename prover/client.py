@@ -98,13 +98,13 @@ class Client:
         job_id: str,
         timeout: float = 3600.0,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
-        poll_s: float = 0.05,
     ) -> dict[str, Any]:
-        """Poll a job until it ends; returns its final view (raises if it failed)."""
+        """Wait for a job to end (long polls, or short ones while reporting progress);
+        returns its final view, raises if it failed."""
         deadline = time.monotonic() + timeout
-        delay = poll_s
         while True:
-            job = self.job(job_id)
+            wait = 1.0 if on_progress else max(0.0, min(30.0, deadline - time.monotonic()))
+            job = self._call("GET", f"/v1/jobs/{job_id}", params={"wait": wait})
             if on_progress:
                 on_progress(job)
             if job["state"] == "succeeded":
@@ -114,5 +114,3 @@ class Client:
                 raise ServiceError(200, {**error, "job_id": job_id})
             if time.monotonic() > deadline:
                 raise ProverError(f"job {job_id} did not end within {timeout} s", job_id=job_id)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)

@@ -47,7 +47,7 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches `up`, which stops each part in order
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (and none outlives a killed `up`)
+            preexec_fn=die_with_parent,
         )
         part = Part(name, where, process)
         self.parts.append(part)

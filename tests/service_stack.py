@@ -167,8 +167,7 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict:
     """Poll a job until it ends; returns its final view."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        job = client.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json()
         if job["state"] in ("succeeded", "failed"):
             return job
-        time.sleep(0.1)
     raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")

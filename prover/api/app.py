@@ -6,9 +6,11 @@ anything the client got wrong and 503 when a part of the service does not answer
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from prover import __version__
@@ -33,6 +36,7 @@ from prover.service.keys import authenticate
 from prover.worker.app import enqueue
 
 log = logging.getLogger("prover.api")
+JOB_POLL_S = 0.01  # how often a waiting job request looks at the database
 
 STATUS = {
     "invalid_model": 422,
@@ -228,9 +232,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return dispatch(requests.submit_chain_job(settings, key, "submit", proof_id, params))
 
     @app.get("/v1/jobs/{job_id}", response_model=schemas.JobView, responses=_errors())
-    def get_job(job_id: str, key: Owner) -> dict[str, Any]:
-        """A job's state, phase, progress (0..1), timings, and error or result."""
-        return queries.get_job(settings, key, job_id)
+    async def get_job(
+        job_id: str,
+        key: Owner,
+        wait: Annotated[
+            float, Query(ge=0, le=60, description="seconds to wait for the job to end")
+        ] = 0,
+    ) -> dict[str, Any]:
+        """A job's state, phase, progress (0..1), timings, and error or result. With
+        ``wait``, answers as soon as the job ends (or when the wait is over)."""
+        deadline = time.monotonic() + wait
+        while True:
+            job = await run_in_threadpool(queries.get_job, settings, key, job_id)
+            if job["state"] in jobs.TERMINAL or time.monotonic() >= deadline:
+                return job
+            await asyncio.sleep(JOB_POLL_S)
 
     @app.get("/v1/proofs/{proof_id}", response_model=schemas.ProofView, responses=_errors())
     def get_proof(proof_id: str, key: Owner) -> dict[str, Any]:

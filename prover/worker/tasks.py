@@ -6,7 +6,7 @@ import logging
 import threading
 
 from celery import Task
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from prover.config import get_settings
 from prover.service import jobs
@@ -50,6 +50,14 @@ def _sweep(stop: threading.Event) -> None:
 @worker_init.connect
 def _migrate(**_kwargs: object) -> None:
     migrate(get_settings().sqlalchemy_url())
+
+
+@worker_process_init.connect
+def _warm_up(**_kwargs: object) -> None:
+    """Import the heavy modules (ezkl, onnxruntime, web3) before the first job arrives."""
+    import prover.chain.onchain
+    import prover.circuits.compiler
+    import prover.proving.proofs  # noqa: F401
 
 
 @worker_ready.connect

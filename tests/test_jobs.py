@@ -1,0 +1,107 @@
+"""The job state machine and its leases, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from service_stack import postgres_database
+
+from prover.service import jobs
+from prover.service.db import engine_for, migrate, session_scope
+from prover.service.schema import Base, Circuit
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        migrate(url)
+        yield url
+    else:
+        with postgres_database() as url:
+            migrate(url)
+            yield url
+
+
+def _job(db: str) -> str:
+    with session_scope(db) as session:
+        job = jobs.new_job(session, "compile", "c" * 64, "owner", {})
+        session.add(
+            Circuit(
+                id="c" * 64, model_id="m", model_name="m.onnx", state="compiling", job_id=job.id
+            )
+        )
+        return job.id
+
+
+def test_migrations_match_the_schema_and_rerun_cleanly(db: str) -> None:
+    migrate(db)  # a second run is a no-op
+    with engine_for(db).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_claim_is_exclusive_and_only_the_holder_records(db: str) -> None:
+    job_id = _job(db)
+    first = jobs.claim(db, job_id, "w1", lease_s=30, max_attempts=3)
+    assert first.status == "claimed" and first.attempts == 1
+    second = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
+    assert second.status == "busy" and second.retry_in_s > 0
+    assert not jobs.succeed(db, job_id, "not-the-token", {}, {})
+    assert jobs.report(db, job_id, first.token, "search", 0.5, {"intake": 0.1})
+    assert jobs.get_job(db, job_id)["phase"] == "search"
+    assert jobs.succeed(db, job_id, first.token, {"ok": True}, {"search": 1.0})
+    assert not jobs.succeed(db, job_id, first.token, {"again": True}, {})
+    assert jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3).status == "done"
+    view = jobs.get_job(db, job_id)
+    assert (view["state"], view["result"], view["progress"]) == ("succeeded", {"ok": True}, 1.0)
+    with session_scope(db) as session:
+        assert session.get(Circuit, "c" * 64).state == "ready"
+
+
+def test_a_lapsed_lease_is_requeued_once_and_taken_over(db: str) -> None:
+    job_id = _job(db)
+    dead = jobs.claim(db, job_id, "w1", lease_s=0.2, max_attempts=3)
+    time.sleep(0.4)
+    assert jobs.requeue_lapsed(db) == [(job_id, "compile")]
+    assert jobs.requeue_lapsed(db) == []  # a second sweeper finds nothing to do
+    alive = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
+    assert alive.status == "claimed" and alive.attempts == 2
+    assert not jobs.renew(db, job_id, dead.token, 30)  # the dead worker's token is void
+    assert not jobs.succeed(db, job_id, dead.token, {}, {})
+    assert jobs.succeed(db, job_id, alive.token, {}, {})
+
+
+def test_a_job_whose_workers_keep_dying_fails_with_the_reason(db: str) -> None:
+    job_id = _job(db)
+    for _ in range(2):
+        assert jobs.claim(db, job_id, "w", lease_s=0.05, max_attempts=2).status == "claimed"
+        time.sleep(0.1)
+    assert jobs.claim(db, job_id, "w", lease_s=0.05, max_attempts=2).status == "done"
+    view = jobs.get_job(db, job_id)
+    assert view["state"] == "failed" and view["error"]["code"] == "worker_lost"
+    with session_scope(db) as session:
+        assert session.get(Circuit, "c" * 64).state == "failed"
+
+
+def test_a_failure_keeps_its_reason_and_released_jobs_go_back_to_the_queue(db: str) -> None:
+    job_id = _job(db)
+    claim = jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
+    assert jobs.release(db, job_id, claim.token)
+    assert jobs.get_job(db, job_id)["state"] == "queued"
+    claim = jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
+    error = {"code": "invalid_input", "message": "input 'x' expects 4 values"}
+    assert jobs.fail(db, job_id, claim.token, error)
+    assert jobs.get_job(db, job_id)["error"] == error
+
+
+def test_a_key_sees_a_job_only_when_granted(db: str) -> None:
+    job_id = _job(db)
+    assert jobs.get_job(db, job_id, "owner")["job_id"] == job_id
+    with pytest.raises(Exception, match="no job"):
+        jobs.get_job(db, job_id, "someone-else")
