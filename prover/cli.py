@@ -250,6 +250,7 @@ def deploy(
     rpc: str | None = RpcOpt,
     key: str | None = KeyOpt,
     force: bool = typer.Option(False, help="Deploy again even if this chain has it."),
+    remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Deploy a circuit's Solidity verifier and register it in the chain's registry."""
@@ -257,7 +258,12 @@ def deploy(
     def action() -> None:
         from prover.chain.onchain import deploy_circuit
 
-        record = deploy_circuit(_store(), circuit_id, _chain(rpc, key), force)
+        if remote:
+            from prover.cli_service import remote_job
+
+            record = remote_job(lambda c: c.deploy(circuit_id, force), as_json)
+        else:
+            record = deploy_circuit(_store(), circuit_id, _chain(rpc, key), force)
 
         def human(out: Console) -> None:
             reused = "  (already deployed)" if record["reused"] else ""
@@ -281,6 +287,7 @@ def submit(
     commit_reveal: bool = typer.Option(
         False, help="Commit first, reveal in a later block: front-running cannot take credit."
     ),
+    remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Submit a proven result to the ProvenResults contract; exit 1 if it is refused."""
@@ -288,7 +295,12 @@ def submit(
     def action() -> None:
         from prover.chain.onchain import submit_proof
 
-        result = submit_proof(_store(), proof_id, _chain(rpc, key), commit_reveal)
+        if remote:
+            from prover.cli_service import remote_job
+
+            result = remote_job(lambda c: c.submit_onchain(proof_id, commit_reveal), as_json)
+        else:
+            result = submit_proof(_store(), proof_id, _chain(rpc, key), commit_reveal)
 
         def human(out: Console) -> None:
             if not result["accepted"]:
@@ -315,6 +327,7 @@ def verify(
     ),
     rpc: str | None = RpcOpt,
     key: str | None = KeyOpt,
+    remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Verify a proof with ezkl, or with its verifier contract; exit 1 when it is invalid."""
@@ -322,7 +335,12 @@ def verify(
     def action() -> None:
         from prover.proving.proofs import verify as verify_proof
 
-        if onchain:
+        if remote:
+            from prover.cli_service import _client
+
+            with _client() as client:
+                result = client.verify(proof)
+        elif onchain:
             from prover.chain.onchain import verify_proof_onchain
 
             result = verify_proof_onchain(_store(), proof, _chain(rpc, key), circuit)

@@ -204,6 +204,13 @@ def _print_job(out: Console, job: dict[str, Any]) -> None:
         out.print(f"result   {json.dumps(job['result'])}")
 
 
+def remote_job(submit: Any, as_json: bool) -> dict[str, Any]:
+    """Submit a job with ``submit(client)``, wait for it, and return its result."""
+    with _client() as client:
+        accepted = submit(client)
+        return _watch(client, accepted["job_id"], not as_json)["result"]
+
+
 def remote_compile(model: Path, calibration: Path | None, options: dict[str, Any], as_json: bool):
     """compile --remote: submit to the service and wait for the compile job."""
     with _client() as client:

@@ -1,45 +1,51 @@
 #!/usr/bin/env bash
-# The main job, end to end: set up, compile the digits MLP into a circuit, prove one
-# inference, verify the proof, deploy its verifier contract to a local chain and have the
-# contract verify it. Artifacts go to $PROVER_DATA_DIR (default ./.data). With
-# PROVER_RPC_URL unset, a local anvil chain is started for the run and stopped after it.
+# The main job, end to end, through the service: set up, start the local stack
+# (`prover up`: Redis if none answers, a local anvil chain if none answers, workers, the
+# API), create an API key, compile the digits MLP into a circuit on the compile queue,
+# request a proven inference on the prove queue, verify the proof, deploy the circuit's
+# verifier contract and submit the proven result on the chain queue; the chain accepts it
+# only because the proof verifies. The stack is stopped at the end.
+# Artifacts and the database go to $PROVER_DATA_DIR (default ./.data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PROVER_DATA_DIR=${PROVER_DATA_DIR:-$PWD/.data}
+export PROVER_API_PORT=${PROVER_API_PORT:-8000}
+export PROVER_API_URL=${PROVER_API_URL:-http://127.0.0.1:$PROVER_API_PORT}
 prover=.venv/bin/prover
 model=models/digits_mlp
 field() { .venv/bin/python -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
 
-echo "== compile $model/model.onnx (settings search; instant when already compiled)"
-$prover compile $model/model.onnx --calibration $model/calibration.json
-circuit=$($prover compile $model/model.onnx --calibration $model/calibration.json --json | field circuit_id)
+mkdir -p "$PROVER_DATA_DIR"
+log=$PROVER_DATA_DIR/up.log
+echo "== start the local stack (prover up; its output: $log)"
+$prover up >"$log" 2>&1 &
+up_pid=$!
+trap 'kill -INT $up_pid 2>/dev/null && wait $up_pid 2>/dev/null || true' EXIT
+until grep -qx "ready" "$log"; do
+  if ! kill -0 $up_pid 2>/dev/null; then cat "$log" >&2; exit 1; fi
+  sleep 0.5
+done
+grep -v '^ready$' "$log"
 
-echo "== prove one inference: an 8x8 handwritten digit labelled $(field sample_label < $model/metrics.json)"
-$prover prove "$circuit" --input $model/input.json
-proof=$($prover prove "$circuit" --input $model/input.json --json | field proof_id)
+echo "== create an API key"
+PROVER_API_KEY=$($prover keys create --name demo --json | field key)
+export PROVER_API_KEY
 
-echo "== verify proof $proof"
-$prover verify "$proof"
+echo "== compile $model/model.onnx through the service (settings search; instant when compiled)"
+$prover compile $model/model.onnx --calibration $model/calibration.json --remote
+circuit=$($prover compile $model/model.onnx --calibration $model/calibration.json --remote --json |
+  field circuit_id)
 
-if [ -z "${PROVER_RPC_URL:-}" ]; then
-  port=$(.venv/bin/python -c 'from prover.chain.node import free_port; print(free_port())')
-  anvil=$(.venv/bin/python -c 'from prover.chain.toolchain import anvil_binary; print(anvil_binary())')
-  "$anvil" --host 127.0.0.1 --port "$port" --silent &
-  anvil_pid=$!
-  trap 'kill $anvil_pid 2>/dev/null || true' EXIT
-  export PROVER_RPC_URL=http://127.0.0.1:$port
-  for _ in $(seq 50); do
-    node_modules/.bin/cast chain-id --rpc-url "$PROVER_RPC_URL" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-fi
+echo "== prove one inference through the queue: a handwritten digit labelled $(field sample_label < $model/metrics.json)"
+$prover prove "$circuit" --input $model/input.json --remote
+proof=$($prover prove "$circuit" --input $model/input.json --remote --json | field proof_id)
 
-echo "== deploy the circuit's verifier contract and register it, on the chain at $PROVER_RPC_URL"
-$prover deploy "$circuit"
+echo "== verify proof $proof (the service checks it with ezkl)"
+$prover verify "$proof" --remote
 
-echo "== verify on chain: the verifier contract's own answer (eth_call)"
-$prover verify "$proof" --onchain
+echo "== deploy the circuit's verifier contract and register it (chain queue)"
+$prover deploy "$circuit" --remote
 
-echo "== submit the proven result: accepted only because the proof verifies"
-$prover submit "$proof"
+echo "== submit the proven result on chain: accepted only because the proof verifies"
+$prover submit "$proof" --remote

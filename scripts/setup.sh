@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtual environment at .venv with prover and its pinned dependencies,
-# and node_modules with the pinned Solidity compiler and the local chain (anvil).
+# node_modules with the pinned Solidity compiler and the local chain (anvil), and Redis
+# (installed with apt-get only when none answers and redis-server is missing).
 # Re-installs only what changed since the last run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,4 +50,19 @@ if [ "$(cat "$npm_stamp" 2>/dev/null || true)" != "$npm_want" ]; then
     exit 1
   fi
   echo "$npm_want" > "$npm_stamp"
+fi
+
+redis_url=${PROVER_REDIS_URL:-redis://127.0.0.1:6379/0}
+if ! command -v redis-server >/dev/null 2>&1 &&
+   ! .venv/bin/python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()" \
+     "$redis_url" >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: no Redis answers at $redis_url; installing redis-server with apt-get" >&2
+    { apt-get update && apt-get install -y redis-server; } >.venv/apt-redis.log 2>&1 ||
+      { tail -n 20 .venv/apt-redis.log >&2; exit 1; }
+  else
+    echo "setup: no Redis answers at $redis_url and redis-server is missing; install Redis" \
+      "or set PROVER_REDIS_URL" >&2
+    exit 1
+  fi
 fi
