@@ -78,6 +78,7 @@ def _run_compile(
 
     assert claim.params is not None
     params = claim.params
+    track("intake", 0.0)
     options = compile_options(params["options"], settings)
     with tempfile.TemporaryDirectory() as tmp:
         # The stored model under the name it was uploaded with (the record keeps the name).
@@ -136,7 +137,7 @@ _RUNNERS = {
 _keepers: dict[tuple[str, float], LeaseKeeper] = {}
 
 
-def _keeper(db_url: str, lease_s: float) -> LeaseKeeper:
+def lease_keeper(db_url: str, lease_s: float) -> LeaseKeeper:
     """This process's lease helper."""
     key = (db_url, lease_s)
     if key not in _keepers:
@@ -160,7 +161,7 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
     if claim.attempts == 1:
         tracker.timings["queued"] = round(claim.queued_s, 4)
         PHASE_SECONDS.labels(claim.kind, "queued").observe(claim.queued_s)
-    keeper = _keeper(db, settings.job_lease_s)
+    keeper = lease_keeper(db, settings.job_lease_s)
     keeper.hold(job_id, claim.token)
     try:
         result = _RUNNERS[claim.kind](claim, store, settings, tracker)

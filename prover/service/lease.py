@@ -52,6 +52,10 @@ class LeaseKeeper:
         pipe.write(line + "\n")
         pipe.flush()
 
+    def start(self) -> None:
+        """Start the helper now (a worker does at start, so no job waits for it)."""
+        self._pipe()
+
     def hold(self, job_id: str, token: str) -> None:
         self._send(f"hold {job_id} {token}")
 
@@ -73,7 +77,7 @@ def main(db_url: str, lease_s: float) -> None:
                 return
             words = line.split()
             held = (words[1], words[2]) if words[:1] == ["hold"] else None
-        if held is not None:
+        if held is not None:  # renew at once when told to hold, then every third of a lease
             try:
                 if not renew(db_url, held[0], held[1], lease_s):
                     held = None

@@ -11,7 +11,7 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 from prover.config import get_settings
 from prover.service import jobs
 from prover.service.db import migrate
-from prover.service.execution import TRANSIENT, run_job
+from prover.service.execution import TRANSIENT, lease_keeper, run_job
 from prover.worker.app import app, enqueue
 
 log = logging.getLogger("prover.worker")
@@ -54,10 +54,14 @@ def _migrate(**_kwargs: object) -> None:
 
 @worker_process_init.connect
 def _warm_up(**_kwargs: object) -> None:
-    """Import the heavy modules (ezkl, onnxruntime, web3) before the first job arrives."""
+    """Import the heavy modules (ezkl, onnxruntime, web3) and start the lease helper
+    before the first job arrives."""
     import prover.chain.onchain
     import prover.circuits.compiler
     import prover.proving.proofs  # noqa: F401
+
+    settings = get_settings()
+    lease_keeper(settings.sqlalchemy_url(), settings.job_lease_s).start()
 
 
 @worker_ready.connect
