@@ -3,6 +3,7 @@ proven-result contract, compiled once per process and deployed once per chain.""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,22 @@ from prover.chain.solidity import CompiledContract, compile_sources
 from prover.chain.toolchain import REPO_ROOT
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
-CONTRACTS_DIR = REPO_ROOT / "verifier_contracts"
+
+def contracts_dir() -> Path:
+    """The Solidity sources: ``verifier_contracts/`` of the checkout, or
+    ``PROVER_CONTRACTS_DIR`` (an installed package has no checkout around it)."""
+    return Path(os.environ.get("PROVER_CONTRACTS_DIR", REPO_ROOT / "verifier_contracts"))
 
 
 @lru_cache
 def compiled() -> dict[str, CompiledContract]:
-    sources = {p.name: p.read_text() for p in sorted(CONTRACTS_DIR.glob("*.sol"))}
+    directory = contracts_dir()
+    sources = {p.name: p.read_text() for p in sorted(directory.glob("*.sol"))}
+    if not sources:
+        raise ChainError(
+            f"no Solidity sources in {directory}: set PROVER_CONTRACTS_DIR to the "
+            "repository's verifier_contracts/ directory"
+        )
     return compile_sources(sources, optimizer_runs=200)
 
 
