@@ -194,6 +194,28 @@ def jobs_show(job_id: str, as_json: bool = JsonOpt) -> None:
     _run(as_json, action)
 
 
+@jobs_app.command("requeue")
+def jobs_requeue(
+    older_than: float = typer.Option(60.0, help="Only jobs queued for longer (seconds)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Send queued jobs to the queue again, e.g. after Redis lost its messages (an operator
+    command; a job that is already queued or done is not run twice)."""
+
+    def action() -> None:
+        from prover.service.jobs import waiting
+        from prover.worker.app import enqueue
+
+        settings = get_settings()
+        found = waiting(settings.sqlalchemy_url(), older_than)
+        for job_id, kind in found:
+            enqueue(job_id, kind, settings)
+        ids = [job_id for job_id, _ in found]
+        _emit({"requeued": ids}, as_json, lambda c: c.print(f"requeued {len(ids)} job(s)"))
+
+    _run(as_json, action)
+
+
 def _print_job(out: Console, job: dict[str, Any]) -> None:
     out.print(f"job      {job['job_id']}  {job['kind']}  {job['state']}  ({job['phase']})")
     if job["timings"]:

@@ -105,3 +105,11 @@ def test_a_key_sees_a_job_only_when_granted(db: str) -> None:
     assert jobs.get_job(db, job_id, "owner")["job_id"] == job_id
     with pytest.raises(Exception, match="no job"):
         jobs.get_job(db, job_id, "someone-else")
+
+
+def test_waiting_lists_only_queued_jobs(db: str) -> None:
+    job_id = _job(db)
+    assert jobs.waiting(db, older_than_s=0) == [(job_id, "compile")]
+    assert jobs.waiting(db, older_than_s=3600) == []
+    jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
+    assert jobs.waiting(db, older_than_s=0) == []

@@ -289,6 +289,16 @@ def abandon(db_url: str, job_id: str, error: dict[str, Any]) -> None:
                 row.state = "failed"
 
 
+def waiting(db_url: str, older_than_s: float) -> list[tuple[str, str]]:
+    """(job id, kind) of jobs queued for longer than ``older_than_s``."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with session_scope(db_url) as session:
+        rows = session.execute(
+            select(Job.id, Job.kind).where(Job.state == "queued", Job.created_at < cutoff)
+        ).all()
+        return [(r[0], r[1]) for r in rows]
+
+
 def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
     """Put running jobs whose lease lapsed (their worker died) back in the queued state;
     returns (job id, kind) of each, for the caller to enqueue once more. Atomic per job, so
