@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     prove_time_limit_s: int = 3600
     chain_time_limit_s: int = 600
 
+    def environment(self) -> dict[str, str]:
+        """These settings as ``PROVER_*`` variables, for processes that must share them."""
+        env = {
+            f"PROVER_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+        return {**env, "PROVER_DATABASE_URL": self.sqlalchemy_url()}
+
     def sqlalchemy_url(self) -> str:
         """The metadata database URL (SQLite file under the data dir unless set)."""
         return self.database_url or f"sqlite:///{self.data_dir / 'prover.db'}"

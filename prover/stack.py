@@ -95,10 +95,7 @@ class Stack:
         metrics_dir.mkdir(parents=True)
         env = {
             **os.environ,
-            "PROVER_DATA_DIR": str(settings.data_dir),
-            "PROVER_REDIS_URL": settings.redis_url,
-            "PROVER_RPC_URL": settings.rpc_url,
-            "PROVER_DATABASE_URL": settings.sqlalchemy_url(),
+            **settings.environment(),  # every part runs with exactly these settings
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
         self._redis(env)

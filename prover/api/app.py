@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import redis
+import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -33,10 +35,10 @@ from prover.errors import ProverError, UnavailableError
 from prover.service import jobs, queries, requests
 from prover.service.db import migrate
 from prover.service.keys import authenticate
-from prover.worker.app import enqueue
+from prover.worker.app import enqueue, job_channel
 
 log = logging.getLogger("prover.api")
-JOB_POLL_S = 0.01  # how often a waiting job request looks at the database
+JOB_POLL_S = 0.25  # how often a waiting request reads the job when Redis cannot wake it
 
 STATUS = {
     "invalid_model": 422,
@@ -88,10 +90,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = settings.sqlalchemy_url()
 
+    async def _wait_for_end(
+        client: aioredis.Redis, job_id: str, deadline: float, key: str
+    ) -> dict[str, Any]:
+        """Re-read the job whenever a worker announces its end (or every second)."""
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(job_channel(job_id))  # before the re-read: no lost wake-up
+        except redis.RedisError:
+            pubsub = None
+        try:
+            while True:
+                job = await run_in_threadpool(queries.get_job, settings, key, job_id)
+                remaining = deadline - time.monotonic()
+                if job["state"] in jobs.TERMINAL or remaining <= 0:
+                    return job
+                if pubsub is None:
+                    await asyncio.sleep(min(remaining, JOB_POLL_S))
+                    continue
+                await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=min(remaining, 1.0)
+                )
+        finally:
+            if pubsub is not None:
+                await pubsub.aclose()
+
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(db)
+        app.state.redis = aioredis.Redis.from_url(settings.redis_url)
         yield
+        await app.state.redis.aclose()
 
     app = FastAPI(
         title="prover",
@@ -241,12 +270,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         """A job's state, phase, progress (0..1), timings, and error or result. With
         ``wait``, answers as soon as the job ends (or when the wait is over)."""
-        deadline = time.monotonic() + wait
-        while True:
-            job = await run_in_threadpool(queries.get_job, settings, key, job_id)
-            if job["state"] in jobs.TERMINAL or time.monotonic() >= deadline:
-                return job
-            await asyncio.sleep(JOB_POLL_S)
+        job = await run_in_threadpool(queries.get_job, settings, key, job_id)
+        if job["state"] in jobs.TERMINAL or wait <= 0:
+            return job
+        return await _wait_for_end(app.state.redis, job_id, time.monotonic() + wait, key)
 
     @app.get("/v1/proofs/{proof_id}", response_model=schemas.ProofView, responses=_errors())
     def get_proof(proof_id: str, key: Owner) -> dict[str, Any]:

@@ -62,6 +62,11 @@ def make_app(settings: Settings) -> Celery:
 app = make_app(get_settings())
 
 
+def job_channel(job_id: str) -> str:
+    """The Redis pub/sub channel on which a job's end is announced (to waiting clients)."""
+    return f"prover:job:{job_id}"
+
+
 def enqueue(job_id: str, kind: str, settings: Settings | None = None) -> None:
     """Send a job to the queue of its kind, with that queue's time limits."""
     settings = settings or get_settings()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import lru_cache
 
+import redis
 from celery import Task
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
@@ -12,7 +14,7 @@ from prover.config import get_settings
 from prover.service import jobs
 from prover.service.db import migrate
 from prover.service.execution import TRANSIENT, lease_keeper, run_job
-from prover.worker.app import app, enqueue
+from prover.worker.app import app, enqueue, job_channel
 
 log = logging.getLogger("prover.worker")
 MAX_TRANSIENT_RETRIES = 8
@@ -32,7 +34,21 @@ def run_job_task(self: Task, job_id: str) -> str:
         # Held by a live worker (a duplicate delivery), or released after a transient
         # error: look again later, so the message outlives the job.
         raise self.retry(countdown=outcome.retry_in_s)
+    _announce(job_id)
     return outcome.state
+
+
+def _announce(job_id: str) -> None:
+    """Wake clients waiting on the job (they read its state from the database)."""
+    try:
+        _publisher().publish(job_channel(job_id), "ended")
+    except redis.RedisError:
+        log.warning("could not announce the end of job %s; waiting clients will poll", job_id)
+
+
+@lru_cache
+def _publisher() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url, socket_timeout=5)
 
 
 def _sweep(stop: threading.Event) -> None:
