@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from service_stack import Service, postgres_database, private_redis, wait_job
 from sqlalchemy import func, select
 
 from conftest import calibration_data, make_mlp
+from prover.chain.node import free_port
 from prover.service.db import session_scope
 from prover.service.schema import Job, Proof
 
@@ -308,3 +312,28 @@ def test_worker_killed_mid_proof_completes_once(service: Service, model_file: Pa
         jobs = session.scalars(select(Job).where(Job.subject_id == request["proof_id"])).all()
         assert len(jobs) == 1
     assert (service.data_dir / "proofs" / request["proof_id"] / "record.json").is_file()
+
+
+def test_flower_sees_the_workers(service: Service) -> None:
+    if not service.db_url.startswith("sqlite"):
+        pytest.skip("the broker is the same for both databases; checked once")
+    port = free_port()
+    command = [sys.executable, "-m", "celery", "-A", "prover.worker.app", "flower"]
+    flower = subprocess.Popen(
+        [*command, f"--port={port}", "--address=127.0.0.1"],
+        env=service.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        online = ""
+        while time.monotonic() < deadline and 'worker="w2@test"} 1.0' not in online:
+            time.sleep(0.5)
+            with contextlib.suppress(httpx.HTTPError):
+                online = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'flower_worker_online{worker="w1@test"} 1.0' in online
+        assert 'flower_worker_online{worker="w2@test"} 1.0' in online
+    finally:
+        flower.terminate()
+        flower.wait(timeout=20)

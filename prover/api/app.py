@@ -224,7 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/circuits/{circuit_id}/proofs",
         status_code=202,
         response_model=schemas.ProofAccepted,
-        responses=_errors(409),
+        responses=_errors(409, 413),
     )
     def submit_proof(circuit_id: str, body: schemas.ProofRequest, key: Owner) -> dict[str, Any]:
         """Request a proven inference (202; the job proves it). The input is checked
@@ -236,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/circuits/{circuit_id}/deployments",
         status_code=202,
         response_model=schemas.JobAccepted,
-        responses=_errors(409),
+        responses=_errors(409, 413),
     )
     def deploy(
         circuit_id: str, key: Owner, body: schemas.DeployRequest | None = None
@@ -250,7 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/proofs/{proof_id}/submissions",
         status_code=202,
         response_model=schemas.JobAccepted,
-        responses=_errors(409),
+        responses=_errors(409, 413),
     )
     def submit_onchain(
         proof_id: str, key: Owner, body: schemas.SubmitRequest | None = None
@@ -286,7 +286,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(queries.proof_file(settings, key, proof_id), filename="proof.json")
 
     @app.post(
-        "/v1/proofs/{proof_id}/verify", response_model=schemas.VerifyResult, responses=_errors()
+        "/v1/proofs/{proof_id}/verify",
+        response_model=schemas.VerifyResult,
+        responses=_errors(413),
     )
     def verify(proof_id: str, key: Owner) -> dict[str, Any]:
         """Verify a ready proof with ezkl against its circuit's verifying key."""
