@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,6 +90,17 @@ class ArtifactStore:
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def sweep_staging(self, older_than_s: float) -> int:
+        """Remove staging directories left by killed writers (older than any live job
+        could be); returns how many were removed."""
+        if not self._staging.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        stale = [p for p in self._staging.iterdir() if p.stat().st_mtime < cutoff]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(stale)
 
     def srs_path(self, circuit: dict[str, Any]) -> Path:
         """The SRS file of a circuit record (development SRS paths are store-relative)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,14 @@ def test_second_writer_of_same_id_keeps_first(tmp_path: Path) -> None:
 
 def test_canonical_digest_ignores_key_order() -> None:
     assert canonical_digest({"a": 1, "b": [1, 2]}) == canonical_digest({"b": [1, 2], "a": 1})
+
+
+def test_sweep_staging_removes_only_old_leftovers(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    old = tmp_path / ".staging" / "proofs-old"
+    new = tmp_path / ".staging" / "proofs-new"
+    old.mkdir(parents=True)
+    new.mkdir()
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert store.sweep_staging(older_than_s=3600) == 1
+    assert not old.exists() and new.exists()

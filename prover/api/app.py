@@ -32,7 +32,7 @@ from prover.api.limits import BodyLimit
 from prover.circuits.data import load_json
 from prover.config import Settings, get_settings
 from prover.errors import ProverError, UnavailableError
-from prover.service import jobs, queries, requests
+from prover.service import jobs, queries, submissions
 from prover.service.db import migrate
 from prover.service.keys import authenticate
 from prover.worker.app import enqueue, job_channel
@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, "http_error", str(exc.detail))
 
-    def dispatch(accepted: requests.Accepted) -> dict[str, Any]:
+    def dispatch(accepted: submissions.Accepted) -> dict[str, Any]:
         response, to_enqueue = accepted
         for job_id, kind in to_enqueue:
             try:
@@ -218,7 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if calibration is not None:
                 (Path(tmp) / "calibration.json").write_bytes(calibration.file.read())
                 cal = load_json(Path(tmp) / "calibration.json")
-            return dispatch(requests.submit_compile(settings, key, path, cal, requested))
+            return dispatch(submissions.submit_compile(settings, key, path, cal, requested))
 
     @app.post(
         "/v1/circuits/{circuit_id}/proofs",
@@ -229,7 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def submit_proof(circuit_id: str, body: schemas.ProofRequest, key: Owner) -> dict[str, Any]:
         """Request a proven inference (202; the job proves it). The input is checked
         against the circuit's input shapes first; the same input twice is one proof."""
-        accepted = requests.submit_proof(settings, key, circuit_id, body.input, body.fresh)
+        accepted = submissions.submit_proof(settings, key, circuit_id, body.input, body.fresh)
         return dispatch(accepted)
 
     @app.post(
@@ -244,7 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Deploy the circuit's verifier contract and register it, on the service's chain
         (a job on the chain queue; its result has the addresses)."""
         params = {"force": bool(body and body.force)}
-        return dispatch(requests.submit_chain_job(settings, key, "deploy", circuit_id, params))
+        return dispatch(submissions.submit_chain_job(settings, key, "deploy", circuit_id, params))
 
     @app.post(
         "/v1/proofs/{proof_id}/submissions",
@@ -258,7 +258,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Submit the proven result to the chain's ProvenResults contract (a chain job;
         deploy the circuit first)."""
         params = {"commit_reveal": bool(body and body.commit_reveal)}
-        return dispatch(requests.submit_chain_job(settings, key, "submit", proof_id, params))
+        return dispatch(submissions.submit_chain_job(settings, key, "submit", proof_id, params))
 
     @app.get("/v1/jobs/{job_id}", response_model=schemas.JobView, responses=_errors())
     async def get_job(

@@ -14,7 +14,8 @@ from prover.config import get_settings
 from prover.service import jobs
 from prover.service.db import migrate
 from prover.service.execution import TRANSIENT, lease_keeper, run_job
-from prover.worker.app import app, enqueue, job_channel
+from prover.store import ArtifactStore
+from prover.worker.app import QUEUES, app, enqueue, job_channel, time_limit
 
 log = logging.getLogger("prover.worker")
 MAX_TRANSIENT_RETRIES = 8
@@ -82,6 +83,11 @@ def _warm_up(**_kwargs: object) -> None:
 
 @worker_ready.connect
 def _start_sweep(**_kwargs: object) -> None:
+    settings = get_settings()
+    longest = max(time_limit(settings, queue) for queue in QUEUES)
+    removed = ArtifactStore(settings.data_dir).sweep_staging(older_than_s=2 * longest)
+    if removed:
+        log.info("removed %d staging directories left by killed jobs", removed)
     threading.Thread(target=_sweep, args=(_sweeping,), daemon=True, name="lease-sweep").start()
 
 
