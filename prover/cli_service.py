@@ -159,7 +159,7 @@ def _client() -> Any:
 def _watch(client: Any, job_id: str, show: bool) -> dict[str, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if not show:
+    if not show or not err.is_terminal:
         return client.wait(job_id)
     columns = (TextColumn(f"job {job_id[:8]}"), BarColumn(), TextColumn("{task.description}"))
     with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
