@@ -1,0 +1,255 @@
+"""Proven SGD steps: a step circuit per (architecture, loss, lr, batch shape), step proofs
+whose public instances are Poseidon commitments, and verification of chains of steps.
+
+A step circuit has inputs (weights, x, y) and outputs (new weights, loss), all *hashed*:
+its public instances are ``[H(weights), H(x), H(y), H(new weights), H(loss)]``, each the
+Poseidon hash of the values quantized at the circuit's scale. Input and output scales are
+equal, so feeding a step's own rescaled outputs to the next step makes its
+``H(new weights)`` the next step's ``H(weights)``: the chain links by commitments alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ezkl
+import numpy as np
+import onnxruntime as ort
+from torch import nn
+
+from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.search import Progress, SearchSpace, Visibility
+from prover.config import Settings
+from prover.errors import CircuitError, InvalidInputError, ProverError
+from prover.proving.proofs import prove_input, verify
+from prover.store import ArtifactStore, now_iso
+from prover.training.step_export import Loss, export_sgd_step, flatten_params, reference_step
+
+# Scales tried for step circuits: updates are small (lr x gradient), so the quantization
+# step 2^-scale must be far below them; 2^-13 ≈ 1.2e-4, 2^-15 ≈ 3.1e-5, 2^-17 ≈ 7.6e-6.
+STEP_SCALES = (13, 15, 17)
+# The quantization error of the new weights may be at most this share of the mean update.
+UPDATE_FRACTION = 0.1
+COMMITMENTS = ("weights_in", "x", "y", "weights_out", "loss")
+
+
+def commitment(values: np.ndarray | list[float], scale: int) -> str:
+    """Poseidon commitment of values as a step circuit quantizes them (0x, big-endian):
+    what a data owner publishes for a batch, or a trainer for initial weights."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    felts = [ezkl.float_to_felt(float(v), scale, ezkl.PyInputType.F32) for v in flat]
+    return ezkl.felt_to_big_endian(ezkl.poseidon_hash(felts)[0])
+
+
+def compile_step(
+    module: nn.Module,
+    loss: Loss,
+    lr: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Compile the step circuit of ``module`` for batches shaped like (x, y).
+
+    The scale is the smallest of ``STEP_SCALES`` whose quantization error on the sample
+    batch stays under ``UPDATE_FRACTION`` of the mean weight update; if none does, the
+    update would drown in quantization error and the step is refused.
+    """
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+    weights = flatten_params(module)
+    new_weights, loss_value = reference_step(module, loss, lr, x, y)
+    mean_update = float(np.mean(np.abs(new_weights - weights)))
+    if mean_update == 0.0:
+        raise InvalidInputError("the sample batch moves no weight (zero gradient); use another")
+    magnitude = max(1.0, float(np.max(np.abs(new_weights))), abs(loss_value))
+    options = CompileOptions(
+        visibility=Visibility("hashed", "fixed", "hashed"),
+        tolerance=UPDATE_FRACTION * mean_update / magnitude,
+        space=SearchSpace(scales=STEP_SCALES),
+        measure_top=settings.measure_top,
+    )
+    # Calibrate on the sample step and on the step after it (weights move a little).
+    calibration = {
+        "input_data": [
+            np.concatenate([weights, new_weights]).tolist(),
+            np.concatenate([x.reshape(-1)] * 2).tolist(),
+            np.concatenate([y.reshape(-1)] * 2).tolist(),
+        ]
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = export_sgd_step(module, loss, lr, x.shape, y.shape, Path(tmp) / "sgd_step.onnx")
+        try:
+            record = compile_model(spec.path, calibration, options, store, settings, progress)
+        except CircuitError as exc:
+            raise CircuitError(
+                f"no step circuit keeps the quantization error under {UPDATE_FRACTION:.0%} of "
+                f"the mean weight update ({mean_update:.3g}) at scales {STEP_SCALES}: the "
+                "update would drown in quantization error; raise the learning rate or use a "
+                f"larger batch ({exc.message})"
+            ) from exc
+    circuit_id = record["id"]
+    scales = json.loads((store.path("circuits", circuit_id) / "settings.json").read_text())
+    if scales["model_input_scales"][0] != scales["model_output_scales"][0]:
+        raise CircuitError(
+            "the step circuit's weight input and output scales differ "
+            f"({scales['model_input_scales'][0]} vs {scales['model_output_scales'][0]}), "
+            "so consecutive steps could not share weight commitments"
+        )
+    scale = int(record["settings"]["input_scale"])
+    error = float(record["accuracy"]["max_abs_error"])
+    meta = {
+        "id": circuit_id,
+        "kind": "training_step_circuit",
+        "created_at": now_iso(),
+        "loss": loss,
+        "lr": float(lr),
+        "scale": scale,
+        "x_shape": list(x.shape),
+        "y_shape": list(y.shape),
+        "parameter_count": spec.parameter_count,
+        "parameter_names": spec.parameter_names,
+        "parameter_shapes": [list(s) for s in spec.parameter_shapes],
+        "mean_update": mean_update,
+        "quantization_error": error,
+        "error_over_update": error / mean_update,
+        "momentum": None,
+        "weight_decay": None,
+    }
+    if not store.exists("training", circuit_id):
+        store.save_record("training", circuit_id, meta)
+    return {**record, "training": store.read_record("training", circuit_id)}
+
+
+def _float_step(store: ArtifactStore, circuit: dict[str, Any], inputs: list[np.ndarray]) -> list:
+    model = store.path("models", circuit["model_id"]) / "model.onnx"
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    feeds = {
+        spec["name"]: value.astype(np.float32).reshape(spec["shape"])
+        for spec, value in zip(circuit["inputs"], inputs, strict=True)
+    }
+    return session.run(None, feeds)
+
+
+def prove_step(
+    store: ArtifactStore,
+    circuit_id: str,
+    weights: np.ndarray | list[float],
+    x: np.ndarray,
+    y: np.ndarray,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Prove one step from ``weights`` on the batch (x, y); returns the step record:
+    proof id, commitments, the new weights (as the circuit computed them: feed these to
+    the next step), the loss, and the error against the float step."""
+    meta = store.read_record("training", circuit_id)
+    inputs = [
+        np.asarray(weights, dtype=np.float64).reshape(-1),
+        np.asarray(x, dtype=np.float64).reshape(-1),
+        np.asarray(y, dtype=np.float64).reshape(-1),
+    ]
+    if inputs[0].size != meta["parameter_count"]:
+        raise InvalidInputError(
+            f"the step circuit takes {meta['parameter_count']} weights; got {inputs[0].size}"
+        )
+    proof = prove_input(
+        store, meta["id"], {"input_data": [v.tolist() for v in inputs]}, False, progress
+    )
+    if store.exists("steps", proof["id"]):
+        return store.read_record("steps", proof["id"])
+    circuit = store.read_record("circuits", meta["id"])
+    float_new, float_loss = _float_step(store, circuit, inputs)
+    new_weights = np.asarray(proof["outputs"][0], dtype=np.float64).reshape(-1)
+    step = {
+        "id": proof["id"],
+        "kind": "training_step",
+        "proof_id": proof["id"],
+        "circuit_id": meta["id"],
+        "created_at": now_iso(),
+        "commitments": commitments_of(store, proof["id"]),
+        "new_weights": new_weights.tolist(),
+        "loss": float(np.asarray(proof["outputs"][1]).reshape(-1)[0]),
+        "float_loss": float(np.asarray(float_loss).reshape(-1)[0]),
+        "max_error_vs_float": float(np.max(np.abs(new_weights - float_new.reshape(-1)))),
+        "scale": meta["scale"],
+        "timings": proof["timings"],
+        "dev_srs": proof["dev_srs"],
+    }
+    store.save_record("steps", proof["id"], step)
+    return step
+
+
+def commitments_of(store: ArtifactStore, proof_id: str) -> dict[str, str]:
+    """The commitments a step proof makes public, read from its instances."""
+    path = store.path("proofs", store.resolve("proofs", proof_id)) / "proof.json"
+    instances = json.loads(path.read_text())["instances"][0]
+    if len(instances) != len(COMMITMENTS):
+        raise InvalidInputError(
+            f"proof {proof_id} is not a training-step proof ({len(instances)} public instances)"
+        )
+    return {
+        name: ezkl.felt_to_big_endian(felt)
+        for name, felt in zip(COMMITMENTS, instances, strict=True)
+    }
+
+
+@dataclass(frozen=True)
+class Link:
+    """Why a chain is broken: at ``step`` (0-based), with a reason."""
+
+    step: int
+    reason: str
+
+
+def _expected(batches: list[str | None] | None, i: int) -> str | None:
+    return batches[i] if batches and i < len(batches) else None
+
+
+def verify_chain(
+    store: ArtifactStore,
+    proof_ids: list[str],
+    batches: list[str | None] | None = None,
+    initial_weights: str | None = None,
+) -> dict[str, Any]:
+    """Check each step proof and that each step starts from the weights the previous one
+    produced. ``batches`` optionally gives each step's expected batch commitment (H(x)
+    then H(y), joined with ':'), ``initial_weights`` the expected first commitment."""
+    if not proof_ids:
+        raise InvalidInputError("give at least one step proof")
+    steps: list[dict[str, Any]] = []
+    broken: Link | None = None
+    circuit: str | None = None
+    for i, proof_id in enumerate(proof_ids):
+        try:
+            result = verify(store, proof_id)
+            found = commitments_of(store, proof_id)
+        except ProverError as exc:
+            broken = broken or Link(i, exc.message)
+            steps.append({"proof_id": proof_id, "valid": False, "reason": exc.message})
+            continue
+        steps.append({"proof_id": result["proof_id"], "valid": result["valid"], **found})
+        circuit = circuit or result["circuit_id"]
+        if broken:
+            continue
+        if not result["valid"]:
+            broken = Link(i, f"the proof does not verify: {result['reason']}")
+        elif result["circuit_id"] != circuit:
+            broken = Link(i, "the step was proven with another step circuit")
+        elif i == 0 and initial_weights and found["weights_in"] != initial_weights:
+            broken = Link(i, "the first step does not start from the committed initial weights")
+        elif i > 0 and found["weights_in"] != steps[i - 1].get("weights_out"):
+            broken = Link(i, f"step {i} does not start from the weights step {i - 1} produced")
+        elif _expected(batches, i) not in (None, f"{found['x']}:{found['y']}"):
+            broken = Link(i, f"step {i} was proven on another batch than the committed one")
+    return {
+        "valid": broken is None,
+        "steps": steps,
+        "broken_at": None if broken is None else broken.step,
+        "reason": None if broken is None else broken.reason,
+        "final_weights": steps[-1].get("weights_out") if broken is None else None,
+    }
