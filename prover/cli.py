@@ -480,6 +480,7 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("ezkl", "tract_onnx", "tract_core", "tract_hir"):
         logging.getLogger(noisy).setLevel(level)
-    import prover.cli_service  # noqa: F401  (registers the service commands)
+    import prover.cli_service
+    import prover.cli_training  # noqa: F401  (and the training commands)
 
     app()

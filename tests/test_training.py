@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cli import one_json, run_cli
 
+from conftest import write_json
 from prover.config import Settings
 from prover.errors import CircuitError
 from prover.store import ArtifactStore
@@ -102,3 +104,71 @@ def test_an_update_drowned_by_quantization_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, measure_top=1)
     with pytest.raises(CircuitError, match="drown"):
         compile_step(_model(), "cross_entropy", 1e-7, *_batch(0), ArtifactStore(tmp_path), settings)
+
+
+MODEL_FILE = """
+import torch
+
+
+def make_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+"""
+
+
+def test_cli_compiles_steps_and_verifies_a_chain(trained: dict, tmp_path: Path) -> None:
+    """The CLI on the same store: compile is answered from it, a step is proven from the
+    chain's last weights, and the 4-step chain verifies; a broken one exits 1."""
+    (tmp_path / "model.py").write_text(MODEL_FILE)
+    batches = []
+    for t in (0, 3):
+        x, y = _batch(t)
+        batches.append(
+            write_json(tmp_path / f"b{t}.json", {"x": x.tolist(), "y": y.argmax(1).tolist()})
+        )
+    data = trained["store"].root
+    compiled = one_json(
+        run_cli(
+            data,
+            "train",
+            "compile",
+            f"{tmp_path / 'model.py'}:make_model",
+            "--lr",
+            "0.5",
+            "--batch",
+            "4",
+            "--sample-batch",
+            str(batches[0]),
+            "--json",
+        )
+    )
+    assert compiled["circuit_id"] == trained["circuit"]["id"]
+    last = trained["steps"][-1]
+    write_json(tmp_path / "w.json", {"weights": last["new_weights"]})
+    step = one_json(
+        run_cli(
+            data,
+            "train",
+            "step",
+            compiled["circuit_id"],
+            "--weights",
+            str(tmp_path / "w.json"),
+            "--batch",
+            str(batches[1]),
+            "--json",
+        )
+    )
+    assert step["commitments"]["weights_in"] == last["commitments"]["weights_out"]
+    chain = [s["proof_id"] for s in trained["steps"]] + [step["proof_id"]]
+    ok = run_cli(
+        data,
+        "train",
+        "verify-chain",
+        *chain,
+        "--initial",
+        compiled["initial_weights_commitment"],
+        "--json",
+    )
+    assert ok.returncode == 0 and one_json(ok)["valid"]
+    broken = run_cli(data, "train", "verify-chain", chain[0], chain[3], "--json")
+    assert broken.returncode == 1 and one_json(broken)["broken_at"] == 1

@@ -45,6 +45,11 @@ def commitment(values: np.ndarray | list[float], scale: int) -> str:
     return ezkl.felt_to_big_endian(ezkl.poseidon_hash(felts)[0])
 
 
+def batch_commitment(x: np.ndarray, y: np.ndarray, scale: int) -> str:
+    """A batch's commitment as ``verify_chain`` takes it: ``H(x):H(y)``."""
+    return f"{commitment(x, scale)}:{commitment(y, scale)}"
+
+
 def compile_step(
     module: nn.Module,
     loss: Loss,

@@ -1,0 +1,262 @@
+"""The on-chain training ledger (``verifier_contracts/TrainingLedger.sol``): runs that
+advance only by proven SGD steps, or by federated rounds of step proofs and an
+aggregation proof, each from the run's current weights commitment.
+
+A run id is any string: 0x and 64 hex digits is taken as the bytes32 itself, anything
+else as the keccak256 of its text. Commitments are 0x big-endian field elements, as
+``prover.training.steps.commitment`` and ``commitments_of`` write them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from eth_utils import keccak
+
+from prover.chain.client import Chain, ChainError, deploy
+from prover.chain.contracts import compiled, contract, transact
+from prover.chain.evm_verifier import verifier_artifact
+from prover.chain.onchain import deploy_circuit, verifier_arguments
+from prover.errors import InvalidInputError
+from prover.proving.proofs import resolve_proof
+from prover.store import ArtifactStore, canonical_digest, now_iso
+from prover.training.steps import COMMITMENTS
+
+LEDGER = "TrainingLedger"
+_BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
+def run_key(run_id: str) -> bytes:
+    """The bytes32 a run id stands for on chain."""
+    return bytes.fromhex(run_id[2:]) if _BYTES32.fullmatch(run_id) else keccak(text=run_id)
+
+
+def _word(commitment: str) -> bytes:
+    value = int(commitment, 16)
+    if not 0 <= value < 2**256:
+        raise InvalidInputError(f"commitment {commitment} is not a 256-bit value")
+    return value.to_bytes(32, "big")
+
+
+def _hex(word: bytes | int) -> str:
+    raw = word.to_bytes(32, "big") if isinstance(word, int) else word
+    return "0x" + raw.hex()
+
+
+def deploy_ledger(chain: Chain, store: ArtifactStore, deploy_missing: bool = True) -> str:
+    """The ledger's address on this chain, deployed once and recorded in the store (a
+    recorded address whose code is gone or differs, as on a restarted dev chain, is
+    redeployed); with ``deploy_missing`` false, a ``ChainError`` instead of a deploy."""
+    entry_id = canonical_digest({"contracts": LEDGER, "chain": chain.chain_id})
+    ledger = compiled()[LEDGER]
+    if store.exists("deployments", entry_id):
+        record = store.read_record("deployments", entry_id)
+        if len(chain.w3.eth.get_code(record["ledger_address"])) == ledger.runtime_size:
+            return str(record["ledger_address"])
+    if not deploy_missing:
+        raise ChainError(f"the training ledger is not deployed on chain {chain.chain_id}")
+    address, receipt = deploy(chain, ledger.abi, ledger.bytecode)
+    record = {
+        "id": entry_id,
+        "kind": "contracts",
+        "chain_id": chain.chain_id,
+        "ledger_address": address,
+        "gas_used": receipt["gasUsed"],
+        "created_at": now_iso(),
+    }
+    store.save_record("deployments", entry_id, record)
+    return str(address)
+
+
+def _ledger(chain: Chain, store: ArtifactStore) -> Any:
+    return contract(chain, LEDGER, deploy_ledger(chain, store, deploy_missing=False))
+
+
+def _verifier(chain: Chain, store: ArtifactStore, circuit_id: str) -> str:
+    """Deploy (or reuse) and register a circuit's own verifier; its address."""
+    if verifier_artifact(store, circuit_id)["reusable"]:
+        raise InvalidInputError(
+            f"circuit {circuit_id[:16]} uses ezkl's reusable verifier; the ledger calls a "
+            "circuit's own verifier (compile it without --reusable-verifier)"
+        )
+    return str(deploy_circuit(store, circuit_id, chain)["verifier_address"])
+
+
+def _started(chain: Chain, run_id: str, call: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    receipt = transact(chain, call)
+    return {
+        "run_id": run_id,
+        "run_key": _hex(run_key(run_id)),
+        "chain_id": chain.chain_id,
+        "ledger_address": call.address,
+        **extra,
+        "tx_hash": receipt["transactionHash"].to_0x_hex(),
+        "gas_used": receipt["gasUsed"],
+    }
+
+
+def start_run(
+    chain: Chain,
+    store: ArtifactStore,
+    run_id: str,
+    step_circuit_id: str,
+    initial_weights_commitment: str,
+) -> dict[str, Any]:
+    """Start a run of ``step_circuit_id`` steps from the committed initial weights; the
+    sender owns it. A ``ChainError`` (``RunExists``...) if the ledger refuses."""
+    circuit_id = store.read_record("training", step_circuit_id)["id"]
+    verifier = _verifier(chain, store, circuit_id)
+    ledger = contract(chain, LEDGER, deploy_ledger(chain, store))
+    call = ledger.functions.startRun(run_key(run_id), verifier, _word(initial_weights_commitment))
+    extra = {
+        "step_circuit_id": circuit_id,
+        "step_verifier": verifier,
+        "initial_weights": initial_weights_commitment,
+    }
+    return _started(chain, run_id, call, extra)
+
+
+def start_federated_run(
+    chain: Chain,
+    store: ArtifactStore,
+    run_id: str,
+    step_circuit_id: str,
+    aggregation_circuit_id: str,
+    clients: int,
+    initial_weights_commitment: str,
+) -> dict[str, Any]:
+    """Start a federated run: rounds of ``clients`` step proofs and one aggregation proof
+    (public instances [H(w_0), ..., H(w_{clients-1}), H(global)])."""
+    circuit_id = store.read_record("training", step_circuit_id)["id"]
+    aggregation_id = store.read_record("circuits", aggregation_circuit_id)["id"]
+    step_verifier = _verifier(chain, store, circuit_id)
+    aggregation_verifier = _verifier(chain, store, aggregation_id)
+    ledger = contract(chain, LEDGER, deploy_ledger(chain, store))
+    call = ledger.functions.startFederatedRun(
+        run_key(run_id),
+        step_verifier,
+        aggregation_verifier,
+        clients,
+        _word(initial_weights_commitment),
+    )
+    extra = {
+        "step_circuit_id": circuit_id,
+        "aggregation_circuit_id": aggregation_id,
+        "clients": clients,
+        "step_verifier": step_verifier,
+        "aggregation_verifier": aggregation_verifier,
+        "initial_weights": initial_weights_commitment,
+    }
+    return _started(chain, run_id, call, extra)
+
+
+def _arguments(store: ArtifactStore, proof_id: str) -> tuple[str, bytes, list[int]]:
+    """(stored proof id, proof bytes, instances) as the verifier contract takes them."""
+    resolved, path, _ = resolve_proof(store, proof_id)
+    proof, instances = verifier_arguments(path)
+    return str(resolved), proof, instances
+
+
+def _submitted(chain: Chain, run_id: str, call: Any) -> tuple[dict[str, Any], Any]:
+    """Simulate, then send: a refusal costs no gas and comes back with the reason."""
+    base = {"run_id": run_id, "chain_id": chain.chain_id, "ledger_address": call.address}
+    try:
+        receipt = transact(chain, call)
+    except ChainError as exc:
+        reason = exc.details.get("revert", exc.message)
+        return {**base, "accepted": False, "reason": reason, "tx_hash": None}, None
+    return {
+        **base,
+        "accepted": True,
+        "reason": None,
+        "tx_hash": receipt["transactionHash"].to_0x_hex(),
+        "block": receipt["blockNumber"],
+        "gas_used": receipt["gasUsed"],
+    }, receipt
+
+
+def submit_step(chain: Chain, store: ArtifactStore, run_id: str, proof_id: str) -> dict[str, Any]:
+    """Submit a step proof to its run; ``accepted`` false with the ledger's reason (e.g.
+    ``OutOfOrder(...)``, ``InvalidProof(...)``) when refused, else the StepAccepted event."""
+    resolved, proof, instances = _arguments(store, proof_id)
+    ledger = _ledger(chain, store)
+    call = ledger.functions.submitStep(run_key(run_id), proof, instances)
+    result, receipt = _submitted(chain, run_id, call)
+    result["proof_id"] = resolved
+    if receipt is not None:
+        (event,) = ledger.events.StepAccepted().process_receipt(receipt)
+        args = event["args"]
+        result["event"] = {
+            "name": event["event"],
+            "index": args["index"],
+            **{
+                name: _hex(args[field])
+                for name, field in zip(
+                    COMMITMENTS,
+                    ("weightsIn", "batchX", "batchY", "weightsOut", "loss"),
+                    strict=True,
+                )
+            },
+        }
+    return result
+
+
+def submit_round(
+    chain: Chain,
+    store: ArtifactStore,
+    run_id: str,
+    step_proof_ids: list[str],
+    aggregation_proof_id: str,
+) -> dict[str, Any]:
+    """Submit a federated round (client k's step proof is ``step_proof_ids[k]``, matching
+    the aggregation's k-th input); refused rounds as for ``submit_step``."""
+    steps = [_arguments(store, p) for p in step_proof_ids]
+    aggregation_id, aggregation_proof, aggregation_instances = _arguments(
+        store, aggregation_proof_id
+    )
+    ledger = _ledger(chain, store)
+    call = ledger.functions.submitRound(
+        run_key(run_id),
+        [proof for _, proof, _ in steps],
+        [instances for _, _, instances in steps],
+        aggregation_proof,
+        aggregation_instances,
+    )
+    result, receipt = _submitted(chain, run_id, call)
+    result["step_proof_ids"] = [p for p, _, _ in steps]
+    result["aggregation_proof_id"] = aggregation_id
+    if receipt is not None:
+        (event,) = ledger.events.RoundAccepted().process_receipt(receipt)
+        args = event["args"]
+        result["event"] = {
+            "name": event["event"],
+            "round": args["round"],
+            "weights_in": _hex(args["weightsIn"]),
+            "weights_out": _hex(args["weightsOut"]),
+        }
+    return result
+
+
+def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]:
+    """A run as the ledger holds it (sends nothing): owner, verifiers, steps (or rounds)
+    accepted and the current weights commitment; a ``ChainError`` if it was never started."""
+    ledger = _ledger(chain, store)
+    owner, step_verifier, aggregation_verifier, clients, steps, current = ledger.functions.get(
+        run_key(run_id)
+    ).call()
+    if int(step_verifier, 16) == 0:
+        raise ChainError(f"run {run_id!r} was never started on chain {chain.chain_id}")
+    return {
+        "run_id": run_id,
+        "run_key": _hex(run_key(run_id)),
+        "chain_id": chain.chain_id,
+        "ledger_address": ledger.address,
+        "owner": owner,
+        "federated": clients > 0,
+        "clients": clients or None,
+        "step_verifier": step_verifier,
+        "aggregation_verifier": aggregation_verifier if clients else None,
+        "steps": steps,
+        "current_weights": _hex(current),
+    }

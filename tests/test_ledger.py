@@ -1,0 +1,262 @@
+"""The on-chain training ledger against a real anvil node, with real step proofs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from prover.chain.client import Chain, ChainError, connect
+from prover.chain.contracts import contract, transact
+from prover.chain.evm_verifier import verifier_artifact
+from prover.chain.ledger import (
+    deploy_ledger,
+    run_key,
+    run_state,
+    start_federated_run,
+    start_run,
+    submit_round,
+    submit_step,
+)
+from prover.chain.node import ANVIL_DEV_KEY, LocalChain
+from prover.chain.onchain import verifier_arguments
+from prover.chain.solidity import EIP170_LIMIT
+from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.export import export_onnx
+from prover.circuits.search import SearchSpace, Visibility
+from prover.config import Settings
+from prover.proving.proofs import prove_input
+from prover.store import ArtifactStore
+from prover.training.step_export import flatten_params, one_hot
+from prover.training.steps import commitment, compile_step, prove_step
+
+# anvil's second development account (public, well-known).
+OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+
+
+def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    return x, one_hot(rng.integers(0, 2, 4), 2)
+
+
+class _Mean(torch.nn.Module):
+    """Stand-in aggregation: the mean of two clients' weights (both hashed in, hashed out)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a + b) / 2
+
+
+@pytest.fixture(scope="module")
+def proven(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One step circuit; steps 1 and 2 of a run from w0, client 2's step from w0 (client 1's
+    is step 1), and a stand-in aggregation circuit with its proof of the two clients."""
+    tmp = tmp_path_factory.mktemp("ledger")
+    settings = Settings(data_dir=tmp / "data", measure_top=1)
+    store = ArtifactStore(settings.data_dir)
+    circuit = compile_step(_model(), "cross_entropy", 0.5, *_batch(0), store, settings)
+    scale = circuit["training"]["scale"]
+    w0 = flatten_params(_model())
+    step1 = prove_step(store, circuit["id"], w0, *_batch(0))
+    step2 = prove_step(store, circuit["id"], step1["new_weights"], *_batch(1))
+    client2 = prove_step(store, circuit["id"], w0, *_batch(1))
+    clients = [step1["new_weights"], client2["new_weights"]]
+    n = len(w0)
+    mean = export_onnx(_Mean(), (torch.zeros(n), torch.zeros(n)), tmp / "mean.onnx")
+    aggregation = compile_model(
+        mean,
+        {"input_data": [clients[0] + clients[1], clients[1] + clients[0]]},
+        CompileOptions(
+            visibility=Visibility("hashed", "fixed", "hashed"),
+            space=SearchSpace(scales=(scale,), legs=(3,), inner_cols=(2,)),
+            measure_top=1,
+        ),
+        store,
+        settings,
+    )
+    aggregated = prove_input(store, aggregation["id"], {"input_data": clients})
+    return {
+        "store": store,
+        "circuit": circuit,
+        "initial": commitment(w0, scale),
+        "steps": [step1, step2],
+        "client2": client2,
+        "aggregation": aggregation,
+        "aggregated": aggregated,
+        "tmp": tmp,
+    }
+
+
+@pytest.fixture(scope="module")
+def chain() -> Iterator[Chain]:
+    with LocalChain() as node:
+        yield connect(node.rpc_url, ANVIL_DEV_KEY)
+
+
+def _spent(chain: Chain) -> tuple[int, int]:
+    """(balance, nonce) of the sender: unchanged when a refused call sent nothing."""
+    address = chain.account.address
+    return chain.w3.eth.get_balance(address), chain.w3.eth.get_transaction_count(address)
+
+
+def _refused(chain: Chain, call: object) -> str:
+    """The ledger's error for a call it refuses (a ChainError from the simulation)."""
+    with pytest.raises(ChainError) as caught:
+        transact(chain, call)
+    return str(caught.value.details["revert"])
+
+
+def test_steps_are_accepted_only_in_order(proven: dict, chain: Chain) -> None:
+    store, (step1, step2) = proven["store"], proven["steps"]
+    started = start_run(chain, store, "run-a", proven["circuit"]["id"], proven["initial"])
+    assert started["gas_used"] > 0 and started["initial_weights"] == proven["initial"]
+    state = run_state(chain, store, "run-a")
+    assert state["steps"] == 0 and state["current_weights"] == proven["initial"]
+    assert state["step_verifier"] == started["step_verifier"] and not state["federated"]
+
+    before = _spent(chain)
+    early = submit_step(chain, store, "run-a", step2["proof_id"])
+    assert early["accepted"] is False and early["tx_hash"] is None
+    expected = proven["initial"][2:]
+    assert early["reason"] == f"OutOfOrder({expected}, {step2['commitments']['weights_in'][2:]})"
+    assert _spent(chain) == before
+
+    first = submit_step(chain, store, "run-a", step1["proof_id"])
+    assert first["accepted"] is True, first["reason"]
+    assert first["event"] == {"name": "StepAccepted", "index": 0, **step1["commitments"]}
+    assert 200_000 < first["gas_used"] < 2_000_000
+
+    before = _spent(chain)
+    replay = submit_step(chain, store, "run-a", step1["proof_id"])
+    assert replay["accepted"] is False and replay["reason"].startswith("OutOfOrder")
+    assert _spent(chain) == before
+
+    second = submit_step(chain, store, "run-a", step2["proof_id"])
+    assert second["accepted"] is True, second["reason"]
+    assert second["event"]["index"] == 1
+    assert second["event"]["weights_in"] == first["event"]["weights_out"]
+    state = run_state(chain, store, "run-a")
+    assert state["steps"] == 2
+    assert state["current_weights"] == step2["commitments"]["weights_out"]
+    assert state["current_weights"] == commitment(step2["new_weights"], step2["scale"])
+    print(f"\nsubmitStep gas: {first['gas_used']}, {second['gas_used']}")
+
+
+def test_tampered_steps_are_refused(proven: dict, chain: Chain) -> None:
+    store, (step1, _) = proven["store"], proven["steps"]
+    start_run(chain, store, "run-b", proven["circuit"]["id"], proven["initial"])
+    ledger = contract(chain, "TrainingLedger", deploy_ledger(chain, store))
+    key = run_key("run-b")
+    path = store.path("proofs", step1["proof_id"]) / "proof.json"
+    proof, instances = verifier_arguments(path)
+    before = _spent(chain)
+    for position in (100, len(proof) // 2, len(proof) - 1):
+        bad = bytearray(proof)
+        bad[position] ^= 0x01
+        reason = _refused(chain, ledger.functions.submitStep(key, bytes(bad), instances))
+        assert reason == f"InvalidProof({key.hex()}, 0)", reason
+    # Another batch commitment (the proof was made on batch 0): the proof does not verify.
+    other_batch = [instances[0], instances[2], *instances[2:]]
+    reason = _refused(chain, ledger.functions.submitStep(key, proof, other_batch))
+    assert reason.startswith("InvalidProof")
+    assert _refused(chain, ledger.functions.submitStep(key, proof, instances[:4])) == (
+        "BadInstances(0, 5, 4)"
+    )
+    assert _spent(chain) == before
+    assert run_state(chain, store, "run-b")["steps"] == 0
+    assert submit_step(chain, store, "run-b", step1["proof_id"])["accepted"] is True
+
+
+def test_run_ownership_and_identity(proven: dict, chain: Chain) -> None:
+    store, (step1, _) = proven["store"], proven["steps"]
+    circuit_id = proven["circuit"]["id"]
+    start_run(chain, store, "run-c", circuit_id, proven["initial"])
+    with pytest.raises(ChainError, match="RunExists"):
+        start_run(chain, store, "run-c", circuit_id, proven["initial"])
+    assert deploy_ledger(chain, store) == deploy_ledger(chain, store)
+    with pytest.raises(ChainError, match="never started"):
+        run_state(chain, store, "no-such-run")
+    unknown = submit_step(chain, store, "no-such-run", step1["proof_id"])
+    assert unknown["reason"] == f"UnknownRun({run_key('no-such-run').hex()})"
+
+    # Only the owner advances a run, even with a valid next step.
+    other = connect(chain.w3.provider.endpoint_uri, OTHER_KEY)  # type: ignore[attr-defined]
+    refused = submit_step(other, store, "run-c", step1["proof_id"])
+    assert refused["accepted"] is False and refused["reason"].startswith("NotOwner")
+    ledger = contract(chain, "TrainingLedger", deploy_ledger(chain, store))
+    transact(chain, ledger.functions.transferOwnership(run_key("run-c"), other.account.address))
+    assert run_state(chain, store, "run-c")["owner"] == other.account.address
+    assert submit_step(other, store, "run-c", step1["proof_id"])["accepted"] is True
+
+    # A plain run takes no rounds; a 0x bytes32 run id is the key itself.
+    raw = "0x" + "ab" * 32
+    assert run_key(raw) == bytes.fromhex("ab" * 32)
+    start_run(chain, store, raw, circuit_id, proven["initial"])
+    refused = submit_round(chain, store, raw, [step1["proof_id"]], proven["aggregated"]["id"])
+    assert refused["reason"] == f"WrongRunKind({'ab' * 32}, False)"
+
+
+def test_federated_round(proven: dict, chain: Chain) -> None:
+    store, step1, client2 = proven["store"], proven["steps"][0], proven["client2"]
+    aggregated = proven["aggregated"]
+    clients = [step1["proof_id"], client2["proof_id"]]
+    started = start_federated_run(
+        chain,
+        store,
+        "fed-a",
+        proven["circuit"]["id"],
+        proven["aggregation"]["id"],
+        2,
+        proven["initial"],
+    )
+    assert started["aggregation_verifier"] != started["step_verifier"]
+    assert run_state(chain, store, "fed-a")["clients"] == 2
+    assert submit_step(chain, store, "fed-a", step1["proof_id"])["reason"] == (
+        f"WrongRunKind({run_key('fed-a').hex()}, True)"
+    )
+
+    before = _spent(chain)
+    swapped = submit_round(chain, store, "fed-a", clients[::-1], aggregated["id"])
+    assert swapped["reason"] == "AggregationMismatch(0)"
+    one = submit_round(chain, store, "fed-a", clients[:1], aggregated["id"])
+    assert one["reason"] == "WrongClientCount(2, 1)"
+    ledger = contract(chain, "TrainingLedger", deploy_ledger(chain, store))
+    steps = [verifier_arguments(store.path("proofs", p) / "proof.json") for p in clients]
+    proof, instances = verifier_arguments(store.path("proofs", aggregated["id"]) / "proof.json")
+    bad = bytearray(proof)
+    bad[len(bad) // 2] ^= 0x01
+    key = run_key("fed-a")
+    tampered = ledger.functions.submitRound(
+        key, [p for p, _ in steps], [i for _, i in steps], bytes(bad), instances
+    )
+    assert _refused(chain, tampered) == f"InvalidProof({key.hex()}, 2)"
+    assert _spent(chain) == before
+
+    accepted = submit_round(chain, store, "fed-a", clients, aggregated["id"])
+    assert accepted["accepted"] is True, accepted["reason"]
+    global_weights = aggregated["instances"][0][-1]
+    assert accepted["event"] == {
+        "name": "RoundAccepted",
+        "round": 0,
+        "weights_in": proven["initial"],
+        "weights_out": global_weights,
+    }
+    state = run_state(chain, store, "fed-a")
+    assert state["steps"] == 1 and state["current_weights"] == global_weights
+    # The clients' steps start from the old global weights: the next round refuses them.
+    replay = submit_round(chain, store, "fed-a", clients, aggregated["id"])
+    assert replay["reason"].startswith("OutOfOrder")
+    print(f"\nsubmitRound gas (2 clients): {accepted['gas_used']}")
+
+
+def test_step_verifier_size(proven: dict) -> None:
+    artifact = verifier_artifact(proven["store"], proven["circuit"]["id"])
+    print(f"\nstep verifier runtime size: {artifact['runtime_size']} bytes")
+    assert 0 < artifact["runtime_size"] <= EIP170_LIMIT
