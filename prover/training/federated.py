@@ -170,6 +170,12 @@ def _aggregation_meta(store: ArtifactStore, circuit_id: str) -> dict[str, Any]:
     return meta
 
 
+def _training_kind(store: ArtifactStore, circuit_id: str) -> str | None:
+    if not store.exists("training", circuit_id):
+        return None
+    return store.read_record("training", circuit_id).get("kind")
+
+
 def aggregation_commitments(store: ArtifactStore, proof_id: str) -> dict[str, Any]:
     """The commitments an aggregation proof makes public: each client's weights, then the
     global weights."""
@@ -245,8 +251,11 @@ def verify_round(
         try:
             result = verify(store, proof_id)
             found = commitments_of(store, proof_id)
+            kind = _training_kind(store, result["circuit_id"])
         except ProverError as exc:
             return fail(f"client {i}: {exc.message}", i)
+        if kind != "training_step_circuit":
+            return fail(f"client {i}'s proof is not a training-step proof", i)
         clients.append({"proof_id": result["proof_id"], "valid": result["valid"], **found})
         if not result["valid"]:
             return fail(f"client {i}'s step proof does not verify: {result['reason']}", i)
@@ -256,8 +265,8 @@ def verify_round(
         if start is None:
             start = found["weights_in"]
         elif found["weights_in"] != start:
-            what = "committed" if global_weights_in else "client 0's"
-            return fail(f"client {i} does not start from the {what} global weights", i)
+            what = "the committed" if global_weights_in else "client 0's"
+            return fail(f"client {i} does not start from {what} global weights", i)
     try:
         result = verify(store, aggregation_proof_id)
         meta = _aggregation_meta(store, result["circuit_id"])
