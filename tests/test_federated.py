@@ -34,7 +34,7 @@ def round_(tmp_path_factory: pytest.TempPathFactory) -> dict:
     settings = Settings(data_dir=tmp_path_factory.mktemp("federated"), measure_top=1)
     store = ArtifactStore(settings.data_dir)
     model = _model()
-    step_circuit = compile_step(model, "cross_entropy", 0.5, *_batch(0), store, settings)
+    step_circuit = compile_step(model, "mse", 0.5, *_batch(0), store, settings)
     scale = step_circuit["training"]["scale"]
     weights = flatten_params(model)
     steps = [prove_step(store, step_circuit["id"], weights, *_batch(1 + k)) for k in range(2)]

@@ -35,7 +35,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     settings = Settings(data_dir=tmp_path_factory.mktemp("training"), measure_top=1)
     store = ArtifactStore(settings.data_dir)
     model = _model()
-    circuit = compile_step(model, "cross_entropy", 0.5, *_batch(0), store, settings)
+    circuit = compile_step(model, "mse", 0.5, *_batch(0), store, settings)
     weights = flatten_params(model)
     steps = []
     for t in range(3):
@@ -53,7 +53,7 @@ def test_proven_steps_track_torch_within_the_stated_error(trained: dict) -> None
     weights = flatten_params(model)
     for t, step in enumerate(trained["steps"]):
         unflatten_into(model, weights)
-        torch_weights, torch_loss = reference_step(model, "cross_entropy", 0.5, *_batch(t))
+        torch_weights, torch_loss = reference_step(model, "mse", 0.5, *_batch(t))
         error = np.max(np.abs(np.asarray(step["new_weights"]) - torch_weights))
         update = np.mean(np.abs(torch_weights - weights))
         assert error <= 0.1 * update, (t, error, update)
@@ -84,7 +84,7 @@ def test_forged_chains_are_rejected_at_the_broken_link(trained: dict) -> None:
 
     # Step 1 proven from other weights (the float step's, not the circuit's own outputs).
     model = _model()
-    float_weights, _ = reference_step(model, "cross_entropy", 0.5, *_batch(0))
+    float_weights, _ = reference_step(model, "mse", 0.5, *_batch(0))
     other = prove_step(store, circuit["id"], float_weights, *_batch(1))
     forged = verify_chain(store, [ids[0], other["proof_id"]])
     assert not forged["valid"] and forged["broken_at"] == 1
@@ -103,7 +103,7 @@ def test_forged_chains_are_rejected_at_the_broken_link(trained: dict) -> None:
 def test_an_update_drowned_by_quantization_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, measure_top=1)
     with pytest.raises(CircuitError, match="drown"):
-        compile_step(_model(), "cross_entropy", 1e-7, *_batch(0), ArtifactStore(tmp_path), settings)
+        compile_step(_model(), "mse", 1e-7, *_batch(0), ArtifactStore(tmp_path), settings)
 
 
 MODEL_FILE = """
@@ -123,9 +123,7 @@ def test_cli_compiles_steps_and_verifies_a_chain(trained: dict, tmp_path: Path) 
     batches = []
     for t in (0, 3):
         x, y = _batch(t)
-        batches.append(
-            write_json(tmp_path / f"b{t}.json", {"x": x.tolist(), "y": y.argmax(1).tolist()})
-        )
+        batches.append(write_json(tmp_path / f"b{t}.json", {"x": x.tolist(), "y": y.tolist()}))
     data = trained["store"].root
     compiled = one_json(
         run_cli(
@@ -133,6 +131,8 @@ def test_cli_compiles_steps_and_verifies_a_chain(trained: dict, tmp_path: Path) 
             "train",
             "compile",
             f"{tmp_path / 'model.py'}:make_model",
+            "--loss",
+            "mse",
             "--lr",
             "0.5",
             "--batch",
