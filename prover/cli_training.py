@@ -73,6 +73,9 @@ def train_compile(
     batch: int = typer.Option(..., help="Batch size of every step."),
     sample_batch: Path = typer.Option(..., help='A batch {"x", "y"} to calibrate on.'),
     weights_out: Path | None = typer.Option(None, help="Write the initial weights here."),
+    reusable_verifier: bool = typer.Option(
+        True, help="Keys for ezkl's reusable EVM verifier (step verifiers exceed 24 KB)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compile one SGD step of a model into a circuit (weights, batch in; new weights out;
@@ -93,7 +96,17 @@ def train_compile(
             raise InvalidInputError(f"the sample batch has {x.shape[0]} rows; --batch is {batch}")
         settings = get_settings()
         with _progress(not as_json, "train compile") as progress:
-            record = compile_step(module, loss, lr, x, y, _store(), settings, progress)  # type: ignore[arg-type]
+            record = compile_step(
+                module,
+                loss,
+                lr,
+                x,
+                y,
+                _store(),
+                settings,
+                progress,
+                reusable_verifier,  # type: ignore[arg-type]
+            )
         weights = flatten_params(module)
         meta = record["training"]
         if weights_out is not None:

@@ -21,14 +21,12 @@ from prover.chain.ledger import (
     submit_step,
 )
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
-from prover.chain.onchain import verifier_arguments
+from prover.chain.onchain import verifier_arguments, verify_onchain
 from prover.chain.solidity import EIP170_LIMIT
-from prover.circuits.compiler import CompileOptions, compile_model
-from prover.circuits.export import export_onnx
-from prover.circuits.search import SearchSpace, Visibility
 from prover.config import Settings
-from prover.proving.proofs import prove_input
+from prover.errors import InvalidInputError
 from prover.store import ArtifactStore
+from prover.training.federated import compile_aggregation, prove_aggregation
 from prover.training.step_export import flatten_params, one_hot
 from prover.training.steps import commitment, compile_step, prove_step
 
@@ -38,59 +36,47 @@ OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 def _model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
 
 
 def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((4, 3)).astype(np.float32)
-    return x, one_hot(rng.integers(0, 2, 4), 2)
-
-
-class _Mean(torch.nn.Module):
-    """Stand-in aggregation: the mean of two clients' weights (both hashed in, hashed out)."""
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a + b) / 2
+    x = rng.standard_normal((4, 4)).astype(np.float32)
+    return x, one_hot(rng.integers(0, 3, 4), 3)
 
 
 @pytest.fixture(scope="module")
 def proven(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One step circuit; steps 1 and 2 of a run from w0, client 2's step from w0 (client 1's
-    is step 1), and a stand-in aggregation circuit with its proof of the two clients."""
-    tmp = tmp_path_factory.mktemp("ledger")
-    settings = Settings(data_dir=tmp / "data", measure_top=1)
+    """One step circuit (ezkl's reusable verifier) and its proofs: steps 1 and 2 of a run
+    from w0; a federated round of two clients from w0 (client 1's step is step 1) with its
+    aggregation proof (the aggregation circuit has its own verifier); a second round from
+    the first round's global weights."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("ledger"), measure_top=1)
     store = ArtifactStore(settings.data_dir)
-    circuit = compile_step(_model(), "cross_entropy", 0.5, *_batch(0), store, settings)
+    # Step circuits' own verifiers exceed EIP-170 (even tiny ones: 30-60 kB): compile_step
+    # makes keys for ezkl's reusable verifier.
+    circuit = compile_step(_model(), "mse", 0.5, *_batch(0), store, settings)
     scale = circuit["training"]["scale"]
     w0 = flatten_params(_model())
     step1 = prove_step(store, circuit["id"], w0, *_batch(0))
     step2 = prove_step(store, circuit["id"], step1["new_weights"], *_batch(1))
     client2 = prove_step(store, circuit["id"], w0, *_batch(1))
-    clients = [step1["new_weights"], client2["new_weights"]]
-    n = len(w0)
-    mean = export_onnx(_Mean(), (torch.zeros(n), torch.zeros(n)), tmp / "mean.onnx")
-    aggregation = compile_model(
-        mean,
-        {"input_data": [clients[0] + clients[1], clients[1] + clients[0]]},
-        CompileOptions(
-            visibility=Visibility("hashed", "fixed", "hashed"),
-            space=SearchSpace(scales=(scale,), legs=(3,), inner_cols=(2,)),
-            measure_top=1,
-        ),
-        store,
-        settings,
+    first = [step1["new_weights"], client2["new_weights"]]
+    aggregation = compile_aggregation(
+        len(w0), [1, 1], scale, store, settings, sample_weights=[np.asarray(w) for w in first]
     )
-    aggregated = prove_input(store, aggregation["id"], {"input_data": clients})
+    round1 = prove_aggregation(store, aggregation["id"], first)
+    global1 = round1["global_weights"]
+    next_clients = [prove_step(store, circuit["id"], global1, *_batch(t)) for t in (2, 3)]
+    round2 = prove_aggregation(store, aggregation["id"], [s["new_weights"] for s in next_clients])
     return {
         "store": store,
         "circuit": circuit,
         "initial": commitment(w0, scale),
         "steps": [step1, step2],
-        "client2": client2,
+        "round1": ([step1, client2], round1),
+        "round2": (next_clients, round2),
         "aggregation": aggregation,
-        "aggregated": aggregated,
-        "tmp": tmp,
     }
 
 
@@ -131,7 +117,12 @@ def test_steps_are_accepted_only_in_order(proven: dict, chain: Chain) -> None:
     first = submit_step(chain, store, "run-a", step1["proof_id"])
     assert first["accepted"] is True, first["reason"]
     assert first["event"] == {"name": "StepAccepted", "index": 0, **step1["commitments"]}
-    assert 200_000 < first["gas_used"] < 2_000_000
+    # The ledger adds little to the verifier's own cost (a transaction sending the proof
+    # and the VKA straight to the verifier), and the VKA is not in the calldata.
+    path = store.path("proofs", step1["proof_id"]) / "proof.json"
+    artifact = verifier_artifact(store, proven["circuit"]["id"])
+    direct = verify_onchain(chain, artifact, started["step_verifier"], path)
+    assert direct["valid"] and first["gas_used"] < direct["gas"] + 100_000
 
     before = _spent(chain)
     replay = submit_step(chain, store, "run-a", step1["proof_id"])
@@ -146,7 +137,7 @@ def test_steps_are_accepted_only_in_order(proven: dict, chain: Chain) -> None:
     assert state["steps"] == 2
     assert state["current_weights"] == step2["commitments"]["weights_out"]
     assert state["current_weights"] == commitment(step2["new_weights"], step2["scale"])
-    print(f"\nsubmitStep gas: {first['gas_used']}, {second['gas_used']}")
+    print(f"\nsubmitStep gas: {first['gas_used']}, {second['gas_used']}; direct {direct['gas']}")
 
 
 def test_tampered_steps_are_refused(proven: dict, chain: Chain) -> None:
@@ -194,19 +185,35 @@ def test_run_ownership_and_identity(proven: dict, chain: Chain) -> None:
     transact(chain, ledger.functions.transferOwnership(run_key("run-c"), other.account.address))
     assert run_state(chain, store, "run-c")["owner"] == other.account.address
     assert submit_step(other, store, "run-c", step1["proof_id"])["accepted"] is True
+    # Handed to nobody, the run is frozen and its id stays taken.
+    frozen = contract(other, "TrainingLedger", ledger.address)
+    transact(other, frozen.functions.transferOwnership(run_key("run-c"), "0x" + "00" * 20))
+    with pytest.raises(ChainError, match="RunExists"):
+        start_run(chain, store, "run-c", circuit_id, proven["initial"])
+    assert submit_step(other, store, "run-c", proven["steps"][1]["proof_id"])["reason"].startswith(
+        "NotOwner"
+    )
+
+    # Runs name circuits of the right kind.
+    with pytest.raises(InvalidInputError, match="not a training step circuit"):
+        start_run(chain, store, "run-e", proven["aggregation"]["id"], proven["initial"])
+    with pytest.raises(InvalidInputError, match="not an aggregation circuit"):
+        start_federated_run(chain, store, "fed-x", circuit_id, circuit_id, 2, proven["initial"])
 
     # A plain run takes no rounds; a 0x bytes32 run id is the key itself.
     raw = "0x" + "ab" * 32
     assert run_key(raw) == bytes.fromhex("ab" * 32)
     start_run(chain, store, raw, circuit_id, proven["initial"])
-    refused = submit_round(chain, store, raw, [step1["proof_id"]], proven["aggregated"]["id"])
+    refused = submit_round(chain, store, raw, [step1["proof_id"]], proven["round1"][1]["proof_id"])
     assert refused["reason"] == f"WrongRunKind({'ab' * 32}, False)"
 
 
-def test_federated_round(proven: dict, chain: Chain) -> None:
-    store, step1, client2 = proven["store"], proven["steps"][0], proven["client2"]
-    aggregated = proven["aggregated"]
+def test_federated_rounds(proven: dict, chain: Chain) -> None:
+    store = proven["store"]
+    (step1, client2), round1 = proven["round1"]
+    next_clients, round2 = proven["round2"]
     clients = [step1["proof_id"], client2["proof_id"]]
+    aggregated = round1["proof_id"]
     started = start_federated_run(
         chain,
         store,
@@ -216,20 +223,24 @@ def test_federated_round(proven: dict, chain: Chain) -> None:
         2,
         proven["initial"],
     )
-    assert started["aggregation_verifier"] != started["step_verifier"]
+    assert started["step_vka"] and started["aggregation_vka"] is None
     assert run_state(chain, store, "fed-a")["clients"] == 2
     assert submit_step(chain, store, "fed-a", step1["proof_id"])["reason"] == (
         f"WrongRunKind({run_key('fed-a').hex()}, True)"
     )
 
     before = _spent(chain)
-    swapped = submit_round(chain, store, "fed-a", clients[::-1], aggregated["id"])
+    swapped = submit_round(chain, store, "fed-a", clients[::-1], aggregated)
     assert swapped["reason"] == "AggregationMismatch(0)"
-    one = submit_round(chain, store, "fed-a", clients[:1], aggregated["id"])
+    one = submit_round(chain, store, "fed-a", clients[:1], aggregated)
     assert one["reason"] == "WrongClientCount(2, 1)"
+    early = submit_round(
+        chain, store, "fed-a", [s["proof_id"] for s in next_clients], round2["proof_id"]
+    )
+    assert early["reason"].startswith("OutOfOrder")
     ledger = contract(chain, "TrainingLedger", deploy_ledger(chain, store))
     steps = [verifier_arguments(store.path("proofs", p) / "proof.json") for p in clients]
-    proof, instances = verifier_arguments(store.path("proofs", aggregated["id"]) / "proof.json")
+    proof, instances = verifier_arguments(store.path("proofs", aggregated) / "proof.json")
     bad = bytearray(proof)
     bad[len(bad) // 2] ^= 0x01
     key = run_key("fed-a")
@@ -239,24 +250,44 @@ def test_federated_round(proven: dict, chain: Chain) -> None:
     assert _refused(chain, tampered) == f"InvalidProof({key.hex()}, 2)"
     assert _spent(chain) == before
 
-    accepted = submit_round(chain, store, "fed-a", clients, aggregated["id"])
+    accepted = submit_round(chain, store, "fed-a", clients, aggregated)
     assert accepted["accepted"] is True, accepted["reason"]
-    global_weights = aggregated["instances"][0][-1]
     assert accepted["event"] == {
         "name": "RoundAccepted",
         "round": 0,
         "weights_in": proven["initial"],
-        "weights_out": global_weights,
+        "weights_out": round1["commitments"]["global"],
     }
     state = run_state(chain, store, "fed-a")
-    assert state["steps"] == 1 and state["current_weights"] == global_weights
+    assert state["steps"] == 1 and state["current_weights"] == round1["commitments"]["global"]
     # The clients' steps start from the old global weights: the next round refuses them.
-    replay = submit_round(chain, store, "fed-a", clients, aggregated["id"])
+    replay = submit_round(chain, store, "fed-a", clients, aggregated)
     assert replay["reason"].startswith("OutOfOrder")
-    print(f"\nsubmitRound gas (2 clients): {accepted['gas_used']}")
+
+    # The second round's clients start from the first round's global weights.
+    second = submit_round(
+        chain, store, "fed-a", [s["proof_id"] for s in next_clients], round2["proof_id"]
+    )
+    assert second["accepted"] is True, second["reason"]
+    assert second["event"]["round"] == 1
+    assert second["event"]["weights_in"] == round1["commitments"]["global"]
+    state = run_state(chain, store, "fed-a")
+    assert state["steps"] == 2 and state["current_weights"] == round2["commitments"]["global"]
+    print(f"\nsubmitRound gas (2 clients): {accepted['gas_used']}, {second['gas_used']}")
 
 
-def test_step_verifier_size(proven: dict) -> None:
-    artifact = verifier_artifact(proven["store"], proven["circuit"]["id"])
-    print(f"\nstep verifier runtime size: {artifact['runtime_size']} bytes")
-    assert 0 < artifact["runtime_size"] <= EIP170_LIMIT
+def test_verifiers_fit_eip170_and_the_vka_is_the_circuits(proven: dict, chain: Chain) -> None:
+    store = proven["store"]
+    step = verifier_artifact(store, proven["circuit"]["id"])
+    aggregation = verifier_artifact(store, proven["aggregation"]["id"])
+    assert step["reusable"] and not aggregation["reusable"]
+    assert step["runtime_size"] <= EIP170_LIMIT and aggregation["runtime_size"] <= EIP170_LIMIT
+    start_run(chain, store, "run-d", proven["circuit"]["id"], proven["initial"])
+    state = run_state(chain, store, "run-d")
+    ledger = contract(chain, "TrainingLedger", state["ledger_address"])
+    digest = ledger.functions.vkaDigestOf(state["step_vka"]).call()
+    assert "0x" + digest.hex() == step["vka_digest"]
+    print(
+        f"\nreusable verifier: {step['runtime_size']} bytes, step VKA: {len(step['vka'])} "
+        f"words; aggregation verifier: {aggregation['runtime_size']} bytes"
+    )

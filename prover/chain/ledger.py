@@ -5,6 +5,10 @@ aggregation proof, each from the run's current weights commitment.
 A run id is any string: 0x and 64 hex digits is taken as the bytes32 itself, anything
 else as the keccak256 of its text. Commitments are 0x big-endian field elements, as
 ``prover.training.steps.commitment`` and ``commitments_of`` write them.
+
+Each circuit is checked by its own verifier, or, if compiled with ``reusable_verifier``
+(needed once its own verifier exceeds EIP-170, as step circuits' usually do), by ezkl's
+reusable verifier with the circuit's VKA, which the ledger stores once per VKA.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from prover.training.steps import COMMITMENTS
 
 LEDGER = "TrainingLedger"
 _BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
+_NO_VKA = "0x" + "00" * 20  # a circuit checked by its own verifier
+STEP_KIND = "training_step_circuit"  # as prover.training.steps records step circuits
 
 
 def run_key(run_id: str) -> bytes:
@@ -73,14 +79,33 @@ def _ledger(chain: Chain, store: ArtifactStore) -> Any:
     return contract(chain, LEDGER, deploy_ledger(chain, store, deploy_missing=False))
 
 
-def _verifier(chain: Chain, store: ArtifactStore, circuit_id: str) -> str:
-    """Deploy (or reuse) and register a circuit's own verifier; its address."""
-    if verifier_artifact(store, circuit_id)["reusable"]:
-        raise InvalidInputError(
-            f"circuit {circuit_id[:16]} uses ezkl's reusable verifier; the ledger calls a "
-            "circuit's own verifier (compile it without --reusable-verifier)"
-        )
-    return str(deploy_circuit(store, circuit_id, chain)["verifier_address"])
+def _verifier(chain: Chain, store: ArtifactStore, ledger: Any, circuit_id: str) -> tuple[str, str]:
+    """(verifier address, VKA data contract) of a circuit, deployed and registered if need
+    be: its own verifier and no VKA, or ezkl's reusable verifier and the circuit's VKA,
+    stored on the ledger once."""
+    deployment = deploy_circuit(store, circuit_id, chain)
+    artifact = verifier_artifact(store, circuit_id)
+    if not artifact["reusable"]:
+        return str(deployment["verifier_address"]), _NO_VKA
+    digest = bytes.fromhex(artifact["vka_digest"][2:])
+    if int(ledger.functions.vkaData(digest).call(), 16) == 0:
+        words = [bytes.fromhex(w[2:]) for w in artifact["vka"]]
+        transact(chain, ledger.functions.storeVka(words))
+    return str(deployment["verifier_address"]), str(ledger.functions.vkaData(digest).call())
+
+
+def _circuit(store: ArtifactStore, circuit_ref: str, step: bool) -> str:
+    """The id of a step circuit (``step``) or of an aggregation circuit (any other)."""
+    circuit_id = str(store.read_record("circuits", circuit_ref)["id"])
+    kind = (
+        store.read_record("training", circuit_id)["kind"]
+        if store.exists("training", circuit_id)
+        else None
+    )
+    if step != (kind == STEP_KIND):
+        wanted = "a training step circuit" if step else "an aggregation circuit"
+        raise InvalidInputError(f"circuit {circuit_id[:16]} is not {wanted}")
+    return circuit_id
 
 
 def _started(chain: Chain, run_id: str, call: Any, extra: dict[str, Any]) -> dict[str, Any]:
@@ -105,13 +130,18 @@ def start_run(
 ) -> dict[str, Any]:
     """Start a run of ``step_circuit_id`` steps from the committed initial weights; the
     sender owns it. A ``ChainError`` (``RunExists``...) if the ledger refuses."""
-    circuit_id = store.read_record("training", step_circuit_id)["id"]
-    verifier = _verifier(chain, store, circuit_id)
+    circuit_id = _circuit(store, step_circuit_id, step=True)
     ledger = contract(chain, LEDGER, deploy_ledger(chain, store))
-    call = ledger.functions.startRun(run_key(run_id), verifier, _word(initial_weights_commitment))
+    verifier, vka = _verifier(chain, store, ledger, circuit_id)
+    key, weights = run_key(run_id), _word(initial_weights_commitment)
+    if vka == _NO_VKA:
+        call = ledger.functions.startRun(key, verifier, weights)
+    else:
+        call = ledger.functions.startReusableRun(key, verifier, vka, weights)
     extra = {
         "step_circuit_id": circuit_id,
         "step_verifier": verifier,
+        "step_vka": None if vka == _NO_VKA else vka,
         "initial_weights": initial_weights_commitment,
     }
     return _started(chain, run_id, call, extra)
@@ -128,24 +158,28 @@ def start_federated_run(
 ) -> dict[str, Any]:
     """Start a federated run: rounds of ``clients`` step proofs and one aggregation proof
     (public instances [H(w_0), ..., H(w_{clients-1}), H(global)])."""
-    circuit_id = store.read_record("training", step_circuit_id)["id"]
-    aggregation_id = store.read_record("circuits", aggregation_circuit_id)["id"]
-    step_verifier = _verifier(chain, store, circuit_id)
-    aggregation_verifier = _verifier(chain, store, aggregation_id)
+    circuit_id = _circuit(store, step_circuit_id, step=True)
+    aggregation_id = _circuit(store, aggregation_circuit_id, step=False)
     ledger = contract(chain, LEDGER, deploy_ledger(chain, store))
-    call = ledger.functions.startFederatedRun(
-        run_key(run_id),
-        step_verifier,
-        aggregation_verifier,
-        clients,
-        _word(initial_weights_commitment),
-    )
+    step_verifier, step_vka = _verifier(chain, store, ledger, circuit_id)
+    aggregation_verifier, aggregation_vka = _verifier(chain, store, ledger, aggregation_id)
+    key, weights = run_key(run_id), _word(initial_weights_commitment)
+    if step_vka == aggregation_vka == _NO_VKA:
+        call = ledger.functions.startFederatedRun(
+            key, step_verifier, aggregation_verifier, clients, weights
+        )
+    else:
+        call = ledger.functions.startReusableFederatedRun(
+            key, step_verifier, step_vka, aggregation_verifier, aggregation_vka, clients, weights
+        )
     extra = {
         "step_circuit_id": circuit_id,
         "aggregation_circuit_id": aggregation_id,
         "clients": clients,
         "step_verifier": step_verifier,
+        "step_vka": None if step_vka == _NO_VKA else step_vka,
         "aggregation_verifier": aggregation_verifier,
+        "aggregation_vka": None if aggregation_vka == _NO_VKA else aggregation_vka,
         "initial_weights": initial_weights_commitment,
     }
     return _started(chain, run_id, call, extra)
@@ -242,11 +276,23 @@ def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]
     """A run as the ledger holds it (sends nothing): owner, verifiers, steps (or rounds)
     accepted and the current weights commitment; a ``ChainError`` if it was never started."""
     ledger = _ledger(chain, store)
-    owner, step_verifier, aggregation_verifier, clients, steps, current = ledger.functions.get(
-        run_key(run_id)
-    ).call()
+    run = ledger.functions.get(run_key(run_id)).call()
+    (
+        owner,
+        clients,
+        step_verifier,
+        steps,
+        step_vka,
+        aggregation_verifier,
+        aggregation_vka,
+        current,
+    ) = run
     if int(step_verifier, 16) == 0:
         raise ChainError(f"run {run_id!r} was never started on chain {chain.chain_id}")
+
+    def vka(address: str) -> str | None:
+        return None if int(address, 16) == 0 else address
+
     return {
         "run_id": run_id,
         "run_key": _hex(run_key(run_id)),
@@ -256,7 +302,9 @@ def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]
         "federated": clients > 0,
         "clients": clients or None,
         "step_verifier": step_verifier,
+        "step_vka": vka(step_vka),
         "aggregation_verifier": aggregation_verifier if clients else None,
+        "aggregation_vka": vka(aggregation_vka),
         "steps": steps,
         "current_weights": _hex(current),
     }

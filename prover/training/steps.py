@@ -59,8 +59,12 @@ def compile_step(
     store: ArtifactStore,
     settings: Settings,
     progress: Progress | None = None,
+    reusable_verifier: bool = True,
 ) -> dict[str, Any]:
     """Compile the step circuit of ``module`` for batches shaped like (x, y).
+
+    Keys are made for ezkl's reusable EVM verifier by default: a step circuit's own
+    Solidity verifier exceeds EIP-170 even for tiny models (measured 31-59 kB).
 
     The scale is the smallest of ``STEP_SCALES`` whose quantization error on the sample
     batch stays under ``UPDATE_FRACTION`` of the mean weight update; if none does, the
@@ -78,6 +82,7 @@ def compile_step(
         tolerance=UPDATE_FRACTION * mean_update / magnitude,
         space=SearchSpace(scales=STEP_SCALES),
         measure_top=settings.measure_top,
+        reusable_verifier=reusable_verifier,
     )
     # Calibrate on the sample step and on the step after it (weights move a little).
     calibration = {
