@@ -6,13 +6,14 @@ the loss going down, verifies the chain of commitments off-chain, then, on a loc
 chain, starts a run on the TrainingLedger contract and submits every step: the ledger
 accepts each only with a valid proof that starts from the last accepted weights.
 
-    .venv/bin/python models/digits_train/train.py [--steps 4] [--data-dir DIR] [--json F]
+    .venv/bin/python models/digits_train/train.py [--steps 8] [--data-dir DIR] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from prover.training.steps import (
 )
 
 LOSS = "mse"  # on one-hot targets: cross-entropy's exp/log tables cost 2^16 rows here
-LR = 0.5
+LR = 1.0
 
 
 def evaluate(weights: np.ndarray) -> tuple[float, float]:
@@ -55,10 +56,11 @@ def evaluate(weights: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
     parser.add_argument("--json", type=Path, help="write the run's numbers here")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # ezkl's calibration reports are warnings
     settings = Settings(data_dir=args.data_dir, measure_top=1)
     store = ArtifactStore(settings.data_dir)
     data = batches(args.steps)
