@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from conftest import step_batch, step_model
 from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.store import ArtifactStore
 from prover.training.federated import compile_aggregation, prove_aggregation, verify_round
-from prover.training.step_export import flatten_params, one_hot
+from prover.training.step_export import flatten_params
 from prover.training.steps import commitment, compile_step, prove_step
 
 CLIENT_WEIGHTS = [1.0, 3.0]  # client 1 holds three times the data: c = (0.25, 0.75)
-
-
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
-
-
-def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((4, 4)).astype(np.float32)
-    return x, one_hot(rng.integers(0, 3, 4), 3)
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +22,11 @@ def round_(tmp_path_factory: pytest.TempPathFactory) -> dict:
     aggregation of their new weights is proven."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("federated"), measure_top=1)
     store = ArtifactStore(settings.data_dir)
-    model = _model()
-    step_circuit = compile_step(model, "mse", 0.5, *_batch(0), store, settings)
+    model = step_model()
+    step_circuit = compile_step(model, "mse", 0.5, *step_batch(0), store, settings)
     scale = step_circuit["training"]["scale"]
     weights = flatten_params(model)
-    steps = [prove_step(store, step_circuit["id"], weights, *_batch(1 + k)) for k in range(2)]
+    steps = [prove_step(store, step_circuit["id"], weights, *step_batch(1 + k)) for k in range(2)]
     new = [np.asarray(s["new_weights"]) for s in steps]
     aggregation = compile_aggregation(
         weights.size, CLIENT_WEIGHTS, scale, store, settings, sample_weights=new
@@ -95,7 +84,7 @@ def test_a_client_starting_from_other_global_weights_is_rejected(round_: dict) -
     ids = [s["proof_id"] for s in steps]
     stale = round_["weights"].copy()
     stale[0] += 0.01
-    other = prove_step(store, round_["step_circuit"]["id"], stale, *_batch(2))
+    other = prove_step(store, round_["step_circuit"]["id"], stale, *step_batch(2))
     result = verify_round(store, [ids[0], other["proof_id"]], round_["proof"]["proof_id"])
     assert not result["valid"] and result["bad_client"] == 1, result
     assert "does not start from" in result["reason"]

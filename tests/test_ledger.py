@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
 
+from conftest import step_batch, step_model
 from prover.chain.client import Chain, ChainError, connect
 from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
@@ -27,22 +27,11 @@ from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.store import ArtifactStore
 from prover.training.federated import compile_aggregation, prove_aggregation
-from prover.training.step_export import flatten_params, one_hot
+from prover.training.step_export import flatten_params
 from prover.training.steps import commitment, compile_step, prove_step
 
 # anvil's second development account (public, well-known).
 OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-
-
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
-
-
-def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((4, 4)).astype(np.float32)
-    return x, one_hot(rng.integers(0, 3, 4), 3)
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +44,19 @@ def proven(tmp_path_factory: pytest.TempPathFactory) -> dict:
     store = ArtifactStore(settings.data_dir)
     # Step circuits' own verifiers exceed EIP-170 (even tiny ones: 30-60 kB): compile_step
     # makes keys for ezkl's reusable verifier.
-    circuit = compile_step(_model(), "mse", 0.5, *_batch(0), store, settings)
+    circuit = compile_step(step_model(), "mse", 0.5, *step_batch(0), store, settings)
     scale = circuit["training"]["scale"]
-    w0 = flatten_params(_model())
-    step1 = prove_step(store, circuit["id"], w0, *_batch(0))
-    step2 = prove_step(store, circuit["id"], step1["new_weights"], *_batch(1))
-    client2 = prove_step(store, circuit["id"], w0, *_batch(1))
+    w0 = flatten_params(step_model())
+    step1 = prove_step(store, circuit["id"], w0, *step_batch(0))
+    step2 = prove_step(store, circuit["id"], step1["new_weights"], *step_batch(1))
+    client2 = prove_step(store, circuit["id"], w0, *step_batch(1))
     first = [step1["new_weights"], client2["new_weights"]]
     aggregation = compile_aggregation(
         len(w0), [1, 1], scale, store, settings, sample_weights=[np.asarray(w) for w in first]
     )
     round1 = prove_aggregation(store, aggregation["id"], first)
     global1 = round1["global_weights"]
-    next_clients = [prove_step(store, circuit["id"], global1, *_batch(t)) for t in (2, 3)]
+    next_clients = [prove_step(store, circuit["id"], global1, *step_batch(t)) for t in (2, 3)]
     round2 = prove_aggregation(store, aggregation["id"], [s["new_weights"] for s in next_clients])
     return {
         "store": store,

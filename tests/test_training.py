@@ -7,26 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from test_cli import one_json, run_cli
 
-from conftest import write_json
+from conftest import step_batch, step_model, write_json
 from prover.config import Settings
 from prover.errors import CircuitError
 from prover.store import ArtifactStore
-from prover.training.step_export import flatten_params, one_hot, reference_step, unflatten_into
-from prover.training.steps import commitment, compile_step, prove_step, verify_chain
-
-
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
-
-
-def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((4, 4)).astype(np.float32)
-    return x, one_hot(rng.integers(0, 3, 4), 3)
+from prover.training.step_export import flatten_params, reference_step, unflatten_into
+from prover.training.steps import (
+    batch_commitment,
+    commitment,
+    compile_step,
+    prove_step,
+    verify_chain,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +28,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A step circuit and a 3-step proven chain from the model's initial weights."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("training"), measure_top=1)
     store = ArtifactStore(settings.data_dir)
-    model = _model()
-    circuit = compile_step(model, "mse", 0.5, *_batch(0), store, settings)
+    model = step_model()
+    circuit = compile_step(model, "mse", 0.5, *step_batch(0), store, settings)
     weights = flatten_params(model)
     steps = []
     for t in range(3):
-        step = prove_step(store, circuit["id"], weights, *_batch(t))
+        step = prove_step(store, circuit["id"], weights, *step_batch(t))
         steps.append(step)
         weights = np.asarray(step["new_weights"])
     return {"store": store, "circuit": circuit, "steps": steps, "model": model}
@@ -53,7 +47,7 @@ def test_proven_steps_track_torch_within_the_stated_error(trained: dict) -> None
     weights = flatten_params(model)
     for t, step in enumerate(trained["steps"]):
         unflatten_into(model, weights)
-        torch_weights, torch_loss = reference_step(model, "mse", 0.5, *_batch(t))
+        torch_weights, torch_loss = reference_step(model, "mse", 0.5, *step_batch(t))
         error = np.max(np.abs(np.asarray(step["new_weights"]) - torch_weights))
         update = np.mean(np.abs(torch_weights - weights))
         assert error <= 0.1 * update, (t, error, update)
@@ -65,8 +59,8 @@ def test_a_chain_verifies_and_links_by_commitments(trained: dict) -> None:
     store, steps = trained["store"], trained["steps"]
     scale = trained["circuit"]["training"]["scale"]
     ids = [s["proof_id"] for s in steps]
-    batches = [f"{commitment(x, scale)}:{commitment(y, scale)}" for x, y in map(_batch, range(3))]
-    initial = commitment(flatten_params(_model()), scale)
+    batches = [batch_commitment(*step_batch(t), scale) for t in range(3)]
+    initial = commitment(flatten_params(step_model()), scale)
     result = verify_chain(store, ids, batches, initial)
     assert result["valid"], result
     for a, b in itertools.pairwise(steps):
@@ -83,18 +77,16 @@ def test_forged_chains_are_rejected_at_the_broken_link(trained: dict) -> None:
     assert not swapped["valid"] and swapped["broken_at"] == 1
 
     # Step 1 proven from other weights (the float step's, not the circuit's own outputs).
-    model = _model()
-    float_weights, _ = reference_step(model, "mse", 0.5, *_batch(0))
-    other = prove_step(store, circuit["id"], float_weights, *_batch(1))
+    model = step_model()
+    float_weights, _ = reference_step(model, "mse", 0.5, *step_batch(0))
+    other = prove_step(store, circuit["id"], float_weights, *step_batch(1))
     forged = verify_chain(store, [ids[0], other["proof_id"]])
     assert not forged["valid"] and forged["broken_at"] == 1
     assert "does not start from the weights" in forged["reason"]
 
     # A step proven on a batch other than the committed one.
-    x, y = _batch(7)
-    committed = [
-        f"{commitment(*_batch(t)[:1], scale)}:{commitment(_batch(t)[1], scale)}" for t in range(2)
-    ]
+    x, y = step_batch(7)
+    committed = [batch_commitment(*step_batch(t), scale) for t in range(2)]
     wrong_batch = prove_step(store, circuit["id"], steps[0]["new_weights"], x, y)
     result = verify_chain(store, [ids[0], wrong_batch["proof_id"]], committed)
     assert not result["valid"] and result["broken_at"] == 1 and "batch" in result["reason"]
@@ -103,7 +95,7 @@ def test_forged_chains_are_rejected_at_the_broken_link(trained: dict) -> None:
 def test_an_update_drowned_by_quantization_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, measure_top=1)
     with pytest.raises(CircuitError, match="drown"):
-        compile_step(_model(), "mse", 1e-7, *_batch(0), ArtifactStore(tmp_path), settings)
+        compile_step(step_model(), "mse", 1e-7, *step_batch(0), ArtifactStore(tmp_path), settings)
 
 
 MODEL_FILE = """
@@ -122,7 +114,7 @@ def test_cli_compiles_steps_and_verifies_a_chain(trained: dict, tmp_path: Path) 
     (tmp_path / "model.py").write_text(MODEL_FILE)
     batches = []
     for t in (0, 3):
-        x, y = _batch(t)
+        x, y = step_batch(t)
         batches.append(write_json(tmp_path / f"b{t}.json", {"x": x.tolist(), "y": y.tolist()}))
     data = trained["store"].root
     compiled = one_json(
