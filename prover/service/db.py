@@ -16,10 +16,26 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x70726F76  # advisory lock id held while migrating PostgreSQL
 
 
-@lru_cache
+_engines: dict[str, Engine] = {}
+
+
 def engine_for(url: str) -> Engine:
-    """One pooled engine per URL and process. SQLite gets WAL and a busy timeout so that
-    several worker processes can share the file."""
+    """One pooled engine per URL and process (see ``forget_inherited_connections``)."""
+    if url not in _engines:
+        _engines[url] = _create_engine(url)
+    return _engines[url]
+
+
+def forget_inherited_connections() -> None:
+    """In a process forked from one that used the database (Celery's pool children): drop
+    the parent's pooled connections without closing them, so that the two processes never
+    share a connection."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+def _create_engine(url: str) -> Engine:
+    """SQLite gets WAL and a busy timeout so that several worker processes share the file."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:

@@ -12,7 +12,7 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 
 from prover.config import get_settings
 from prover.service import jobs
-from prover.service.db import migrate
+from prover.service.db import forget_inherited_connections, migrate
 from prover.service.execution import TRANSIENT, lease_keeper, run_job
 from prover.store import ArtifactStore
 from prover.worker.app import QUEUES, app, enqueue, job_channel, time_limit
@@ -71,8 +71,10 @@ def _migrate(**_kwargs: object) -> None:
 
 @worker_process_init.connect
 def _warm_up(**_kwargs: object) -> None:
-    """Import the heavy modules (ezkl, onnxruntime, web3) and start the lease helper
-    before the first job arrives."""
+    """In each pool process: drop database connections inherited from the parent, import
+    the heavy modules (ezkl, onnxruntime, web3) and start the lease helper before the
+    first job arrives."""
+    forget_inherited_connections()
     import prover.chain.onchain
     import prover.circuits.compiler
     import prover.proving.proofs  # noqa: F401
