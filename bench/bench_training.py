@@ -1,0 +1,440 @@
+"""Benchmark proven SGD steps: step circuits from the settings search against ezkl's defaults.
+
+For every example training model the step circuit (inputs weights, x, y; outputs new
+weights, loss; all hashed) is compiled twice, each time into its own fresh temporary data
+dir and in its own child process:
+
+* ``ezkl-default``: the same exported step ONNX, the same hashed visibility, calibration
+  data and reusable-verifier keys as ``compile_step``, but ``CompileOptions(strategy=
+  "ezkl-default")``, i.e. ezkl's own ``calibrate_settings``;
+* ``search``: ``compile_step`` itself (the settings search over ``STEP_SCALES``).
+
+The models are ``tiny`` (the 4-6-3 MLP of ``tests/conftest.py``, batch ``step_batch(0)``,
+MSE, lr 0.5) and ``digits_train`` (``models/digits_train``: the 16-8-10 MLP on its first
+batch of 8, MSE on one-hot targets, lr 1.0). For each circuit it reports logrows, the
+chosen settings (scale, decomposition base^legs, inner columns), the compile wall time and
+the setup time recorded by compile, the median prove time of ``--repeat`` step proofs
+(``prove_input(..., fresh=True)`` on the sample step, each in a fresh spawned process, as
+``bench_core`` does) with the peak RSS of the largest proving process, the median verify
+time (fresh process), the pk and vk sizes, and the quantization error of the proven new
+weights against the float SGD step (torch), as max abs and as a share of the mean update.
+
+The summary gives per model the prove speedup (default / search) and whether the goal
+holds: search at least 5x faster per step proof at equal accuracy, i.e. search error <=
+default error * 1.05, or within the step's own bar (``UPDATE_FRACTION`` of the mean update).
+
+Run from the repository root (ezkl prints its own noise to stdout; the tables come last)::
+
+    .venv/bin/python bench/bench_training.py [--models tiny digits_train] [--repeat 3] \
+        [--json out.json] [--markdown]
+
+A compile or proof that fails is shown as FAILED with its reason. Timings are wall clock:
+run it on an otherwise idle machine (the JSON records load averages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from importlib.metadata import version
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from bench_core import first_line, in_child, peak_rss_mb, prove_worker, verify_worker
+from common import MODELS_DIR, format_table
+from torch import nn
+
+from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.search import SearchSpace, Visibility
+from prover.config import Settings
+from prover.store import ArtifactStore
+from prover.training.step_export import (
+    Loss,
+    export_sgd_step,
+    flatten_params,
+    one_hot,
+    reference_step,
+)
+from prover.training.steps import STEP_SCALES, UPDATE_FRACTION, compile_step
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("tiny", "digits_train")
+STRATEGIES = ("ezkl-default", "search")
+GOAL_SPEEDUP = 5.0
+ERROR_SLACK = 1.05
+
+
+# --- the step cases ----------------------------------------------------------------------
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    """Import a file as a module under its own name (no sys.path changes)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def step_case(name: str) -> tuple[nn.Module, Loss, float, np.ndarray, np.ndarray]:
+    """(module, loss, lr, x, y) of one benchmarked training step."""
+    if name == "tiny":
+        conftest = _load("bench_tests_conftest", REPO / "tests" / "conftest.py")
+        x, y = conftest.step_batch(0)
+        return conftest.step_model(), "mse", 0.5, x, y
+    if name == "digits_train":
+        digits = _load("bench_digits_train_model", MODELS_DIR / "digits_train" / "model.py")
+        batch = digits.batches(1)[0]
+        x = np.asarray(batch["x"], dtype=np.float32)
+        return digits.make_model(), "mse", 1.0, x, one_hot(batch["y"], digits.CLASSES)
+    raise SystemExit(f"unknown model {name!r}: choose from {', '.join(MODELS)}")
+
+
+def step_request(
+    module: nn.Module, loss: Loss, lr: float, x: np.ndarray, y: np.ndarray, measure_top: int
+) -> tuple[CompileOptions, dict[str, Any]]:
+    """The compile options and calibration data ``compile_step`` uses for this step."""
+    weights = flatten_params(module)
+    new_weights, loss_value = reference_step(module, loss, lr, x, y)
+    mean_update = float(np.mean(np.abs(new_weights - weights)))
+    magnitude = max(1.0, float(np.max(np.abs(new_weights))), abs(loss_value))
+    options = CompileOptions(
+        visibility=Visibility("hashed", "fixed", "hashed"),
+        tolerance=UPDATE_FRACTION * mean_update / magnitude,
+        space=SearchSpace(scales=STEP_SCALES),
+        measure_top=measure_top,
+        reusable_verifier=True,
+    )
+    calibration = {
+        "input_data": [
+            np.concatenate([weights, new_weights]).tolist(),
+            np.concatenate([x.reshape(-1)] * 2).tolist(),
+            np.concatenate([y.reshape(-1)] * 2).tolist(),
+        ]
+    }
+    return options, calibration
+
+
+# --- child-process worker (module level, so the spawn context can import it) -------------
+
+
+def compile_worker(model: str, strategy: str, data_dir: str, measure_top: int) -> dict[str, Any]:
+    """Compile one step circuit with one strategy; returns the record, wall time, peak MB."""
+    settings = Settings(data_dir=Path(data_dir), measure_top=measure_top)
+    store = ArtifactStore(settings.data_dir)
+    module, loss, lr, x, y = step_case(model)
+    started = time.perf_counter()
+    if strategy == "search":
+        record = compile_step(module, loss, lr, x, y, store, settings)
+    else:
+        options, calibration = step_request(module, loss, lr, x, y, settings.measure_top)
+        options = replace(options, strategy="ezkl-default")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sgd_step.onnx"
+            spec = export_sgd_step(module, loss, lr, x.shape, y.shape, path)
+            record = compile_model(spec.path, calibration, options, store, settings)
+    circuit_settings = json.loads(
+        (store.path("circuits", record["id"]) / "settings.json").read_text()
+    )
+    return {
+        "record": record,
+        "input_scales": circuit_settings["model_input_scales"],
+        "output_scales": circuit_settings["model_output_scales"],
+        "wall_s": time.perf_counter() - started,
+        "peak_mb": peak_rss_mb(),
+    }
+
+
+# --- measurement -------------------------------------------------------------------------
+
+
+def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[str, Any]:
+    """Compile, then prove the sample step ``repeat`` times and verify each proof, in child
+    processes. A failure is recorded in the row's ``error``."""
+    module, loss, lr, x, y = step_case(model)
+    weights = flatten_params(module)
+    float_new, float_loss = reference_step(module, loss, lr, x, y)
+    mean_update = float(np.mean(np.abs(float_new - weights)))
+    input_obj = {"input_data": [weights.tolist(), x.reshape(-1).tolist(), y.reshape(-1).tolist()]}
+    row: dict[str, Any] = {
+        "model": model,
+        "strategy": strategy,
+        "error": None,
+        "loss": loss,
+        "lr": lr,
+        "parameters": int(weights.size),
+        "batch": int(x.shape[0]),
+        "mean_update": mean_update,
+    }
+    with tempfile.TemporaryDirectory(prefix=f"bench-train-{model}-") as data_dir:
+        print(f"[bench] compiling {model} step ({strategy})", flush=True)
+        started = time.perf_counter()
+        try:
+            compiled = in_child(compile_worker, model, strategy, data_dir, measure_top)
+        except Exception as exc:
+            row.update(error=f"compile: {first_line(exc)}", compile_s=time.perf_counter() - started)
+            print(f"[bench] {model} ({strategy}) failed: {row['error']}", flush=True)
+            return row
+        record = compiled["record"]
+        row.update(compile_s=compiled["wall_s"], logrows=record["logrows"])
+        proofs, verifies = [], []
+        try:
+            for i in range(repeat):
+                print(f"[bench] proving {model} step ({strategy}) {i + 1}/{repeat}", flush=True)
+                proof = in_child(prove_worker, data_dir, record["id"], input_obj)
+                check = in_child(verify_worker, data_dir, proof["proof_id"])
+                if not check["valid"]:
+                    raise RuntimeError("a fresh step proof does not verify")
+                proofs.append(proof)
+                verifies.append(check)
+        except Exception as exc:
+            row.update(error=f"prove/verify: {first_line(exc)}")
+            print(f"[bench] {model} ({strategy}) failed: {row['error']}", flush=True)
+            return row
+        outputs = ArtifactStore(Path(data_dir)).read_record("proofs", proofs[0]["proof_id"])[
+            "outputs"
+        ]
+    proven_new = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+    proven_loss = float(np.asarray(outputs[1]).reshape(-1)[0])
+    weight_error = float(np.max(np.abs(proven_new - float_new)))
+    run_args = record["settings"]
+    row.update(
+        circuit_id=record["id"],
+        model_id=record["model_id"],
+        calibration_digest=record["calibration"]["digest"],
+        chosen=record["search"]["chosen"],
+        scale=int(run_args["input_scale"]),
+        param_scale=int(run_args["param_scale"]),
+        decomp_base=int(run_args["decomp_base"]),
+        decomp_legs=int(run_args["decomp_legs"]),
+        inner_cols=int(run_args["num_inner_cols"]),
+        input_scales=compiled["input_scales"],
+        output_scales=compiled["output_scales"],
+        chainable=compiled["input_scales"][0] == compiled["output_scales"][0],
+        num_rows=next(
+            (
+                t["num_rows"]
+                for t in record["search"]["trials"]
+                if t["name"] == record["search"]["chosen"]
+            ),
+            None,
+        ),
+        setup_s=record["timings"]["setup_s"],
+        compile_peak_mb=compiled["peak_mb"],
+        compile_timings=record["timings"],
+        prove_s=statistics.median(p["prove_s"] for p in proofs),
+        prove_runs_s=[p["prove_s"] for p in proofs],
+        witness_s=statistics.median(p["witness_s"] for p in proofs),
+        verify_s=statistics.median(v["verify_s"] for v in verifies),
+        verify_runs_s=[v["verify_s"] for v in verifies],
+        peak_mb=max(p["peak_mb"] for p in proofs),
+        prove_runs_peak_mb=[p["peak_mb"] for p in proofs],
+        prove_base_mb=min(p["base_mb"] for p in proofs),
+        prove_loadavg_1m=[p["loadavg_1m"] for p in proofs],
+        proof_bytes=proofs[-1]["proof_bytes"],
+        pk_bytes=record["pk_bytes"],
+        vk_bytes=record["vk_bytes"],
+        weight_error=weight_error,
+        error_over_update=weight_error / mean_update,
+        loss_error=abs(proven_loss - float_loss),
+        calibration_max_abs_error=record["accuracy"]["max_abs_error"],
+        run_args=run_args,
+        search_trials=record["search"]["trials"],
+    )
+    return row
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-model speedup, the accuracy check and the goal verdict."""
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], {})[row["strategy"]] = row
+    models = []
+    for name, pair in by_model.items():
+        default, found = pair.get("ezkl-default"), pair.get("search")
+        if default is None or found is None:
+            continue
+        failed = [f"{r['strategy']} {r['error']}" for r in (default, found) if r["error"]]
+        if failed:
+            models.append({"model": name, "speedup": None, "failed": "; ".join(failed)})
+            continue
+        accuracy_ok = (
+            found["weight_error"] <= default["weight_error"] * ERROR_SLACK
+            or found["error_over_update"] <= UPDATE_FRACTION
+        )
+        speedup = default["prove_s"] / found["prove_s"] if found["prove_s"] else float("inf")
+        models.append(
+            {
+                "model": name,
+                "default_prove_s": default["prove_s"],
+                "search_prove_s": found["prove_s"],
+                "speedup": speedup,
+                "default_error_over_update": default["error_over_update"],
+                "search_error_over_update": found["error_over_update"],
+                "same_step_onnx": default["model_id"] == found["model_id"],
+                "same_calibration": default["calibration_digest"] == found["calibration_digest"],
+                "accuracy_ok": accuracy_ok,
+                "goal_met": accuracy_ok and speedup >= GOAL_SPEEDUP,
+                "failed": None,
+            }
+        )
+    compared = [m for m in models if m["speedup"] is not None]
+    return {
+        "models": models,
+        "goal": (
+            f"search >= {GOAL_SPEEDUP:g}x faster per step proof at equal accuracy (new-weight "
+            f"error <= default * {ERROR_SLACK} or <= {UPDATE_FRACTION:g} of the mean update)"
+        ),
+        "goal_met_every_model": bool(compared)
+        and len(compared) == len(models)
+        and all(m["goal_met"] for m in compared),
+    }
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def results_table(rows: list[dict[str, Any]], markdown: bool) -> str:
+    """One row per (model, strategy); a failed one shows FAILED and dashes."""
+    headers = [
+        "model", "strategy", "scale", "decomp", "cols", "logrows", "compile s", "setup s",
+        "prove s", "verify s", "peak MB", "pk MB", "vk kB", "max err", "err/update",
+    ]  # fmt: skip
+    cells = []
+    for r in rows:
+        head = [r["model"], r["strategy"]]
+        if r["error"]:
+            logrows = str(r["logrows"]) if r.get("logrows") else "-"
+            compile_s = f"{r['compile_s']:.1f}" if r.get("compile_s") is not None else "-"
+            cells.append([*head, "FAILED", "-", "-", logrows, compile_s, *["-"] * 8])
+            continue
+        cells.append(
+            [
+                *head,
+                str(r["scale"]),
+                f"{r['decomp_base']}^{r['decomp_legs']}",
+                str(r["inner_cols"]),
+                str(r["logrows"]),
+                f"{r['compile_s']:.1f}",
+                f"{r['setup_s']:.2f}",
+                f"{r['prove_s']:.2f}",
+                f"{r['verify_s']:.3f}",
+                f"{r['peak_mb']:.0f}",
+                f"{r['pk_bytes'] / 1e6:.1f}",
+                f"{r['vk_bytes'] / 1e3:.1f}",
+                f"{r['weight_error']:.3g}",
+                f"{r['error_over_update']:.2%}",
+            ]
+        )
+    return format_table(headers, cells, markdown)
+
+
+def summary_table(summary: dict[str, Any], markdown: bool) -> str:
+    """Speedup and accuracy verdict per model (n/a where a compile or proof failed)."""
+    headers = ["model", "default prove s", "search prove s", "speedup", "accuracy ok", ">= 5x"]
+    cells = []
+    for m in summary["models"]:
+        if m["speedup"] is None:
+            cells.append([m["model"], "-", "-", "n/a", "n/a", "n/a"])
+            continue
+        cells.append(
+            [
+                m["model"],
+                f"{m['default_prove_s']:.2f}",
+                f"{m['search_prove_s']:.2f}",
+                f"{m['speedup']:.2f}x",
+                "yes" if m["accuracy_ok"] else "no",
+                "yes" if m["speedup"] >= GOAL_SPEEDUP else "no",
+            ]
+        )
+    return format_table(headers, cells, markdown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run the benchmark, print the tables, optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models", nargs="+", choices=MODELS, default=list(MODELS), metavar="NAME",
+        help=f"step models to measure ({', '.join(MODELS)})",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=3, help="proofs per circuit (median)")
+    parser.add_argument(
+        "--measure-top",
+        type=int,
+        default=Settings().measure_top,
+        help="finalists the search proves for real during compile",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write raw numbers here")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    started, load_start = time.perf_counter(), os.getloadavg()
+    rows = [
+        measure(model, strategy, args.repeat, args.measure_top)
+        for model in args.models
+        for strategy in STRATEGIES
+    ]
+    summary = summarize(rows)
+
+    print()
+    print(results_table(rows, args.markdown))
+    for row in rows:
+        if row["error"]:
+            print(f"FAILED {row['model']} ({row['strategy']}): {row['error']}")
+        elif not row["chainable"]:
+            print(
+                f"note: {row['model']} ({row['strategy']}) weight input scale "
+                f"{row['input_scales'][0]} != output scale {row['output_scales'][0]}: "
+                "its steps could not be chained by commitments"
+            )
+    for m in summary["models"]:
+        if m["speedup"] is not None and not (m["same_step_onnx"] and m["same_calibration"]):
+            print(f"warning: {m['model']}: the two circuits differ in step ONNX or calibration")
+    print()
+    print(summary_table(summary, args.markdown))
+    print()
+    verdict = "MET for every model" if summary["goal_met_every_model"] else "NOT MET everywhere"
+    print(f"goal: {summary['goal']}: {verdict}")
+    for m in summary["models"]:
+        if m["speedup"] is not None:
+            print(f"  {m['model']}: {'met' if m['goal_met'] else 'not met'}")
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "environment": {
+                "ezkl": version("ezkl"),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "loadavg_start": load_start,
+                "loadavg_end": os.getloadavg(),
+            },
+            "repeat": args.repeat,
+            "measure_top": args.measure_top,
+            "step_scales": list(STEP_SCALES),
+            "update_fraction": UPDATE_FRACTION,
+            "wall_s": time.perf_counter() - started,
+            "rows": rows,
+            "summary": summary,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"raw numbers written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
