@@ -46,7 +46,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from common import format_table, model_dirs
+from common import GOAL_SPEEDUP, format_table, measurements, model_dirs, summary_table
 
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.config import Settings
@@ -54,7 +54,6 @@ from prover.proving.proofs import prove_input, verify
 from prover.store import ArtifactStore
 
 STRATEGIES = ("ezkl-default", "search")
-GOAL_SPEEDUP = 5.0
 ERROR_SLACK = 1.05
 
 
@@ -159,30 +158,8 @@ def measure(model_dir: Path, strategy: str, repeat: int) -> dict[str, Any]:
         circuit_id=record["id"],
         chosen=record["search"]["chosen"],
         logrows=record["logrows"],
-        num_rows=next(
-            (
-                t["num_rows"]
-                for t in record["search"]["trials"]
-                if t["name"] == record["search"]["chosen"]
-            ),
-            None,
-        ),
-        setup_s=record["timings"]["setup_s"],
+        **measurements(record, compiled, proofs, verifies),
         compile_s=compiled["wall_s"],
-        compile_peak_mb=compiled["peak_mb"],
-        compile_timings=record["timings"],
-        prove_s=statistics.median(p["prove_s"] for p in proofs),
-        prove_runs_s=[p["prove_s"] for p in proofs],
-        witness_s=statistics.median(p["witness_s"] for p in proofs),
-        verify_s=statistics.median(v["verify_s"] for v in verifies),
-        verify_runs_s=[v["verify_s"] for v in verifies],
-        peak_mb=max(p["peak_mb"] for p in proofs),
-        prove_runs_peak_mb=[p["peak_mb"] for p in proofs],
-        prove_base_mb=min(p["base_mb"] for p in proofs),
-        prove_loadavg_1m=[p["loadavg_1m"] for p in proofs],
-        proof_bytes=proofs[-1]["proof_bytes"],
-        pk_bytes=record["pk_bytes"],
-        vk_bytes=record["vk_bytes"],
         max_abs_error=accuracy["max_abs_error"],
         relative_error=accuracy["relative_error"],
         argmax_agreement=accuracy["argmax_agreement"],
@@ -269,27 +246,6 @@ def results_table(rows: list[dict[str, Any]], markdown: bool) -> str:
                 f"{r['peak_mb']:.0f}",
                 str(r["proof_bytes"]),
                 f"{r['max_abs_error']:.4g}",
-            ]
-        )
-    return format_table(headers, cells, markdown)
-
-
-def summary_table(summary: dict[str, Any], markdown: bool) -> str:
-    """Speedup and accuracy verdict per model (n/a where a compile or proof failed)."""
-    headers = ["model", "default prove s", "search prove s", "speedup", "accuracy ok", ">= 5x"]
-    cells = []
-    for m in summary["models"]:
-        if m["speedup"] is None:
-            cells.append([m["model"], "-", "-", "n/a", "n/a", "n/a"])
-            continue
-        cells.append(
-            [
-                m["model"],
-                f"{m['default_prove_s']:.2f}",
-                f"{m['search_prove_s']:.2f}",
-                f"{m['speedup']:.2f}x",
-                "yes" if m["accuracy_ok"] else "no",
-                "yes" if m["speedup"] >= GOAL_SPEEDUP else "no",
             ]
         )
     return format_table(headers, cells, markdown)

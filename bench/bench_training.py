@@ -39,7 +39,6 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ from typing import Any
 
 import numpy as np
 from bench_core import first_line, in_child, peak_rss_mb, prove_worker, verify_worker
-from common import MODELS_DIR, format_table
+from common import GOAL_SPEEDUP, MODELS_DIR, format_table, measurements, summary_table
 from torch import nn
 
 from prover.circuits.compiler import CompileOptions, compile_model
@@ -71,7 +70,6 @@ from prover.training.steps import STEP_SCALES, UPDATE_FRACTION, compile_step
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny", "digits_train")
 STRATEGIES = ("ezkl-default", "search")
-GOAL_SPEEDUP = 5.0
 ERROR_SLACK = 1.05
 
 
@@ -222,29 +220,7 @@ def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[st
         input_scales=compiled["input_scales"],
         output_scales=compiled["output_scales"],
         chainable=compiled["input_scales"][0] == compiled["output_scales"][0],
-        num_rows=next(
-            (
-                t["num_rows"]
-                for t in record["search"]["trials"]
-                if t["name"] == record["search"]["chosen"]
-            ),
-            None,
-        ),
-        setup_s=record["timings"]["setup_s"],
-        compile_peak_mb=compiled["peak_mb"],
-        compile_timings=record["timings"],
-        prove_s=statistics.median(p["prove_s"] for p in proofs),
-        prove_runs_s=[p["prove_s"] for p in proofs],
-        witness_s=statistics.median(p["witness_s"] for p in proofs),
-        verify_s=statistics.median(v["verify_s"] for v in verifies),
-        verify_runs_s=[v["verify_s"] for v in verifies],
-        peak_mb=max(p["peak_mb"] for p in proofs),
-        prove_runs_peak_mb=[p["peak_mb"] for p in proofs],
-        prove_base_mb=min(p["base_mb"] for p in proofs),
-        prove_loadavg_1m=[p["loadavg_1m"] for p in proofs],
-        proof_bytes=proofs[-1]["proof_bytes"],
-        pk_bytes=record["pk_bytes"],
-        vk_bytes=record["vk_bytes"],
+        **measurements(record, compiled, proofs, verifies),
         weight_error=weight_error,
         error_over_update=weight_error / mean_update,
         loss_error=abs(proven_loss - float_loss),
@@ -335,27 +311,6 @@ def results_table(rows: list[dict[str, Any]], markdown: bool) -> str:
                 f"{r['vk_bytes'] / 1e3:.1f}",
                 f"{r['weight_error']:.3g}",
                 f"{r['error_over_update']:.2%}",
-            ]
-        )
-    return format_table(headers, cells, markdown)
-
-
-def summary_table(summary: dict[str, Any], markdown: bool) -> str:
-    """Speedup and accuracy verdict per model (n/a where a compile or proof failed)."""
-    headers = ["model", "default prove s", "search prove s", "speedup", "accuracy ok", ">= 5x"]
-    cells = []
-    for m in summary["models"]:
-        if m["speedup"] is None:
-            cells.append([m["model"], "-", "-", "n/a", "n/a", "n/a"])
-            continue
-        cells.append(
-            [
-                m["model"],
-                f"{m['default_prove_s']:.2f}",
-                f"{m['search_prove_s']:.2f}",
-                f"{m['speedup']:.2f}x",
-                "yes" if m["accuracy_ok"] else "no",
-                "yes" if m["speedup"] >= GOAL_SPEEDUP else "no",
             ]
         )
     return format_table(headers, cells, markdown)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -38,3 +40,54 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown
     else:
         rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+GOAL_SPEEDUP = 5.0  # the search must prove this much faster than ezkl's defaults
+
+
+def summary_table(summary: dict[str, Any], markdown: bool) -> str:
+    """Speedup and accuracy verdict per model (n/a where a compile or proof failed)."""
+    headers = ["model", "default prove s", "search prove s", "speedup", "accuracy ok", ">= 5x"]
+    cells = []
+    for m in summary["models"]:
+        if m["speedup"] is None:
+            cells.append([m["model"], "-", "-", "n/a", "n/a", "n/a"])
+            continue
+        cells.append(
+            [
+                m["model"],
+                f"{m['default_prove_s']:.2f}",
+                f"{m['search_prove_s']:.2f}",
+                f"{m['speedup']:.2f}x",
+                "yes" if m["accuracy_ok"] else "no",
+                "yes" if m["speedup"] >= GOAL_SPEEDUP else "no",
+            ]
+        )
+    return format_table(headers, cells, markdown)
+
+
+def measurements(
+    record: dict[str, Any], compiled: dict[str, Any], proofs: list[dict], verifies: list[dict]
+) -> dict[str, Any]:
+    """What every benchmark row reports of a compiled circuit and its timed proofs."""
+    chosen = record["search"]["chosen"]
+    return {
+        "num_rows": next(
+            (t["num_rows"] for t in record["search"]["trials"] if t["name"] == chosen), None
+        ),
+        "setup_s": record["timings"]["setup_s"],
+        "compile_peak_mb": compiled["peak_mb"],
+        "compile_timings": record["timings"],
+        "prove_s": statistics.median(p["prove_s"] for p in proofs),
+        "prove_runs_s": [p["prove_s"] for p in proofs],
+        "witness_s": statistics.median(p["witness_s"] for p in proofs),
+        "verify_s": statistics.median(v["verify_s"] for v in verifies),
+        "verify_runs_s": [v["verify_s"] for v in verifies],
+        "peak_mb": max(p["peak_mb"] for p in proofs),
+        "prove_runs_peak_mb": [p["peak_mb"] for p in proofs],
+        "prove_base_mb": min(p["base_mb"] for p in proofs),
+        "prove_loadavg_1m": [p["loadavg_1m"] for p in proofs],
+        "proof_bytes": proofs[-1]["proof_bytes"],
+        "pk_bytes": record["pk_bytes"],
+        "vk_bytes": record["vk_bytes"],
+    }
