@@ -336,9 +336,9 @@ def verify(
         from prover.proving.proofs import verify as verify_proof
 
         if remote:
-            from prover.cli_service import _client
+            from prover.cli_service import remote_client
 
-            with _client() as client:
+            with remote_client() as client:
                 result = client.verify(proof)
         elif onchain:
             from prover.chain.onchain import verify_proof_onchain

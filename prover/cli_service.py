@@ -149,7 +149,7 @@ def up() -> None:
     stack.stop()
 
 
-def _client() -> Any:
+def remote_client() -> Any:
     from prover.client import Client
 
     settings = get_settings()
@@ -175,7 +175,7 @@ def jobs_watch(job_id: str, as_json: bool = JsonOpt) -> None:
     """Follow a job of the running service (PROVER_API_URL) until it ends."""
 
     def action() -> None:
-        with _client() as client:
+        with remote_client() as client:
             job = _watch(client, job_id, not as_json)
         _emit(job, as_json, lambda c: _print_job(c, job))
 
@@ -187,7 +187,7 @@ def jobs_show(job_id: str, as_json: bool = JsonOpt) -> None:
     """A job's state, phase, progress and error or result."""
 
     def action() -> None:
-        with _client() as client:
+        with remote_client() as client:
             job = client.job(job_id)
         _emit(job, as_json, lambda c: _print_job(c, job))
 
@@ -228,14 +228,14 @@ def _print_job(out: Console, job: dict[str, Any]) -> None:
 
 def remote_job(submit: Any, as_json: bool) -> dict[str, Any]:
     """Submit a job with ``submit(client)``, wait for it, and return its result."""
-    with _client() as client:
+    with remote_client() as client:
         accepted = submit(client)
         return _watch(client, accepted["job_id"], not as_json)["result"]
 
 
 def remote_compile(model: Path, calibration: Path | None, options: dict[str, Any], as_json: bool):
     """compile --remote: submit to the service and wait for the compile job."""
-    with _client() as client:
+    with remote_client() as client:
         accepted = client.submit_model(model, calibration, **options)
         _watch(client, accepted["job_id"], not as_json)
         return {**client.circuit(accepted["circuit_id"]), "job_id": accepted["job_id"]}
@@ -243,7 +243,7 @@ def remote_compile(model: Path, calibration: Path | None, options: dict[str, Any
 
 def remote_prove(circuit_id: str, input_path: Path, fresh: bool, as_json: bool):
     """prove --remote: request a proof from the service and wait for it."""
-    with _client() as client:
+    with remote_client() as client:
         accepted = client.submit_proof(circuit_id, _load_data(input_path), fresh)
         _watch(client, accepted["job_id"], not as_json)
         return client.proof(accepted["proof_id"])

@@ -55,7 +55,7 @@ class Stack:
 
     def _redis(self, env: dict[str, str]) -> None:
         url = self.settings.redis_url
-        if _redis_answers(url):
+        if redis_answers(url):
             self.parts.append(Part("redis", f"{url} (already running)"))
             return
         binary = shutil.which("redis-server")
@@ -70,9 +70,9 @@ class Stack:
         command = [binary, "--port", port, "--bind", parsed.hostname or "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.settings.data_dir)]
         self._spawn("redis", url, command, env)
-        _wait(lambda: _redis_answers(url), 20, f"Redis at {url}")
+        wait_until(lambda: redis_answers(url), 20, f"Redis at {url}")
 
-    def _chain(self, env: dict[str, str]) -> None:
+    def _chain(self) -> None:
         from prover.chain.node import LocalChain
 
         url = self.settings.rpc_url
@@ -83,9 +83,7 @@ class Stack:
         if parsed.hostname not in ("127.0.0.1", "localhost"):
             raise UnavailableError(f"the chain at {url} does not answer")
         chain = LocalChain(port=parsed.port or 8545).start()
-        self.parts.append(
-            Part("chain", f"{url} (anvil, chain id {chain.chain_id})", chain._process)
-        )
+        self.parts.append(Part("chain", f"{url} (anvil, chain id {chain.chain_id})", chain.process))
 
     def start(self) -> None:
         settings = self.settings
@@ -102,7 +100,7 @@ class Stack:
         self.say(f"redis    {self.parts[-1].where}")
         migrate(settings.sqlalchemy_url())
         self.say(f"database {settings.sqlalchemy_url()}")
-        self._chain(env)
+        self._chain()
         self.say(f"chain    {self.parts[-1].where}")
         for i in range(settings.workers):
             name = f"worker{i + 1}"
@@ -112,7 +110,7 @@ class Stack:
         api = f"http://{settings.api_host}:{settings.api_port}"
         command = [sys.executable, "-m", "prover", "serve"]
         self._spawn("api", api, command, env)
-        _wait(lambda: self._healthy(api), 120, f"the API at {api} (and a worker)")
+        wait_until(lambda: self._healthy(api), 120, f"the API at {api} (and a worker)")
         self.say(f"api      {api}  (docs {api}/docs, metrics {api}/metrics)")
 
     def _healthy(self, api: str) -> bool:
@@ -160,7 +158,8 @@ def _signal(process: subprocess.Popen[bytes], sig: int, group: bool) -> None:
         pass
 
 
-def _redis_answers(url: str) -> bool:
+def redis_answers(url: str) -> bool:
+    """Whether a Redis answers PING at ``url``."""
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
     except redis.RedisError:
@@ -175,7 +174,8 @@ def _chain_answers(url: str) -> bool:
         return False
 
 
-def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``ready`` until it holds; ``UnavailableError`` naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():

@@ -21,6 +21,7 @@ import redis
 from prover.chain.node import free_port
 from prover.service.db import engine_for, migrate
 from prover.service.keys import create_key
+from prover.stack import redis_answers, wait_until
 
 POSTGRES_ADMIN = os.environ.get("PROVER_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
 
@@ -41,18 +42,11 @@ def private_redis() -> Iterator[str]:
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        wait_for(lambda: _pings(url), 10, "redis-server")
+        wait_until(lambda: redis_answers(url), 10, "redis-server")
         yield url
     finally:
         process.terminate()
         process.wait()
-
-
-def _pings(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 @contextmanager
@@ -72,15 +66,6 @@ def postgres_database() -> Iterator[str]:
         finally:
             engine_for(url).dispose()
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_for(ready, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not ready within {timeout} s")
 
 
 class Service:
@@ -131,7 +116,7 @@ class Service:
         for i in range(workers):
             self.start_worker(f"w{i + 1}")
         self.api = self._spawn("api", "serve")
-        wait_for(self._healthy, 90, "the API with its workers")
+        wait_until(self._healthy, 90, "the API with its workers")
         return self
 
     def _healthy(self) -> bool:

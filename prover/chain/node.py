@@ -57,6 +57,11 @@ class LocalChain:
         self.stop()
         raise ProverError(f"anvil did not answer on {self.rpc_url} within {timeout} s")
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The anvil process once started."""
+        return self._process
+
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()

@@ -10,6 +10,7 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,15 +135,10 @@ _RUNNERS = {
 }
 
 
-_keepers: dict[tuple[str, float], LeaseKeeper] = {}
-
-
+@lru_cache
 def lease_keeper(db_url: str, lease_s: float) -> LeaseKeeper:
     """This process's lease helper."""
-    key = (db_url, lease_s)
-    if key not in _keepers:
-        _keepers[key] = LeaseKeeper(db_url, lease_s)
-    return _keepers[key]
+    return LeaseKeeper(db_url, lease_s)
 
 
 def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from prover.errors import NotFoundError
@@ -29,11 +29,17 @@ _SUBJECTS: dict[str, tuple[type[Circuit] | type[Proof], str]] = {
 }
 
 
+# Sending a job back to the queue (after a transient error, or when its worker died).
+_REQUEUED = {"state": "queued", "phase": "queued", "lease_token": None, "lease_expires_at": None}
+
+
+def _utc(when: datetime) -> datetime:
+    """An aware UTC time (SQLite hands back naive datetimes; every stored time is UTC)."""
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def _aware(when: datetime | None) -> str | None:
-    """ISO time in UTC (SQLite hands back naive datetimes; every stored time is UTC)."""
-    if when is None:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
+    return None if when is None else _utc(when).isoformat()
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -79,22 +85,13 @@ def new_job(
 
 def grant(session: Session, key_id: str, kind: str, subject_id: str) -> None:
     """Let a key see a row (idempotent)."""
-    exists = session.scalar(
-        select(Grant.seq).where(
-            Grant.key_id == key_id, Grant.kind == kind, Grant.subject_id == subject_id
-        )
-    )
-    if exists is None:
+    if not can_see(session, key_id, kind, subject_id):
         session.add(Grant(key_id=key_id, kind=kind, subject_id=subject_id))
         session.flush()
 
 
-def visible(key_id: str, kind: str) -> Select[tuple[str]]:
-    """The ids of ``kind`` rows a key may see."""
-    return select(Grant.subject_id).where(Grant.key_id == key_id, Grant.kind == kind)
-
-
 def can_see(session: Session, key_id: str, kind: str, subject_id: str) -> bool:
+    """Whether a key was granted the ``kind`` row ``subject_id``."""
     return (
         session.scalar(
             select(Grant.seq).where(
@@ -108,11 +105,8 @@ def can_see(session: Session, key_id: str, kind: str, subject_id: str) -> bool:
 def get_job(db_url: str, job_id: str, key_id: str | None = None) -> dict[str, Any]:
     """A job's public form; with ``key_id``, only if that key may see it."""
     with session_scope(db_url) as session:
-        query = select(Job).where(Job.id == job_id)
-        if key_id is not None:
-            query = query.where(Job.id.in_(visible(key_id, "job")))
-        job = session.scalar(query)
-        if job is None:
+        job = session.scalar(select(Job).where(Job.id == job_id))
+        if job is None or (key_id is not None and not can_see(session, key_id, "job", job_id)):
             raise NotFoundError(f"no job with id {job_id!r}", id=job_id)
         return job_view(job)
 
@@ -126,7 +120,6 @@ class Claim:
     kind: str | None = None
     params: dict[str, Any] | None = None
     subject_id: str | None = None
-    owner: str | None = None
     attempts: int = 0
     queued_s: float = 0.0
     retry_in_s: float = 0.0
@@ -163,22 +156,16 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
             if job.state in TERMINAL:
                 return Claim("done")
             expires = job.lease_expires_at
-            if expires is not None and expires.tzinfo is None:
-                expires = expires.replace(tzinfo=timezone.utc)
-            wait = (expires - now).total_seconds() if expires else lease_s
+            wait = (_utc(expires) - now).total_seconds() if expires else lease_s
             return Claim("busy", retry_in_s=max(1.0, wait + 1.0))
-        created = job.created_at
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=timezone.utc)
         claimed = Claim(
             "claimed",
             token,
             job.kind,
             dict(job.params),
             job.subject_id,
-            job.owner,
             job.attempts,
-            queued_s=max(0.0, (now - created).total_seconds()),
+            queued_s=max(0.0, (now - _utc(job.created_at)).total_seconds()),
         )
     if claimed.attempts > max_attempts:
         fail(
@@ -229,11 +216,7 @@ def release(db_url: str, job_id: str, token: str) -> bool:
     """Give a held job back to the queue (after a transient error), keeping its attempts."""
     with session_scope(db_url) as session:
         return bool(
-            session.execute(
-                update(Job)
-                .where(_held(job_id, token))
-                .values(state="queued", phase="queued", lease_token=None, lease_expires_at=None)
-            ).rowcount
+            session.execute(update(Job).where(_held(job_id, token)).values(**_REQUEUED)).rowcount
         )
 
 
@@ -246,12 +229,17 @@ def _settle(db_url: str, job_id: str, token: str, values: dict[str, Any], subjec
             setattr(job, name, value)
         job.finished_at = utcnow()
         job.lease_token = None
-        if job.kind in _SUBJECTS:
-            table, ready = _SUBJECTS[job.kind]
-            row = session.get(table, job.subject_id)
-            if row is not None and row.job_id == job.id:
-                row.state = ready if subject_ok else "failed"
+        _settle_subject(session, job, subject_ok)
         return True
+
+
+def _settle_subject(session: Session, job: Job, ok: bool) -> None:
+    """The circuit or proof a compile or prove job makes: ready, or failed."""
+    if job.kind in _SUBJECTS:
+        table, ready = _SUBJECTS[job.kind]
+        row = session.get(table, job.subject_id)
+        if row is not None and row.job_id == job.id:
+            row.state = ready if ok else "failed"
 
 
 def succeed(
@@ -283,10 +271,7 @@ def abandon(db_url: str, job_id: str, error: dict[str, Any]) -> None:
         if job is None:
             return
         job.state, job.error, job.finished_at = "failed", error, utcnow()
-        if job.kind in _SUBJECTS:
-            row = session.get(_SUBJECTS[job.kind][0], job.subject_id)
-            if row is not None and row.job_id == job.id:
-                row.state = "failed"
+        _settle_subject(session, job, False)
 
 
 def waiting(db_url: str, older_than_s: float) -> list[tuple[str, str]]:
@@ -315,7 +300,7 @@ def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
             moved = session.execute(
                 update(Job)
                 .where(_held(job_id, token), Job.lease_expires_at < now)
-                .values(state="queued", phase="queued", lease_token=None, lease_expires_at=None)
+                .values(**_REQUEUED)
             ).rowcount
             if moved:
                 requeued.append((job_id, kind))

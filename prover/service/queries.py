@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from prover.config import Settings
 from prover.errors import InvalidInputError, NotFoundError
+from prover.proving.proofs import proof_file as stored_proof_file
 from prover.proving.proofs import verify
 from prover.service import jobs
 from prover.service.db import session_scope
@@ -47,19 +48,33 @@ def get_model(settings: Settings, owner: str, model_id: str) -> dict[str, Any]:
     return ArtifactStore(settings.data_dir).read_record("models", model_id)
 
 
+def _circuit_view(row: Circuit) -> dict[str, Any]:
+    return {
+        "circuit_id": row.id,
+        "state": row.state,
+        "job_id": row.job_id,
+        "model_id": row.model_id,
+        "model_name": row.model_name,
+    }
+
+
+def _proof_view(row: Proof) -> dict[str, Any]:
+    return {
+        "proof_id": row.id,
+        "state": row.state,
+        "job_id": row.job_id,
+        "circuit_id": row.circuit_id,
+        "input_digest": row.input_digest,
+    }
+
+
 def get_circuit(settings: Settings, owner: str, circuit_id: str) -> dict[str, Any]:
     """A circuit's state, and its full record (settings, accuracy, timings) once ready."""
     _require(settings, owner, "circuit", circuit_id)
     with session_scope(settings.sqlalchemy_url()) as session:
         row = session.get(Circuit, circuit_id)
         assert row is not None
-        view = {
-            "circuit_id": row.id,
-            "state": row.state,
-            "job_id": row.job_id,
-            "model_id": row.model_id,
-            "model_name": row.model_name,
-        }
+        view = _circuit_view(row)
     if view["state"] == "ready":
         view["record"] = ArtifactStore(settings.data_dir).read_record("circuits", circuit_id)
     return view
@@ -71,13 +86,7 @@ def get_proof(settings: Settings, owner: str, proof_id: str) -> dict[str, Any]:
     with session_scope(settings.sqlalchemy_url()) as session:
         row = session.get(Proof, proof_id)
         assert row is not None
-        view: dict[str, Any] = {
-            "proof_id": row.id,
-            "state": row.state,
-            "job_id": row.job_id,
-            "circuit_id": row.circuit_id,
-            "input_digest": row.input_digest,
-        }
+        view = _proof_view(row)
         if row.state == "failed":
             job = session.scalar(select(Job).where(Job.id == row.job_id))
             view["error"] = job.error if job else None
@@ -95,7 +104,7 @@ def proof_file(settings: Settings, owner: str, proof_id: str) -> str:
     view = get_proof(settings, owner, proof_id)
     if view["state"] != "ready":
         raise NotFoundError(f"proof {proof_id} is {view['state']}; it has no proof file yet")
-    return str(ArtifactStore(settings.data_dir).path("proofs", proof_id) / "proof.json")
+    return str(stored_proof_file(ArtifactStore(settings.data_dir), proof_id))
 
 
 def verify_proof(settings: Settings, owner: str, proof_id: str) -> dict[str, Any]:
@@ -115,7 +124,6 @@ def list_items(
 ) -> dict[str, Any]:
     """A page of short views of ``kind`` (model, circuit, proof, job), newest first."""
     ids = page(settings, owner, kind, limit, cursor)
-    items: list[dict[str, Any]] = []
     with session_scope(settings.sqlalchemy_url()) as session:
         if kind == "job":
             by_id = {
@@ -124,23 +132,12 @@ def list_items(
             }
         elif kind == "circuit":
             by_id = {
-                c.id: {
-                    "circuit_id": c.id,
-                    "state": c.state,
-                    "job_id": c.job_id,
-                    "model_id": c.model_id,
-                    "model_name": c.model_name,
-                }
+                c.id: _circuit_view(c)
                 for c in session.scalars(select(Circuit).where(Circuit.id.in_(ids["ids"])))
             }
         elif kind == "proof":
             by_id = {
-                p.id: {
-                    "proof_id": p.id,
-                    "state": p.state,
-                    "job_id": p.job_id,
-                    "circuit_id": p.circuit_id,
-                }
+                p.id: _proof_view(p)
                 for p in session.scalars(select(Proof).where(Proof.id.in_(ids["ids"])))
             }
         else:

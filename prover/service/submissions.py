@@ -8,6 +8,7 @@ client asks for a fresh one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,30 @@ def _with_retry(db_url: str, body: Any) -> Any:
             return body(session)
 
 
+def _row_with_job(
+    session: Session,
+    row: Any,
+    make_row: Callable[[str], Any],
+    kind: jobs.JobKind,
+    subject_id: str,
+    owner: str,
+    params: dict[str, Any],
+    working: str,
+) -> tuple[Any, list[tuple[str, str]]]:
+    """The circuit or proof row of a request, with a new job when it has none yet or its
+    last one failed; returns (row, jobs to enqueue)."""
+    if row is not None and row.state != "failed":
+        return row, []
+    job = jobs.new_job(session, kind, subject_id, owner, params)
+    if row is None:
+        row = make_row(job.id)
+        session.add(row)
+    else:
+        row.state, row.job_id = working, job.id
+    session.flush()
+    return row, [(job.id, job.kind)]
+
+
 def submit_compile(
     settings: Settings,
     owner: str,
@@ -59,24 +84,26 @@ def submit_compile(
         "options": {**DEFAULTS, **requested, "tolerance": options.tolerance},
     }
 
+    def make_circuit(job_id: str) -> Circuit:
+        return Circuit(
+            id=plan.circuit_id,
+            model_id=plan.info.model_id,
+            model_name=plan.info.path.name,
+            state="compiling",
+            job_id=job_id,
+        )
+
     def body(session: Session) -> Accepted:
-        circuit = session.get(Circuit, plan.circuit_id)
-        enqueue: list[tuple[str, str]] = []
-        if circuit is None or circuit.state == "failed":
-            job = jobs.new_job(session, "compile", plan.circuit_id, owner, params)
-            enqueue.append((job.id, job.kind))
-            if circuit is None:
-                circuit = Circuit(
-                    id=plan.circuit_id,
-                    model_id=plan.info.model_id,
-                    model_name=plan.info.path.name,
-                    state="compiling",
-                    job_id=job.id,
-                )
-                session.add(circuit)
-            else:
-                circuit.state, circuit.job_id = "compiling", job.id
-            session.flush()
+        circuit, enqueue = _row_with_job(
+            session,
+            session.get(Circuit, plan.circuit_id),
+            make_circuit,
+            "compile",
+            plan.circuit_id,
+            owner,
+            params,
+            "compiling",
+        )
         for kind, subject in (
             ("model", plan.info.model_id),
             ("circuit", circuit.id),
@@ -133,24 +160,26 @@ def submit_proof(
         "input_digest": plan.input_digest,
     }
 
+    def make_proof(job_id: str) -> Proof:
+        return Proof(
+            id=plan.proof_id,
+            circuit_id=circuit_id,
+            input_digest=plan.input_digest,
+            state="proving",
+            job_id=job_id,
+        )
+
     def body(session: Session) -> Accepted:
-        proof = session.get(Proof, plan.proof_id)
-        enqueue: list[tuple[str, str]] = []
-        if proof is None or proof.state == "failed":
-            job = jobs.new_job(session, "prove", plan.proof_id, owner, params)
-            enqueue.append((job.id, job.kind))
-            if proof is None:
-                proof = Proof(
-                    id=plan.proof_id,
-                    circuit_id=circuit_id,
-                    input_digest=plan.input_digest,
-                    state="proving",
-                    job_id=job.id,
-                )
-                session.add(proof)
-            else:
-                proof.state, proof.job_id = "proving", job.id
-            session.flush()
+        proof, enqueue = _row_with_job(
+            session,
+            session.get(Proof, plan.proof_id),
+            make_proof,
+            "prove",
+            plan.proof_id,
+            owner,
+            params,
+            "proving",
+        )
         jobs.grant(session, owner, "proof", proof.id)
         jobs.grant(session, owner, "job", proof.job_id)
         response = {"proof_id": proof.id, "job_id": proof.job_id, "state": proof.state}
