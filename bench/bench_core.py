@@ -35,18 +35,24 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from common import GOAL_SPEEDUP, format_table, measurements, model_dirs, summary_table
+from common import (
+    GOAL_SPEEDUP,
+    environment,
+    format_table,
+    measurements,
+    model_dirs,
+    strategy_pairs,
+    summary_table,
+)
 
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.config import Settings
@@ -172,17 +178,10 @@ def measure(model_dir: Path, strategy: str, repeat: int) -> dict[str, Any]:
 
 def summarize(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
     """Per-model speedup and accuracy check, the median speedup, and the goal verdict."""
-    by_model: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        by_model.setdefault(row["model"], {})[row["strategy"]] = row
     models = []
-    for name, pair in by_model.items():
-        default, found = pair.get("ezkl-default"), pair.get("search")
-        if default is None or found is None:
-            continue
-        failed = [f"{r['strategy']} {r['error']}" for r in (default, found) if r["error"]]
+    for name, default, found, failed in strategy_pairs(rows):
         if failed:
-            models.append({"model": name, "speedup": None, "failed": "; ".join(failed)})
+            models.append({"model": name, "speedup": None, "failed": failed})
             continue
         error_ok = (
             found["max_abs_error"] <= default["max_abs_error"] * ERROR_SLACK
@@ -296,14 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
-            "environment": {
-                "ezkl": version("ezkl"),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-                "loadavg_start": load_start,
-                "loadavg_end": os.getloadavg(),
-            },
+            "environment": environment(load_start),
             "repeat": args.repeat,
             "tolerance": args.tolerance,
             "wall_s": time.perf_counter() - started,

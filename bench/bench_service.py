@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,11 +35,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from common import MODELS_DIR, format_table
+from common import MODELS_DIR, environment, format_table
 
 from prover.chain.node import free_port
 from prover.client import Client
@@ -306,14 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
-            "environment": {
-                "ezkl": version("ezkl"),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-                "loadavg_start": load_start,
-                "loadavg_end": os.getloadavg(),
-            },
+            "environment": environment(load_start),
             "throughput_jobs": args.throughput_jobs,
             "goals": {
                 "overhead_pct_below": 100 * GOAL_OVERHEAD,

@@ -38,24 +38,29 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 from bench_core import first_line, in_child, peak_rss_mb, prove_worker, verify_worker
-from common import GOAL_SPEEDUP, MODELS_DIR, format_table, measurements, summary_table
+from common import (
+    GOAL_SPEEDUP,
+    MODELS_DIR,
+    environment,
+    format_table,
+    measurements,
+    strategy_pairs,
+    summary_table,
+)
 from torch import nn
 
-from prover.circuits.compiler import CompileOptions, compile_model
-from prover.circuits.search import SearchSpace, Visibility
+from prover.circuits.compiler import compile_model
 from prover.config import Settings
 from prover.store import ArtifactStore
 from prover.training.step_export import (
@@ -65,7 +70,7 @@ from prover.training.step_export import (
     one_hot,
     reference_step,
 )
-from prover.training.steps import STEP_SCALES, UPDATE_FRACTION, compile_step
+from prover.training.steps import STEP_SCALES, UPDATE_FRACTION, compile_step, step_request
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny", "digits_train")
@@ -99,31 +104,6 @@ def step_case(name: str) -> tuple[nn.Module, Loss, float, np.ndarray, np.ndarray
     raise SystemExit(f"unknown model {name!r}: choose from {', '.join(MODELS)}")
 
 
-def step_request(
-    module: nn.Module, loss: Loss, lr: float, x: np.ndarray, y: np.ndarray, measure_top: int
-) -> tuple[CompileOptions, dict[str, Any]]:
-    """The compile options and calibration data ``compile_step`` uses for this step."""
-    weights = flatten_params(module)
-    new_weights, loss_value = reference_step(module, loss, lr, x, y)
-    mean_update = float(np.mean(np.abs(new_weights - weights)))
-    magnitude = max(1.0, float(np.max(np.abs(new_weights))), abs(loss_value))
-    options = CompileOptions(
-        visibility=Visibility("hashed", "fixed", "hashed"),
-        tolerance=UPDATE_FRACTION * mean_update / magnitude,
-        space=SearchSpace(scales=STEP_SCALES),
-        measure_top=measure_top,
-        reusable_verifier=True,
-    )
-    calibration = {
-        "input_data": [
-            np.concatenate([weights, new_weights]).tolist(),
-            np.concatenate([x.reshape(-1)] * 2).tolist(),
-            np.concatenate([y.reshape(-1)] * 2).tolist(),
-        ]
-    }
-    return options, calibration
-
-
 # --- child-process worker (module level, so the spawn context can import it) -------------
 
 
@@ -136,7 +116,7 @@ def compile_worker(model: str, strategy: str, data_dir: str, measure_top: int) -
     if strategy == "search":
         record = compile_step(module, loss, lr, x, y, store, settings)
     else:
-        options, calibration = step_request(module, loss, lr, x, y, settings.measure_top)
+        options, calibration, _ = step_request(module, loss, lr, x, y, settings.measure_top)
         options = replace(options, strategy="ezkl-default")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "sgd_step.onnx"
@@ -233,17 +213,10 @@ def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[st
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-model speedup, the accuracy check and the goal verdict."""
-    by_model: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        by_model.setdefault(row["model"], {})[row["strategy"]] = row
     models = []
-    for name, pair in by_model.items():
-        default, found = pair.get("ezkl-default"), pair.get("search")
-        if default is None or found is None:
-            continue
-        failed = [f"{r['strategy']} {r['error']}" for r in (default, found) if r["error"]]
+    for name, default, found, failed in strategy_pairs(rows):
         if failed:
-            models.append({"model": name, "speedup": None, "failed": "; ".join(failed)})
+            models.append({"model": name, "speedup": None, "failed": failed})
             continue
         accuracy_ok = (
             found["weight_error"] <= default["weight_error"] * ERROR_SLACK
@@ -370,14 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
-            "environment": {
-                "ezkl": version("ezkl"),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-                "loadavg_start": load_start,
-                "loadavg_end": os.getloadavg(),
-            },
+            "environment": environment(load_start),
             "repeat": args.repeat,
             "measure_top": args.measure_top,
             "step_scales": list(STEP_SCALES),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -90,4 +93,32 @@ def measurements(
         "proof_bytes": proofs[-1]["proof_bytes"],
         "pk_bytes": record["pk_bytes"],
         "vk_bytes": record["vk_bytes"],
+    }
+
+
+def strategy_pairs(
+    rows: Sequence[dict[str, Any]],
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], str | None]]:
+    """(model, ezkl-default row, search row, failure or None) for each model measured both
+    ways; the failure names the strategies that could not be measured."""
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], {})[row["strategy"]] = row
+    for name, pair in by_model.items():
+        default, found = pair.get("ezkl-default"), pair.get("search")
+        if default is None or found is None:
+            continue
+        failed = [f"{r['strategy']} {r['error']}" for r in (default, found) if r["error"]]
+        yield name, default, found, "; ".join(failed) or None
+
+
+def environment(load_start: tuple[float, float, float]) -> dict[str, Any]:
+    """What a benchmark's numbers depend on: versions, CPUs, load before and after."""
+    return {
+        "ezkl": version("ezkl"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
     }

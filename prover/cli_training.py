@@ -53,6 +53,12 @@ def load_batch(path: Path, loss: str, classes: int | None) -> tuple[np.ndarray, 
     return x, y
 
 
+def step_batch(path: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A batch file laid out for a step circuit (its ``training`` record)."""
+    classes = meta["y_shape"][-1] if meta["loss"] == "cross_entropy" else None
+    return load_batch(path, meta["loss"], classes)
+
+
 def load_weights(path: Path) -> np.ndarray:
     """A weights file: ``{"weights": [...]}``, a step record, or a flat list."""
     from prover.circuits.data import load_json
@@ -148,8 +154,7 @@ def train_step(
         store = _store()
         circuit = store.read_record("circuits", circuit_id)
         meta = store.read_record("training", circuit["id"])
-        classes = meta["y_shape"][-1] if meta["loss"] == "cross_entropy" else None
-        x, y = load_batch(batch, meta["loss"], classes)
+        x, y = step_batch(batch, meta)
         with _progress(not as_json, "train step") as progress:
             step = prove_step(store, circuit["id"], load_weights(weights), x, y, progress)
         if out is not None:
@@ -187,11 +192,7 @@ def train_verify_chain(
         if batches:
             first = store.read_record("proofs", proof_ids[0])
             meta = store.read_record("training", first["circuit_id"])
-            classes = meta["y_shape"][-1] if meta["loss"] == "cross_entropy" else None
-            expected = [
-                batch_commitment(*load_batch(p, meta["loss"], classes), meta["scale"])
-                for p in batches
-            ]
+            expected = [batch_commitment(*step_batch(p, meta), meta["scale"]) for p in batches]
         result = verify_chain(store, proof_ids, expected, initial)
 
         def human(console: Any) -> None:

@@ -25,7 +25,7 @@ def _specs(items: list[dict]) -> list[TensorSpec]:
     return [TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in items]
 
 
-def _instances(proof_path: Path) -> list[list[str]]:
+def public_instances(proof_path: Path) -> list[list[str]]:
     """Public instances as big-endian 0x field elements (the order a verifier takes)."""
     proof = json.loads(proof_path.read_text())
     return [[ezkl.felt_to_big_endian(f) for f in row] for row in proof["instances"]]
@@ -125,7 +125,7 @@ def build_proof(
             "input_digest": input_digest,
             "outputs": [o.tolist() for o in outputs],
             "outputs_public": circuit["visibility"]["output"] == "public",
-            "instances": _instances(out / "proof.json"),
+            "instances": public_instances(out / "proof.json"),
             "proof": proof_json["hex_proof"],
             "proof_bytes": len(proof_json["proof"]),
             "dev_srs": circuit["dev_srs"],
@@ -138,6 +138,11 @@ def build_proof(
         (out / "record.json").write_text(json.dumps(record, indent=2))
     say("done", 1.0)
     return {**record, "cached": False}
+
+
+def proof_file(store: ArtifactStore, proof_ref: str) -> Path:
+    """The ezkl proof JSON of a stored proof (an id or a unique prefix)."""
+    return store.path("proofs", store.resolve("proofs", proof_ref)) / "proof.json"
 
 
 def resolve_proof(

@@ -11,13 +11,11 @@ verifies and these commitments line up.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-import ezkl
 import numpy as np
 import torch
 from torch import nn
@@ -27,9 +25,9 @@ from prover.circuits.export import DEFAULT_OPSET
 from prover.circuits.search import Progress, SearchSpace, Visibility
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError, ProverError
-from prover.proving.proofs import prove_input, verify
+from prover.proving.proofs import proof_file, prove_input, public_instances, verify
 from prover.store import ArtifactStore, now_iso
-from prover.training.steps import commitments_of
+from prover.training.steps import commitments_of, io_scales
 
 AGGREGATION_KIND = "aggregation_circuit"
 
@@ -137,9 +135,9 @@ def compile_aggregation(
         model = _export(coefficients, parameter_count, Path(tmp) / "aggregation.onnx")
         record = compile_model(model, calibration, options, store, settings, progress)
     circuit_id = record["id"]
-    found = json.loads((store.path("circuits", circuit_id) / "settings.json").read_text())
-    scales = [*found["model_input_scales"], *found["model_output_scales"]]
-    if any(int(s) != scale for s in scales):
+    inputs, outputs = io_scales(store, circuit_id)
+    scales = [*inputs, *outputs]
+    if any(s != scale for s in scales):
         raise CircuitError(
             f"the aggregation circuit's input/output scales {scales} are not all {scale}, the "
             "step circuit's scale, so its commitments could not match the clients' weights"
@@ -179,8 +177,7 @@ def _training_kind(store: ArtifactStore, circuit_id: str) -> str | None:
 def aggregation_commitments(store: ArtifactStore, proof_id: str) -> dict[str, Any]:
     """The commitments an aggregation proof makes public: each client's weights, then the
     global weights."""
-    path = store.path("proofs", store.resolve("proofs", proof_id)) / "proof.json"
-    instances = [ezkl.felt_to_big_endian(f) for f in json.loads(path.read_text())["instances"][0]]
+    instances = public_instances(proof_file(store, proof_id))[0]
     if len(instances) < 2:
         raise InvalidInputError(
             f"proof {proof_id} is not an aggregation proof ({len(instances)} public instances)"

@@ -25,7 +25,7 @@ from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.search import Progress, SearchSpace, Visibility
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError, ProverError
-from prover.proving.proofs import prove_input, verify
+from prover.proving.proofs import proof_file, prove_input, public_instances, verify
 from prover.store import ArtifactStore, now_iso
 from prover.training.step_export import Loss, export_sgd_step, flatten_params, reference_step
 
@@ -45,9 +45,54 @@ def commitment(values: np.ndarray | list[float], scale: int) -> str:
     return ezkl.felt_to_big_endian(ezkl.poseidon_hash(felts)[0])
 
 
+def io_scales(store: ArtifactStore, circuit_id: str) -> tuple[list[int], list[int]]:
+    """The scales ezkl gave a compiled circuit's inputs and outputs."""
+    found = json.loads((store.path("circuits", circuit_id) / "settings.json").read_text())
+    return (
+        [int(s) for s in found["model_input_scales"]],
+        [int(s) for s in found["model_output_scales"]],
+    )
+
+
 def batch_commitment(x: np.ndarray, y: np.ndarray, scale: int) -> str:
     """A batch's commitment as ``verify_chain`` takes it: ``H(x):H(y)``."""
     return f"{commitment(x, scale)}:{commitment(y, scale)}"
+
+
+def step_request(
+    module: nn.Module,
+    loss: Loss,
+    lr: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    measure_top: int,
+    reusable_verifier: bool = True,
+) -> tuple[CompileOptions, dict[str, Any], float]:
+    """What a step circuit is compiled with: (options, calibration data, mean update).
+
+    The tolerance is ``UPDATE_FRACTION`` of the mean weight update of the sample step."""
+    weights = flatten_params(module)
+    new_weights, loss_value = reference_step(module, loss, lr, x, y)
+    mean_update = float(np.mean(np.abs(new_weights - weights)))
+    if mean_update == 0.0:
+        raise InvalidInputError("the sample batch moves no weight (zero gradient); use another")
+    magnitude = max(1.0, float(np.max(np.abs(new_weights))), abs(loss_value))
+    options = CompileOptions(
+        visibility=Visibility("hashed", "fixed", "hashed"),
+        tolerance=UPDATE_FRACTION * mean_update / magnitude,
+        space=SearchSpace(scales=STEP_SCALES),
+        measure_top=measure_top,
+        reusable_verifier=reusable_verifier,
+    )
+    # Calibrate on the sample step and on the step after it (weights move a little).
+    calibration = {
+        "input_data": [
+            np.concatenate([weights, new_weights]).tolist(),
+            np.concatenate([np.asarray(x).reshape(-1)] * 2).tolist(),
+            np.concatenate([np.asarray(y).reshape(-1)] * 2).tolist(),
+        ]
+    }
+    return options, calibration, mean_update
 
 
 def compile_step(
@@ -71,27 +116,9 @@ def compile_step(
     update would drown in quantization error and the step is refused.
     """
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
-    weights = flatten_params(module)
-    new_weights, loss_value = reference_step(module, loss, lr, x, y)
-    mean_update = float(np.mean(np.abs(new_weights - weights)))
-    if mean_update == 0.0:
-        raise InvalidInputError("the sample batch moves no weight (zero gradient); use another")
-    magnitude = max(1.0, float(np.max(np.abs(new_weights))), abs(loss_value))
-    options = CompileOptions(
-        visibility=Visibility("hashed", "fixed", "hashed"),
-        tolerance=UPDATE_FRACTION * mean_update / magnitude,
-        space=SearchSpace(scales=STEP_SCALES),
-        measure_top=settings.measure_top,
-        reusable_verifier=reusable_verifier,
+    options, calibration, mean_update = step_request(
+        module, loss, lr, x, y, settings.measure_top, reusable_verifier
     )
-    # Calibrate on the sample step and on the step after it (weights move a little).
-    calibration = {
-        "input_data": [
-            np.concatenate([weights, new_weights]).tolist(),
-            np.concatenate([x.reshape(-1)] * 2).tolist(),
-            np.concatenate([y.reshape(-1)] * 2).tolist(),
-        ]
-    }
     with tempfile.TemporaryDirectory() as tmp:
         spec = export_sgd_step(module, loss, lr, x.shape, y.shape, Path(tmp) / "sgd_step.onnx")
         try:
@@ -104,12 +131,11 @@ def compile_step(
                 f"larger batch ({exc.message})"
             ) from exc
     circuit_id = record["id"]
-    scales = json.loads((store.path("circuits", circuit_id) / "settings.json").read_text())
-    if scales["model_input_scales"][0] != scales["model_output_scales"][0]:
+    inputs, outputs = io_scales(store, circuit_id)
+    if inputs[0] != outputs[0]:
         raise CircuitError(
-            "the step circuit's weight input and output scales differ "
-            f"({scales['model_input_scales'][0]} vs {scales['model_output_scales'][0]}), "
-            "so consecutive steps could not share weight commitments"
+            f"the step circuit's weight input and output scales differ ({inputs[0]} vs "
+            f"{outputs[0]}), so consecutive steps could not share weight commitments"
         )
     scale = int(record["settings"]["input_scale"])
     error = float(record["accuracy"]["max_abs_error"])
@@ -196,16 +222,12 @@ def prove_step(
 
 def commitments_of(store: ArtifactStore, proof_id: str) -> dict[str, str]:
     """The commitments a step proof makes public, read from its instances."""
-    path = store.path("proofs", store.resolve("proofs", proof_id)) / "proof.json"
-    instances = json.loads(path.read_text())["instances"][0]
+    instances = public_instances(proof_file(store, proof_id))[0]
     if len(instances) != len(COMMITMENTS):
         raise InvalidInputError(
             f"proof {proof_id} is not a training-step proof ({len(instances)} public instances)"
         )
-    return {
-        name: ezkl.felt_to_big_endian(felt)
-        for name, felt in zip(COMMITMENTS, instances, strict=True)
-    }
+    return dict(zip(COMMITMENTS, instances, strict=True))
 
 
 @dataclass(frozen=True)
