@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -60,17 +59,12 @@ from common import (
 )
 from torch import nn
 
-from prover.circuits.compiler import compile_model
+from prover.circuits.compiler import build_circuit
 from prover.config import Settings
 from prover.store import ArtifactStore
-from prover.training.step_export import (
-    Loss,
-    export_sgd_step,
-    flatten_params,
-    one_hot,
-    reference_step,
-)
-from prover.training.steps import STEP_SCALES, UPDATE_FRACTION, compile_step, step_request
+from prover.training.graph import Loss, one_hot
+from prover.training.step_export import export_sgd_step, flatten_params, reference_step
+from prover.training.steps import STEP_SCALES, UPDATE_FRACTION, build_step_circuit, plan_step
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny", "digits_train")
@@ -113,15 +107,14 @@ def compile_worker(model: str, strategy: str, data_dir: str, measure_top: int) -
     store = ArtifactStore(settings.data_dir)
     module, loss, lr, x, y = step_case(model)
     started = time.perf_counter()
-    if strategy == "search":
-        record = compile_step(module, loss, lr, x, y, store, settings)
-    else:
-        options, calibration, _ = step_request(module, loss, lr, x, y, settings.measure_top)
-        options = replace(options, strategy="ezkl-default")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "sgd_step.onnx"
-            spec = export_sgd_step(module, loss, lr, x.shape, y.shape, path)
-            record = compile_model(spec.path, calibration, options, store, settings)
+    sample = {"weights": flatten_params(module), "x": x, "y": y}
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = export_sgd_step(module, loss, lr, x.shape, y.shape, Path(tmp) / "sgd_step.onnx")
+        step = plan_step(spec.path, sample, settings, strategy=strategy)
+        if strategy == "search":
+            record = build_step_circuit(step, store, settings)
+        else:  # ezkl's own calibration, without the step checks (it may fail them)
+            record = build_circuit(step.compile, step.options, store, settings)
     circuit_settings = json.loads(
         (store.path("circuits", record["id"]) / "settings.json").read_text()
     )

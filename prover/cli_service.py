@@ -247,3 +247,40 @@ def remote_prove(circuit_id: str, input_path: Path, fresh: bool, as_json: bool):
         accepted = client.submit_proof(circuit_id, _load_data(input_path), fresh)
         _watch(client, accepted["job_id"], not as_json)
         return client.proof(accepted["proof_id"])
+
+
+def remote_step_circuit(
+    graph: Path, sample: dict[str, Any], reusable_verifier: bool, as_json: bool
+) -> dict[str, Any]:
+    """train compile --remote: upload the step graph, wait for the compile job; returns
+    the circuit record with its ``training`` record."""
+    with remote_client() as client:
+        accepted = client.submit_step_circuit(graph, sample, reusable_verifier)
+        _watch(client, accepted["job_id"], not as_json)
+        view = client.circuit(accepted["circuit_id"])
+        return {**view["record"], "training": view["training"]}
+
+
+def remote_run(
+    circuit_id: str, weights: list[float], batches: list[dict[str, Any]], as_json: bool
+) -> dict[str, Any]:
+    """train run --remote: start a training run and follow it step by step."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with remote_client() as client:
+        run = client.start_run(circuit_id, weights, batches)
+        if as_json or not err.is_terminal:
+            return client.wait_run(run["run_id"])
+        columns = (
+            TextColumn(f"run {run['run_id'][:8]}"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+        )
+        with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("", total=run["steps_total"])
+            return client.wait_run(
+                run["run_id"],
+                on_progress=lambda r: bar.update(
+                    task, completed=r["steps_done"], description=f"{r['steps_done']} steps proven"
+                ),
+            )

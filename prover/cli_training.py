@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
-from prover.cli import JsonOpt, _emit, _progress, _run, _store, app
+from prover.cli import JsonOpt, RemoteOpt, _emit, _progress, _run, _store, app
 from prover.config import get_settings
 from prover.errors import InvalidInputError
 
@@ -35,28 +36,15 @@ def load_module(ref: str) -> Any:
     return factory()
 
 
-def load_batch(path: Path, loss: str, classes: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """A batch file ``{"x": [...], "y": [...]}``; for cross-entropy, y may hold class
-    indices (turned one-hot) or one-hot rows."""
+def load_batch(path: Path) -> dict[str, Any]:
+    """A batch file ``{"x": [...], "y": [...]}`` (for cross-entropy, y may hold class
+    indices or one-hot rows; the step circuit lays it out)."""
     from prover.circuits.data import load_json
-    from prover.training.step_export import one_hot
 
     data = load_json(path)
     if not isinstance(data, dict) or "x" not in data or "y" not in data:
         raise InvalidInputError(f'{path}: a batch file is {{"x": [...], "y": [...]}}')
-    x = np.asarray(data["x"], dtype=np.float32)
-    y = np.asarray(data["y"], dtype=np.float32)
-    if loss == "cross_entropy" and y.ndim == 1:
-        if classes is None:
-            raise InvalidInputError("class labels need the number of classes")
-        y = one_hot(y.astype(int), classes)
-    return x, y
-
-
-def step_batch(path: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """A batch file laid out for a step circuit (its ``training`` record)."""
-    classes = meta["y_shape"][-1] if meta["loss"] == "cross_entropy" else None
-    return load_batch(path, meta["loss"], classes)
+    return {"x": data["x"], "y": data["y"]}
 
 
 def load_weights(path: Path) -> np.ndarray:
@@ -71,6 +59,62 @@ def load_weights(path: Path) -> np.ndarray:
     return np.asarray(data, dtype=np.float64).reshape(-1)
 
 
+def _export(
+    model: str, loss: str, lr: float, batch: int, sample_batch: Path, out: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Export the model's step graph to ``out``; returns (graph description, sample step)."""
+    import torch
+
+    from prover.training.graph import read_step_graph, step_batch
+    from prover.training.step_export import export_sgd_step, flatten_params
+
+    module = load_module(model)
+    data = load_batch(sample_batch)
+    x = np.asarray(data["x"], dtype=np.float32)
+    if x.shape[0] != batch:
+        raise InvalidInputError(f"the sample batch has {x.shape[0]} rows; --batch is {batch}")
+    with torch.no_grad():
+        y_shape = tuple(module(torch.as_tensor(x)).shape)
+    spec = export_sgd_step(module, loss, lr, x.shape, y_shape, out)  # type: ignore[arg-type]
+    graph = read_step_graph(spec.path)
+    x, y = step_batch(graph, data["x"], data["y"])
+    sample = {"weights": flatten_params(module).tolist(), "x": x.tolist(), "y": y.tolist()}
+    return graph.to_dict(), sample
+
+
+@train_app.command("export")
+def train_export(
+    model: str = typer.Argument(..., help="FILE.py:FACTORY returning the nn.Module."),
+    loss: str = typer.Option("cross_entropy", help="cross_entropy or mse."),
+    lr: float = typer.Option(..., help="SGD learning rate (no momentum, no weight decay)."),
+    batch: int = typer.Option(..., help="Batch size of every step."),
+    sample_batch: Path = typer.Option(..., help='A batch {"x", "y"} fixing the shapes.'),
+    out: Path = typer.Option(Path("sgd_step.onnx"), "-o", "--out", help="The step graph."),
+    sample_out: Path | None = typer.Option(
+        None, help="Write the sample step {weights, x, y} here (to compile the graph with)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export one SGD step of a model as an ONNX graph (weights, x, y → new weights, loss)
+    that carries its own description; the service compiles such graphs."""
+
+    def action() -> None:
+        graph, sample = _export(model, loss, lr, batch, sample_batch, out)
+        if sample_out is not None:
+            sample_out.write_text(json.dumps(sample))
+        result = {"path": str(out), **graph}
+
+        def human(console: Any) -> None:
+            console.print(
+                f"step graph {out}  {graph['parameter_count']} weights  loss {graph['loss']}  "
+                f"lr {graph['lr']}  x {graph['x_shape']}  y {graph['y_shape']}"
+            )
+
+        _emit(result, as_json, human)
+
+    _run(as_json, action)
+
+
 @train_app.command("compile")
 def train_compile(
     model: str = typer.Argument(..., help="FILE.py:FACTORY returning the nn.Module."),
@@ -82,46 +126,35 @@ def train_compile(
     reusable_verifier: bool = typer.Option(
         True, help="Keys for ezkl's reusable EVM verifier (step verifiers exceed 24 KB)."
     ),
+    remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Compile one SGD step of a model into a circuit (weights, batch in; new weights out;
     all as Poseidon commitments)."""
 
     def action() -> None:
-        import torch
+        from prover.training.steps import commitment, compile_step_graph
 
-        from prover.training.step_export import flatten_params
-        from prover.training.steps import commitment, compile_step
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sgd_step.onnx"
+            _, sample = _export(model, loss, lr, batch, sample_batch, path)
+            if remote:
+                from prover.cli_service import remote_step_circuit
 
-        module = load_module(model)
-        x, _ = load_batch(sample_batch, "mse", None)
-        with torch.no_grad():
-            classes = int(module(torch.as_tensor(x)).shape[-1])
-        x, y = load_batch(sample_batch, loss, classes)
-        if x.shape[0] != batch:
-            raise InvalidInputError(f"the sample batch has {x.shape[0]} rows; --batch is {batch}")
-        settings = get_settings()
-        with _progress(not as_json, "train compile") as progress:
-            record = compile_step(
-                module,
-                loss,
-                lr,
-                x,
-                y,
-                _store(),
-                settings,
-                progress,
-                reusable_verifier,  # type: ignore[arg-type]
-            )
-        weights = flatten_params(module)
+                record = remote_step_circuit(path, sample, reusable_verifier, as_json)
+            else:
+                with _progress(not as_json, "train compile") as progress:
+                    record = compile_step_graph(
+                        path, sample, _store(), get_settings(), progress, reusable_verifier
+                    )
         meta = record["training"]
         if weights_out is not None:
-            weights_out.write_text(json.dumps({"weights": weights.tolist()}))
+            weights_out.write_text(json.dumps({"weights": sample["weights"]}))
         result = {
             "circuit_id": record["id"],
             "logrows": record["logrows"],
             "training": meta,
-            "initial_weights_commitment": commitment(weights, meta["scale"]),
+            "initial_weights_commitment": commitment(sample["weights"], meta["scale"]),
             "dev_srs": record["dev_srs"],
         }
 
@@ -153,13 +186,13 @@ def train_step(
 
         store = _store()
         circuit = store.read_record("circuits", circuit_id)
-        meta = store.read_record("training", circuit["id"])
-        x, y = step_batch(batch, meta)
+        data = load_batch(batch)
         with _progress(not as_json, "train step") as progress:
-            step = prove_step(store, circuit["id"], load_weights(weights), x, y, progress)
+            step = prove_step(
+                store, circuit["id"], load_weights(weights), data["x"], data["y"], progress
+            )
         if out is not None:
             out.write_text(json.dumps({"weights": step["new_weights"]}))
-        result = {**step, "proof_id": step["proof_id"]}
 
         def human(console: Any) -> None:
             c = step["commitments"]
@@ -169,7 +202,56 @@ def train_step(
             console.print(f"batch    x {c['x']}  y {c['y']}")
             console.print(f"error vs float step {step['max_error_vs_float']:.3g}")
 
-        _emit(result, as_json, human)
+        _emit(step, as_json, human)
+
+    _run(as_json, action)
+
+
+@train_app.command("run")
+def train_run(
+    circuit_id: str = typer.Argument(..., help="Step circuit id (or a unique prefix)."),
+    weights: Path = typer.Option(..., help='Initial weights {"weights": [...]}.'),
+    batches: list[Path] = typer.Option(..., "--batch", help="One batch file per step, in order."),
+    out: Path | None = typer.Option(None, help="Write the final weights here."),
+    remote: bool = RemoteOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Prove one SGD step per batch, each from the weights the previous step produced
+    (with --remote: a training run of the service, one queued job per step)."""
+
+    def action() -> None:
+        from prover.training.steps import prove_steps
+
+        data = [load_batch(p) for p in batches]
+        initial = load_weights(weights).tolist()
+        if remote:
+            from prover.cli_service import remote_run
+
+            run = remote_run(circuit_id, initial, data, as_json)
+        else:
+            store = _store()
+            circuit = store.read_record("circuits", circuit_id)
+            with _progress(not as_json, "train run") as progress:
+                steps = prove_steps(store, circuit["id"], initial, data, progress)
+            run = {
+                "circuit_id": circuit["id"],
+                "state": "succeeded",
+                "steps": [{"step": i, **s} for i, s in enumerate(steps)],
+                "final_weights": steps[-1]["new_weights"],
+                "final_commitment": steps[-1]["commitments"]["weights_out"],
+            }
+        if out is not None:
+            out.write_text(json.dumps({"weights": run["final_weights"]}))
+
+        def human(console: Any) -> None:
+            for s in run["steps"]:
+                console.print(
+                    f"step {s['step']:>3}  proof {s['proof_id'][:16]}  loss {s['loss']:.6f} "
+                    f"(float {s['float_loss']:.6f})  error vs float {s['max_error_vs_float']:.3g}"
+                )
+            console.print(f"final weights {run['final_commitment']}")
+
+        _emit(run, as_json, human)
 
     _run(as_json, action)
 
@@ -179,21 +261,25 @@ def train_verify_chain(
     proof_ids: list[str] = typer.Argument(..., help="Step proof ids, in order."),
     initial: str | None = typer.Option(None, help="Expected initial weights commitment."),
     batches: list[Path] = typer.Option([], "--batch", help="Each step's batch file, in order."),
+    remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check every step proof and that each starts from the previous one's new weights
     (and, if given, from the initial weights and on the committed batches)."""
 
     def action() -> None:
-        from prover.training.steps import batch_commitment, verify_chain
+        from prover.training.steps import batch_commitments, verify_chain
 
-        store = _store()
-        expected = None
-        if batches:
-            first = store.read_record("proofs", proof_ids[0])
-            meta = store.read_record("training", first["circuit_id"])
-            expected = [batch_commitment(*step_batch(p, meta), meta["scale"]) for p in batches]
-        result = verify_chain(store, proof_ids, expected, initial)
+        data = [load_batch(p) for p in batches] or None
+        if remote:
+            from prover.cli_service import remote_client
+
+            with remote_client() as client:
+                result = client.verify_chain(proof_ids, data, initial)
+        else:
+            store = _store()
+            expected = batch_commitments(store, proof_ids[0], data) if data else None
+            result = verify_chain(store, proof_ids, expected, initial)
 
         def human(console: Any) -> None:
             if result["valid"]:

@@ -3,6 +3,7 @@ benchmarks). Errors come back as the service's own ``ProverError`` codes and mes
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,55 @@ class Client:
         return self._call(
             "POST", f"/v1/proofs/{proof_id}/submissions", json={"commit_reveal": commit_reveal}
         )
+
+    def submit_step_circuit(
+        self, graph: Path, sample: dict[str, Any], reusable_verifier: bool = True
+    ) -> dict[str, Any]:
+        """Upload an exported step graph with a sample step {"weights", "x", "y"}."""
+        files = {
+            "model": (graph.name, graph.read_bytes(), "application/octet-stream"),
+            "sample": ("sample.json", json.dumps(sample).encode(), "application/json"),
+        }
+        data = {"reusable_verifier": str(reusable_verifier).lower()}
+        return self._call("POST", "/v1/training/circuits", files=files, data=data)
+
+    def start_run(self, circuit_id: str, weights: Any, batches: list[Any]) -> dict[str, Any]:
+        body = {"circuit_id": circuit_id, "weights": weights, "batches": batches}
+        return self._call("POST", "/v1/training/runs", json=body)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/training/runs/{run_id}")
+
+    def verify_chain(
+        self,
+        proof_ids: list[str],
+        batches: list[Any] | None = None,
+        initial_weights: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"proof_ids": proof_ids, "batches": batches, "initial_weights": initial_weights}
+        return self._call("POST", "/v1/training/verify-chain", json=body)
+
+    def wait_run(
+        self,
+        run_id: str,
+        timeout: float = 24 * 3600.0,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Wait for a training run to end, step by step (long polls on each step's job);
+        returns its final view, raises if it failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(run_id)
+            if on_progress:
+                on_progress(run)
+            if run["state"] == "succeeded":
+                return run
+            if run["state"] == "failed":
+                raise ServiceError(200, {**(run["error"] or {}), "run_id": run_id})
+            if time.monotonic() > deadline:
+                raise ProverError(f"run {run_id} did not end within {timeout} s", run_id=run_id)
+            wait = max(0.0, min(30.0, deadline - time.monotonic()))
+            self._call("GET", f"/v1/jobs/{run['job_id']}", params={"wait": wait})
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/jobs/{job_id}")

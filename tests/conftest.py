@@ -32,7 +32,7 @@ def step_model() -> torch.nn.Module:
 
 def step_batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A batch of 4 for ``step_model``: inputs and one-hot targets."""
-    from prover.training.step_export import one_hot
+    from prover.training.graph import one_hot
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((4, 4)).astype(np.float32)

@@ -18,10 +18,10 @@ from prover.circuits.intake import load_model
 from prover.config import Settings
 from prover.errors import InvalidInputError, UnsupportedOperatorError
 from prover.training import step_export
+from prover.training.graph import one_hot
 from prover.training.step_export import (
     export_sgd_step,
     flatten_params,
-    one_hot,
     reference_step,
     unflatten_into,
 )

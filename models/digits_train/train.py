@@ -29,7 +29,8 @@ from prover.chain.ledger import run_state, start_run, submit_step
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.config import Settings
 from prover.store import ArtifactStore
-from prover.training.step_export import flatten_params, one_hot, unflatten_into
+from prover.training.graph import one_hot
+from prover.training.step_export import flatten_params, unflatten_into
 from prover.training.steps import (
     batch_commitment,
     commitment,

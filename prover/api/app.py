@@ -7,6 +7,7 @@ anything the client got wrong and 503 when a part of the service does not answer
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import tempfile
@@ -29,10 +30,9 @@ from prover import __version__
 from prover.api import schemas
 from prover.api.health import check, metrics_text
 from prover.api.limits import BodyLimit
-from prover.circuits.data import load_json
 from prover.config import Settings, get_settings
-from prover.errors import ProverError, UnavailableError
-from prover.service import jobs, queries, submissions
+from prover.errors import InvalidInputError, ProverError, UnavailableError
+from prover.service import jobs, queries, submissions, training
 from prover.service.db import migrate
 from prover.service.keys import authenticate
 from prover.worker.app import enqueue, job_channel
@@ -86,6 +86,22 @@ Owner = Annotated[str, Depends(_owner)]
 Limit = Annotated[int, Query(ge=1, le=queries.MAX_PAGE)]
 
 
+def _saved_model(upload: UploadFile, folder: Path) -> Path:
+    """An uploaded model written to ``folder`` under its (sanitised) name."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.filename or "model.onnx").name)
+    path = folder / (name.lstrip(".") or "model.onnx")
+    path.write_bytes(upload.file.read())
+    return path
+
+
+def _json_part(upload: UploadFile, part: str) -> Any:
+    """A JSON file part of a multipart request; ``InvalidInputError`` naming the part."""
+    try:
+        return json.loads(upload.file.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"the {part!r} file is not valid JSON: {exc}") from exc
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = settings.sqlalchemy_url()
@@ -134,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit,
         default=settings.max_request_bytes,
         uploads=settings.max_request_bytes + settings.max_model_bytes,
-        upload_paths=("/v1/models",),
+        upload_paths=("/v1/models", "/v1/training/circuits"),
     )
 
     @app.exception_handler(ProverError)
@@ -199,7 +215,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         The model and calibration data are checked before the job exists; the same
         request twice answers with the same circuit and job."""
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(model.filename or "model.onnx").name)
         requested = {
             "input_visibility": input_visibility,
             "param_visibility": param_visibility,
@@ -212,13 +227,81 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         requested = {k: v for k, v in requested.items() if v is not None}
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / (name or "model.onnx")
-            path.write_bytes(model.file.read())
-            cal = None
-            if calibration is not None:
-                (Path(tmp) / "calibration.json").write_bytes(calibration.file.read())
-                cal = load_json(Path(tmp) / "calibration.json")
+            path = _saved_model(model, Path(tmp))
+            cal = None if calibration is None else _json_part(calibration, "calibration")
             return dispatch(submissions.submit_compile(settings, key, path, cal, requested))
+
+    @app.post(
+        "/v1/training/circuits",
+        status_code=202,
+        response_model=schemas.CompileAccepted,
+        responses=_errors(413),
+        tags=["training"],
+    )
+    def submit_step_circuit(
+        key: Owner,
+        model: Annotated[
+            UploadFile, File(description="an exported SGD step graph (`prover train export`)")
+        ],
+        sample: Annotated[
+            UploadFile, File(description='a sample step, JSON {"weights", "x", "y"}')
+        ],
+        reusable_verifier: Annotated[bool, Form()] = True,
+    ) -> dict[str, Any]:
+        """Accept a training-step graph for compilation into a step circuit (202; a compile
+        job). The scale is chosen against the sample step's weight update."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path, data = _saved_model(model, Path(tmp)), _json_part(sample, "sample")
+            accepted = training.submit_step_circuit(settings, key, path, data, reusable_verifier)
+            return dispatch(accepted)
+
+    @app.post(
+        "/v1/training/runs",
+        status_code=202,
+        response_model=schemas.RunSummary,
+        responses=_errors(409, 413),
+        tags=["training"],
+    )
+    def submit_run(body: schemas.RunRequest, key: Owner) -> dict[str, Any]:
+        """Start a training run: one proven step per batch, each from the weights the
+        previous step produced (202; one job per step, in order). The same run twice is
+        one run; a failed run submitted again resumes after its last proven step."""
+        accepted = training.submit_run(settings, key, body.circuit_id, body.weights, body.batches)
+        return dispatch(accepted)
+
+    @app.get(
+        "/v1/training/runs/{run_id}",
+        response_model=schemas.RunView,
+        responses=_errors(),
+        tags=["training"],
+    )
+    def get_run(run_id: str, key: Owner) -> dict[str, Any]:
+        """A run's state and its proven steps (proof ids, commitments, losses, error
+        against float training); the final weights once it succeeded."""
+        return training.get_run(settings, key, run_id)
+
+    @app.get(
+        "/v1/training/runs",
+        response_model=schemas.Page,
+        responses=_errors(),
+        tags=["training"],
+    )
+    def list_runs(key: Owner, limit: Limit = 20, cursor: int | None = None) -> dict[str, Any]:
+        """This key's training runs, newest first; pass next_cursor as cursor."""
+        return queries.list_items(settings, key, "run", limit, cursor)
+
+    @app.post(
+        "/v1/training/verify-chain",
+        response_model=schemas.ChainResult,
+        responses=_errors(413),
+        tags=["training"],
+    )
+    def verify_chain(body: schemas.ChainRequest, key: Owner) -> dict[str, Any]:
+        """Check step proofs and that each starts from the weights the previous one
+        produced (and, if given, from the initial weights, on the given batches)."""
+        return training.verify_steps(
+            settings, key, body.proof_ids, body.batches, body.initial_weights
+        )
 
     @app.post(
         "/v1/circuits/{circuit_id}/proofs",

@@ -71,6 +71,9 @@ class CircuitView(Open):
     model_id: str
     model_name: str
     record: dict[str, Any] | None = Field(None, description="settings, accuracy, search, ...")
+    training: dict[str, Any] | None = Field(
+        None, description="step circuits: loss, lr, scale, quantization error vs. the update"
+    )
 
 
 class VerifyResult(Open):
@@ -104,3 +107,48 @@ class DeployRequest(BaseModel):
 
 class SubmitRequest(BaseModel):
     commit_reveal: bool = Field(False, description="commit, then reveal in a later block")
+
+
+class RunRequest(BaseModel):
+    circuit_id: str = Field(description="a training-step circuit (POST /v1/training/circuits)")
+    weights: list[float] = Field(description="the initial weights, flat (flatten_params order)")
+    batches: list[dict[str, Any]] = Field(
+        description='one batch per step: {"x": [...], "y": [...]} (for cross-entropy, y may '
+        "be class indices)"
+    )
+
+
+class RunSummary(Open):
+    run_id: str
+    circuit_id: str
+    state: str = Field(description="running, succeeded or failed")
+    steps_total: int
+    steps_done: int
+    job_id: str = Field(description="the current (or last) step's job")
+
+
+class RunView(RunSummary):
+    scale: int = Field(description="the fixed-point scale (bits) weights are quantized at")
+    steps: list[dict[str, Any]] = Field(
+        description="each proven step: proof_id, commitments, loss, float_loss, "
+        "max_error_vs_float, timings"
+    )
+    final_weights: list[float] | None = Field(description="the proven new weights (succeeded)")
+    final_commitment: str | None
+    error: dict[str, Any] | None
+
+
+class ChainRequest(BaseModel):
+    proof_ids: list[str] = Field(min_length=1, description="step proofs, in order")
+    batches: list[dict[str, Any]] | None = Field(
+        None, description="each step's batch {x, y}, to check the batch commitments"
+    )
+    initial_weights: str | None = Field(None, description="expected first weights commitment")
+
+
+class ChainResult(Open):
+    valid: bool
+    broken_at: int | None = Field(description="the first broken step (0-based)")
+    reason: str | None
+    steps: list[dict[str, Any]]
+    final_weights: str | None = Field(description="the last step's weights commitment")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from sqlalchemy.exc import OperationalError
 
+from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import ProverError, UnavailableError
 from prover.metrics import JOB_FAILURES, JOB_SECONDS, PHASE_SECONDS
@@ -37,6 +38,7 @@ class Outcome:
 
     state: str
     retry_in_s: float | None = None
+    follow_ups: list[tuple[str, str]] = field(default_factory=list)  # (job id, kind) to enqueue
 
 
 class _Tracker:
@@ -76,25 +78,44 @@ def _run_compile(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: _Tracker
 ) -> dict[str, Any]:
     from prover.circuits.compiler import build_circuit, plan_compile
+    from prover.training.steps import build_step_circuit, plan_step
 
     assert claim.params is not None
     params = claim.params
     track("intake", 0.0)
-    options = compile_options(params["options"], settings)
+
+    def say(message: str, fraction: float) -> None:
+        track(_compile_phase(message), fraction)
+
     with tempfile.TemporaryDirectory() as tmp:
         # The stored model under the name it was uploaded with (the record keeps the name).
         named = Path(tmp) / params["model_name"]
         named.symlink_to(store.path("models", params["model_id"]) / "model.onnx")
-        plan = plan_compile(named, params["calibration"], options, settings)
-        if plan.circuit_id != claim.subject_id:
-            raise ProverError(
-                "this worker derives another circuit id for the request than the API did: "
-                "the two run with different settings (SRS, ezkl version); align them"
+        if "step" in params:  # a training-step circuit (see ``service.training``)
+            step = plan_step(
+                named, params["step"]["sample"], settings, params["step"]["reusable_verifier"]
             )
-        record = build_circuit(
-            plan, options, store, settings, lambda m, f: track(_compile_phase(m), f)
-        )
+            _same_circuit(step.compile.circuit_id, claim.subject_id)
+            record = build_step_circuit(step, store, settings, say)
+        else:
+            options = compile_options(params["options"], settings)
+            plan = plan_compile(named, params["calibration"], options, settings)
+            _same_circuit(plan.circuit_id, claim.subject_id)
+            record = build_circuit(plan, options, store, settings, say)
     return {"circuit_id": record["id"], "logrows": record["logrows"], "cached": record["cached"]}
+
+
+def _same_circuit(derived: str, requested: str | None) -> None:
+    if derived != requested:
+        raise ProverError(
+            "this worker derives another circuit id for the request than the API did: "
+            "the two run with different settings (SRS, ezkl version); align them"
+        )
+
+
+def _proof_phases(track: _Tracker) -> Progress:
+    """Proof progress as job phases (witness, proving, verifying)."""
+    return lambda message, fraction: track(message if message != "done" else "verifying", fraction)
 
 
 def _run_prove(
@@ -109,7 +130,7 @@ def _run_prove(
     circuit = store.read_record("circuits", params["circuit_id"])
     sample = [np.asarray(values, dtype=np.float64) for values in params["input"]]
     plan = ProofPlan(circuit, sample, params["input_digest"], claim.subject_id)
-    record = build_proof(store, plan, lambda m, f: track(m if m != "done" else "verifying", f))
+    record = build_proof(store, plan, _proof_phases(track))
     return {"proof_id": record["id"], "outputs": record["outputs"], "timings": record["timings"]}
 
 
@@ -127,11 +148,31 @@ def _run_chain(
     return submit_proof(store, claim.subject_id, chain, bool(claim.params.get("commit_reveal")))
 
 
+def _run_train_step(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: _Tracker
+) -> dict[str, Any]:
+    from prover.service.training import step_inputs
+    from prover.training.steps import prove_step
+
+    assert claim.params is not None and claim.subject_id is not None
+    step = claim.params["step"]
+    circuit_id, weights, x, y = step_inputs(store, claim.subject_id, step, claim.params["after"])
+    record = prove_step(store, circuit_id, weights, x, y, _proof_phases(track))
+    return {
+        "step": step,
+        "proof_id": record["proof_id"],
+        "input_digest": record["input_digest"],
+        "loss": record["loss"],
+        "commitments": record["commitments"],
+    }
+
+
 _RUNNERS = {
     "compile": _run_compile,
     "prove": _run_prove,
     "deploy": _run_chain,
     "submit": _run_chain,
+    "train_step": _run_train_step,
 }
 
 
@@ -180,9 +221,10 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
     finally:
         keeper.release()
     tracker.close_phase()
-    if not jobs.succeed(db, job_id, claim.token, result, tracker.timings):
+    settled = jobs.succeed(db, job_id, claim.token, result, tracker.timings)
+    if settled is None:
         log.warning("job %s finished after its lease was taken over; not recorded", job_id)
         return Outcome("superseded")
     JOB_SECONDS.labels(claim.kind, "succeeded").observe(time.monotonic() - started)
     log.info("job %s succeeded in %.3f s", job_id, time.monotonic() - started)
-    return Outcome("succeeded")
+    return Outcome("succeeded", follow_ups=settled.follow_ups)

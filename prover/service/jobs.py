@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from prover.errors import NotFoundError
 from prover.service.db import session_scope
-from prover.service.schema import Circuit, Grant, Job, Proof, utcnow
+from prover.service.schema import Circuit, Grant, Job, Proof, TrainingRun, utcnow
 
-JobKind = Literal["compile", "prove", "deploy", "submit"]
+JobKind = Literal["compile", "prove", "deploy", "submit", "train_step"]
 TERMINAL = ("succeeded", "failed")
 # The row whose state follows a job's outcome, and the state it takes on success/failure.
 _SUBJECTS: dict[str, tuple[type[Circuit] | type[Proof], str]] = {
@@ -220,32 +220,94 @@ def release(db_url: str, job_id: str, token: str) -> bool:
         )
 
 
-def _settle(db_url: str, job_id: str, token: str, values: dict[str, Any], subject_ok: bool) -> bool:
+@dataclass(frozen=True)
+class Settled:
+    """A recorded outcome, with the jobs it created (enqueue them after the commit)."""
+
+    follow_ups: list[tuple[str, str]]
+
+
+def _settle(
+    db_url: str, job_id: str, token: str, values: dict[str, Any], subject_ok: bool
+) -> Settled | None:
     with session_scope(db_url) as session:
         job = session.scalar(select(Job).where(_held(job_id, token)).with_for_update())
         if job is None:
-            return False
+            return None
         for name, value in values.items():
             setattr(job, name, value)
         job.finished_at = utcnow()
         job.lease_token = None
-        _settle_subject(session, job, subject_ok)
-        return True
+        return Settled(_settle_subject(session, job, subject_ok))
 
 
-def _settle_subject(session: Session, job: Job, ok: bool) -> None:
-    """The circuit or proof a compile or prove job makes: ready, or failed."""
+def _settle_subject(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
+    """The circuit or proof a compile or prove job makes: ready, or failed; the run a
+    training step belongs to: one step further (with the next step's job), or failed."""
+    if job.kind == "train_step":
+        return _advance_run(session, job, ok)
     if job.kind in _SUBJECTS:
         table, ready = _SUBJECTS[job.kind]
         row = session.get(table, job.subject_id)
         if row is not None and row.job_id == job.id:
             row.state = ready if ok else "failed"
+    return []
+
+
+def _advance_run(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
+    """Record a step job's end on its run: the step's proof becomes a ready proof row that
+    every key of the run may see, and the next step gets its job (fed this step's proof)."""
+    run = session.get(TrainingRun, job.subject_id)
+    if run is None or run.job_id != job.id:
+        return []
+    if not ok:
+        run.state, run.finished_at = "failed", utcnow()
+        return []
+    assert job.result is not None
+    proof_id = job.result["proof_id"]
+    row = session.get(Proof, proof_id)
+    if row is not None and row.state == "failed":  # an earlier request for the same input
+        row.state, row.job_id = "ready", job.id
+    elif row is None:
+        session.add(
+            Proof(
+                id=proof_id,
+                circuit_id=run.circuit_id,
+                input_digest=job.result["input_digest"],
+                state="ready",
+                job_id=job.id,
+            )
+        )
+        session.flush()
+    for key_id in {job.owner, *_keys_of_run(session, run.id)}:
+        grant(session, key_id, "proof", proof_id)
+    run.proof_ids = [*run.proof_ids, proof_id]
+    if len(run.proof_ids) == run.steps_total:
+        run.state, run.finished_at = "succeeded", utcnow()
+        return []
+    return [start_step(session, run, job.owner)]
+
+
+def _keys_of_run(session: Session, run_id: str) -> set[str]:
+    query = select(Grant.key_id).where(Grant.kind == "run", Grant.subject_id == run_id)
+    return set(session.scalars(query))
+
+
+def start_step(session: Session, run: TrainingRun, owner: str) -> tuple[str, str]:
+    """Create the job of a run's next step (it starts from the last step's proof)."""
+    step = len(run.proof_ids)
+    after = run.proof_ids[-1] if run.proof_ids else None
+    job = new_job(session, "train_step", run.id, owner, {"step": step, "after": after})
+    for key_id in _keys_of_run(session, run.id):
+        grant(session, key_id, "job", job.id)
+    run.job_id, run.state, run.finished_at = job.id, "running", None
+    return job.id, job.kind
 
 
 def succeed(
     db_url: str, job_id: str, token: str, result: dict[str, Any], timings: dict[str, float]
-) -> bool:
-    """Record success (only the lease holder can); False if the lease was lost."""
+) -> Settled | None:
+    """Record success (only the lease holder can); None if the lease was lost."""
     values = {"state": "succeeded", "phase": "done", "progress": 1.0, "result": result}
     return _settle(db_url, job_id, token, {**values, "timings": timings}, True)
 
@@ -256,8 +318,8 @@ def fail(
     token: str,
     error: dict[str, Any],
     timings: dict[str, float] | None = None,
-) -> bool:
-    """Record failure with a reason (only the lease holder can)."""
+) -> Settled | None:
+    """Record failure with a reason (only the lease holder can); None if the lease was lost."""
     values: dict[str, Any] = {"state": "failed", "error": error}
     if timings is not None:
         values["timings"] = timings

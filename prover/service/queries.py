@@ -12,7 +12,7 @@ from prover.proving.proofs import proof_file as stored_proof_file
 from prover.proving.proofs import verify
 from prover.service import jobs
 from prover.service.db import session_scope
-from prover.service.schema import Circuit, Grant, Job, Proof
+from prover.service.schema import Circuit, Grant, Job, Proof, TrainingRun
 from prover.store import ArtifactStore
 
 MAX_PAGE = 100
@@ -68,6 +68,18 @@ def _proof_view(row: Proof) -> dict[str, Any]:
     }
 
 
+def run_summary(run: TrainingRun) -> dict[str, Any]:
+    """The short form of a run (lists, and the answer to a submission)."""
+    return {
+        "run_id": run.id,
+        "circuit_id": run.circuit_id,
+        "state": run.state,
+        "steps_total": run.steps_total,
+        "steps_done": len(run.proof_ids),
+        "job_id": run.job_id,
+    }
+
+
 def get_circuit(settings: Settings, owner: str, circuit_id: str) -> dict[str, Any]:
     """A circuit's state, and its full record (settings, accuracy, timings) once ready."""
     _require(settings, owner, "circuit", circuit_id)
@@ -76,7 +88,10 @@ def get_circuit(settings: Settings, owner: str, circuit_id: str) -> dict[str, An
         assert row is not None
         view = _circuit_view(row)
     if view["state"] == "ready":
-        view["record"] = ArtifactStore(settings.data_dir).read_record("circuits", circuit_id)
+        store = ArtifactStore(settings.data_dir)
+        view["record"] = store.read_record("circuits", circuit_id)
+        if store.exists("training", circuit_id):
+            view["training"] = store.read_record("training", circuit_id)
     return view
 
 
@@ -122,7 +137,7 @@ def get_job(settings: Settings, owner: str, job_id: str) -> dict[str, Any]:
 def list_items(
     settings: Settings, owner: str, kind: str, limit: int = 20, cursor: int | None = None
 ) -> dict[str, Any]:
-    """A page of short views of ``kind`` (model, circuit, proof, job), newest first."""
+    """A page of short views of ``kind`` (model, circuit, proof, job, run), newest first."""
     ids = page(settings, owner, kind, limit, cursor)
     with session_scope(settings.sqlalchemy_url()) as session:
         if kind == "job":
@@ -139,6 +154,11 @@ def list_items(
             by_id = {
                 p.id: _proof_view(p)
                 for p in session.scalars(select(Proof).where(Proof.id.in_(ids["ids"])))
+            }
+        elif kind == "run":
+            by_id = {
+                r.id: run_summary(r)
+                for r in session.scalars(select(TrainingRun).where(TrainingRun.id.in_(ids["ids"])))
             }
         else:
             store = ArtifactStore(settings.data_dir)

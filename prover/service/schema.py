@@ -20,6 +20,7 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
+        list[str]: JSON,
         datetime: DateTime(timezone=True),
     }
 
@@ -88,8 +89,26 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class TrainingRun(Base):
+    """A training run: ``steps_total`` step proofs on one step circuit, each starting from
+    the weights the previous one produced; one ``train_step`` job at a time (``job_id``).
+
+    Its request (initial weights, batches) is in the artifact store under ``runs``."""
+
+    __tablename__ = "training_runs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    circuit_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    steps_total: Mapped[int] = mapped_column(Integer)
+    proof_ids: Mapped[list[str]] = mapped_column(default=list)
+    job_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Grant(Base):
-    """Key ``key_id`` may see the ``kind`` row ``subject_id`` (model, circuit, proof, job)."""
+    """Key ``key_id`` may see the ``kind`` row ``subject_id`` (model, circuit, proof, job,
+    run)."""
 
     __tablename__ = "grants"
     __table_args__ = (UniqueConstraint("key_id", "kind", "subject_id"),)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from prover.circuits.compiler import plan_compile, store_model
+from prover.circuits.compiler import CompilePlan, plan_compile, store_model
 from prover.circuits.data import sample_digest_material, to_ezkl_input
 from prover.config import Settings
 from prover.errors import ConflictError, NotFoundError
@@ -30,7 +30,7 @@ from prover.store import ArtifactStore
 Accepted = tuple[dict[str, Any], list[tuple[str, str]]]  # (response, jobs to enqueue)
 
 
-def _with_retry(db_url: str, body: Any) -> Any:
+def with_retry(db_url: str, body: Any) -> Any:
     """Run ``body(session)`` in a transaction; once more if a concurrent identical request
     inserted the same row first (the second run then finds it)."""
     try:
@@ -75,14 +75,20 @@ def submit_compile(
     """Accept a model for compilation; returns the response and the jobs to enqueue."""
     options = compile_options(requested, settings)
     plan = plan_compile(model_path, calibration, options, settings)
-    store = ArtifactStore(settings.data_dir)
-    store_model(store, plan.info)
     params = {
-        "model_id": plan.info.model_id,
-        "model_name": plan.info.path.name,
         "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
         "options": {**DEFAULTS, **requested, "tolerance": options.tolerance},
     }
+    return accept_compile(settings, owner, plan, params)
+
+
+def accept_compile(
+    settings: Settings, owner: str, plan: CompilePlan, params: dict[str, Any]
+) -> Accepted:
+    """Record a checked compile plan: its model, circuit row and compile job (unless the
+    circuit exists and has not failed). ``params`` tell the worker how to build it."""
+    store_model(ArtifactStore(settings.data_dir), plan.info)
+    params = {"model_id": plan.info.model_id, "model_name": plan.info.path.name, **params}
 
     def make_circuit(job_id: str) -> Circuit:
         return Circuit(
@@ -118,10 +124,10 @@ def submit_compile(
         }
         return response, enqueue
 
-    return _with_retry(settings.sqlalchemy_url(), body)
+    return with_retry(settings.sqlalchemy_url(), body)
 
 
-def _visible_row(session: Session, owner: str, kind: str, table: Any, row_id: str) -> Any:
+def visible_row(session: Session, owner: str, kind: str, table: Any, row_id: str) -> Any:
     row = session.get(table, row_id)
     if row is None or not jobs.can_see(session, owner, kind, row_id):
         raise NotFoundError(f"no {kind} with id {row_id!r}", id=row_id)
@@ -131,7 +137,7 @@ def _visible_row(session: Session, owner: str, kind: str, table: Any, row_id: st
 def ready_circuit(settings: Settings, owner: str, circuit_id: str) -> Circuit:
     """A circuit the key may see and that has compiled; 404 or 409 otherwise."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        circuit = _visible_row(session, owner, "circuit", Circuit, circuit_id)
+        circuit = visible_row(session, owner, "circuit", Circuit, circuit_id)
         if circuit.state != "ready":
             job = session.scalar(select(Job).where(Job.id == circuit.job_id))
             detail = f"job {circuit.job_id}"
@@ -185,7 +191,7 @@ def submit_proof(
         response = {"proof_id": proof.id, "job_id": proof.job_id, "state": proof.state}
         return response, enqueue
 
-    return _with_retry(settings.sqlalchemy_url(), body)
+    return with_retry(settings.sqlalchemy_url(), body)
 
 
 def submit_chain_job(
@@ -197,7 +203,7 @@ def submit_chain_job(
             table, what = Circuit, "circuit"
         else:
             table, what = Proof, "proof"
-        row = _visible_row(session, owner, what, table, subject_id)
+        row = visible_row(session, owner, what, table, subject_id)
         if row.state != "ready":
             raise ConflictError(
                 f"{what} {subject_id} is {row.state}, not ready (job {row.job_id})",

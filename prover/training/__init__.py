@@ -1,19 +1,5 @@
-"""Proofs of training: one optimiser step of a small model exported as a provable graph."""
+"""Proofs of training: SGD steps of small models as circuits, chained by commitments.
 
-from prover.training.step_export import (
-    StepSpec,
-    export_sgd_step,
-    flatten_params,
-    one_hot,
-    reference_step,
-    unflatten_into,
-)
-
-__all__ = [
-    "StepSpec",
-    "export_sgd_step",
-    "flatten_params",
-    "one_hot",
-    "reference_step",
-    "unflatten_into",
-]
+``graph`` (what a step graph is) and ``steps`` / ``federated`` (circuits and proofs) need
+no PyTorch; ``step_export`` (exporting a module's step) does.
+"""

@@ -20,7 +20,7 @@ Losses:
   tensor shaped like the model output.
 * ``"cross_entropy"``: mean over the batch of ``-sum(y * log_softmax(logits))``, as
   ``torch.nn.functional.cross_entropy`` with probability targets; ``y`` is the ONE-HOT float
-  tensor ``[B, C]``; convert integer class labels with :func:`one_hot`.
+  tensor ``[B, C]``; convert integer class labels with ``graph.one_hot``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnx
@@ -51,11 +51,7 @@ from prover.errors import (
     ProverError,
     UnsupportedOperatorError,
 )
-
-Loss = Literal["mse", "cross_entropy"]
-LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
-INPUT_NAMES = ("weights", "x", "y")
-OUTPUT_NAMES = ("new_weights", "loss")
+from prover.training.graph import INPUT_NAMES, LOSSES, OUTPUT_NAMES, Loss, StepGraph, describe
 
 _LAYERS: tuple[type[nn.Module], ...] = (
     nn.Linear,
@@ -106,30 +102,6 @@ def unflatten_into(module: nn.Module, flat: np.ndarray | torch.Tensor) -> None:
         for _, p in params:
             p.copy_(values[offset : offset + p.numel()].view_as(p).to(p.dtype))
             offset += p.numel()
-
-
-def one_hot(labels: np.ndarray | list[int] | torch.Tensor, classes: int) -> np.ndarray:
-    """Integer class labels ``[B]`` as the float32 one-hot targets ``[B, classes]``."""
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise InvalidInputError(
-            f"labels must be a 1-D list of class indices; got shape {arr.shape}"
-        )
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise InvalidInputError("labels must be integer class indices")
-        arr = arr.astype(np.int64)
-    if classes < 1:
-        raise InvalidInputError(f"classes must be at least 1; got {classes}")
-    bad = arr[(arr < 0) | (arr >= classes)]
-    if bad.size:
-        raise InvalidInputError(
-            f"labels {sorted(set(bad.tolist()))[:5]} are outside 0..{classes - 1}",
-            classes=classes,
-        )
-    out = np.zeros((arr.size, classes), dtype=np.float32)
-    out[np.arange(arr.size), arr.astype(np.int64)] = 1.0
-    return out
 
 
 # --- checks before any tracing ---------------------------------------------------------
@@ -549,7 +521,7 @@ def export_sgd_step(
 
     Inputs ``weights`` [P] (see :func:`flatten_params`), ``x`` ``x_shape`` and ``y``
     ``y_shape`` (targets shaped like the output for ``"mse"``; one-hot ``[B, C]`` for
-    ``"cross_entropy"``, see :func:`one_hot`); outputs ``new_weights`` [P] and ``loss`` [1].
+    ``"cross_entropy"``, see ``graph.one_hot``); outputs ``new_weights`` [P] and ``loss`` [1].
     Only ``lr`` is taken: momentum and weight decay are not supported. Shapes are fixed.
     Unsupported layers are refused before any tracing.
     """
@@ -595,6 +567,16 @@ def export_sgd_step(
                 ) from exc
             model = onnx.load(str(tmp))
             _check_onnx(model)
+            graph = StepGraph(
+                loss=loss,
+                lr=float(lr),
+                parameter_names=[n for n, _ in params],
+                parameter_shapes=[list(p.shape) for _, p in params],
+                x_shape=list(x_shape),
+                y_shape=list(y_shape),
+            )
+            describe(model, graph)
+            onnx.save(model, str(tmp))
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

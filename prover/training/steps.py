@@ -14,20 +14,23 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ezkl
 import numpy as np
 import onnxruntime as ort
-from torch import nn
 
-from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.compiler import CompileOptions, CompilePlan, build_circuit, plan_compile
+from prover.circuits.intake import load_model
 from prover.circuits.search import Progress, SearchSpace, Visibility
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError, ProverError
 from prover.proving.proofs import proof_file, prove_input, public_instances, verify
 from prover.store import ArtifactStore, now_iso
-from prover.training.step_export import Loss, export_sgd_step, flatten_params, reference_step
+from prover.training.graph import Loss, StepGraph, read_step_graph, step_batch, step_weights
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # Scales tried for step circuits: updates are small (lr x gradient), so the quantization
 # step 2^-scale must be far below them; 2^-13 ≈ 1.2e-4, 2^-15 ≈ 3.1e-5, 2^-17 ≈ 7.6e-6.
@@ -59,40 +62,126 @@ def batch_commitment(x: np.ndarray, y: np.ndarray, scale: int) -> str:
     return f"{commitment(x, scale)}:{commitment(y, scale)}"
 
 
-def step_request(
-    module: nn.Module,
-    loss: Loss,
-    lr: float,
-    x: np.ndarray,
-    y: np.ndarray,
-    measure_top: int,
-    reusable_verifier: bool = True,
-) -> tuple[CompileOptions, dict[str, Any], float]:
-    """What a step circuit is compiled with: (options, calibration data, mean update).
+@dataclass(frozen=True)
+class StepPlan:
+    """A checked step-circuit request: the compile plan and options, the graph's
+    description and the sample step's mean weight update (what the tolerance is set by)."""
 
-    The tolerance is ``UPDATE_FRACTION`` of the mean weight update of the sample step."""
-    weights = flatten_params(module)
-    new_weights, loss_value = reference_step(module, loss, lr, x, y)
+    compile: CompilePlan
+    options: CompileOptions
+    graph: StepGraph
+    mean_update: float
+
+
+def _run_graph(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The float step (onnxruntime): [new weights, loss]."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {
+        spec.name: value.astype(np.float32).reshape([int(d) for d in spec.shape])
+        for spec, value in zip(session.get_inputs(), inputs, strict=True)
+    }
+    return session.run(None, feeds)
+
+
+def plan_step(
+    path: Path,
+    sample: dict[str, Any],
+    settings: Settings,
+    reusable_verifier: bool = True,
+    strategy: str = "search",
+) -> StepPlan:
+    """Check a step graph and a sample step ``{"weights", "x", "y"}`` and plan its circuit.
+
+    The tolerance is ``UPDATE_FRACTION`` of the sample step's mean weight update (relative
+    to the largest magnitude), searched over ``STEP_SCALES``. Keys are made for ezkl's
+    reusable EVM verifier by default: a step circuit's own Solidity verifier exceeds
+    EIP-170 even for tiny models (measured 31-59 kB)."""
+    load_model(path, settings)  # the generic checks: valid ONNX, size, operators
+    graph = read_step_graph(path)
+    if not isinstance(sample, dict) or not {"weights", "x", "y"} <= set(sample):
+        raise InvalidInputError('the sample step is {"weights": [...], "x": [...], "y": [...]}')
+    weights = step_weights(graph, sample["weights"])
+    x, y = step_batch(graph, sample["x"], sample["y"])
+    new_weights, loss_value = _run_graph(path, [weights, x, y])
+    new_weights = new_weights.astype(np.float64).reshape(-1)
     mean_update = float(np.mean(np.abs(new_weights - weights)))
     if mean_update == 0.0:
         raise InvalidInputError("the sample batch moves no weight (zero gradient); use another")
-    magnitude = max(1.0, float(np.max(np.abs(new_weights))), abs(loss_value))
+    magnitude = max(1.0, float(np.max(np.abs(new_weights))), float(np.max(np.abs(loss_value))))
     options = CompileOptions(
         visibility=Visibility("hashed", "fixed", "hashed"),
-        tolerance=UPDATE_FRACTION * mean_update / magnitude,
+        # Three significant digits: the same request gives the same circuit id on any CPU.
+        tolerance=float(f"{UPDATE_FRACTION * mean_update / magnitude:.3g}"),
+        strategy=strategy,  # type: ignore[arg-type]
         space=SearchSpace(scales=STEP_SCALES),
-        measure_top=measure_top,
+        measure_top=settings.measure_top,
         reusable_verifier=reusable_verifier,
     )
     # Calibrate on the sample step and on the step after it (weights move a little).
     calibration = {
         "input_data": [
             np.concatenate([weights, new_weights]).tolist(),
-            np.concatenate([np.asarray(x).reshape(-1)] * 2).tolist(),
-            np.concatenate([np.asarray(y).reshape(-1)] * 2).tolist(),
+            np.concatenate([x.reshape(-1)] * 2).tolist(),
+            np.concatenate([y.reshape(-1)] * 2).tolist(),
         ]
     }
-    return options, calibration, mean_update
+    plan = plan_compile(path, calibration, options, settings)
+    return StepPlan(plan, options, graph, mean_update)
+
+
+def build_step_circuit(
+    step: StepPlan, store: ArtifactStore, settings: Settings, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Build (or fetch) a planned step circuit and its ``training`` record.
+
+    The scale is the smallest of ``STEP_SCALES`` whose quantization error on the sample
+    step stays under ``UPDATE_FRACTION`` of the mean weight update; if none does, the
+    update would drown in quantization error and the step is refused."""
+    try:
+        record = build_circuit(step.compile, step.options, store, settings, progress)
+    except CircuitError as exc:
+        raise CircuitError(
+            f"no step circuit keeps the quantization error under {UPDATE_FRACTION:.0%} of "
+            f"the mean weight update ({step.mean_update:.3g}) at scales {STEP_SCALES}: the "
+            "update would drown in quantization error; raise the learning rate or use a "
+            f"larger batch ({exc.message})"
+        ) from exc
+    circuit_id = record["id"]
+    inputs, outputs = io_scales(store, circuit_id)
+    if inputs[0] != outputs[0]:
+        raise CircuitError(
+            f"the step circuit's weight input and output scales differ ({inputs[0]} vs "
+            f"{outputs[0]}), so consecutive steps could not share weight commitments"
+        )
+    error = float(record["accuracy"]["max_abs_error"])
+    meta = {
+        "id": circuit_id,
+        "kind": "training_step_circuit",
+        "created_at": now_iso(),
+        **step.graph.to_dict(),
+        "scale": int(record["settings"]["input_scale"]),
+        "mean_update": step.mean_update,
+        "quantization_error": error,
+        "error_over_update": error / step.mean_update,
+        "momentum": None,
+        "weight_decay": None,
+    }
+    if not store.exists("training", circuit_id):
+        store.save_record("training", circuit_id, meta)
+    return {**record, "training": store.read_record("training", circuit_id)}
+
+
+def compile_step_graph(
+    path: Path,
+    sample: dict[str, Any],
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+    reusable_verifier: bool = True,
+) -> dict[str, Any]:
+    """Compile the step circuit of an exported step graph, calibrated on a sample step."""
+    step = plan_step(path, sample, settings, reusable_verifier)
+    return build_step_circuit(step, store, settings, progress)
 
 
 def compile_step(
@@ -106,106 +195,50 @@ def compile_step(
     progress: Progress | None = None,
     reusable_verifier: bool = True,
 ) -> dict[str, Any]:
-    """Compile the step circuit of ``module`` for batches shaped like (x, y).
+    """Export one SGD step of ``module`` for batches shaped like (x, y) and compile it,
+    calibrated on the step from the module's current weights (needs PyTorch)."""
+    from prover.training.step_export import export_sgd_step, flatten_params
 
-    Keys are made for ezkl's reusable EVM verifier by default: a step circuit's own
-    Solidity verifier exceeds EIP-170 even for tiny models (measured 31-59 kB).
-
-    The scale is the smallest of ``STEP_SCALES`` whose quantization error on the sample
-    batch stays under ``UPDATE_FRACTION`` of the mean weight update; if none does, the
-    update would drown in quantization error and the step is refused.
-    """
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
-    options, calibration, mean_update = step_request(
-        module, loss, lr, x, y, settings.measure_top, reusable_verifier
-    )
+    sample = {"weights": flatten_params(module), "x": x, "y": y}
     with tempfile.TemporaryDirectory() as tmp:
         spec = export_sgd_step(module, loss, lr, x.shape, y.shape, Path(tmp) / "sgd_step.onnx")
-        try:
-            record = compile_model(spec.path, calibration, options, store, settings, progress)
-        except CircuitError as exc:
-            raise CircuitError(
-                f"no step circuit keeps the quantization error under {UPDATE_FRACTION:.0%} of "
-                f"the mean weight update ({mean_update:.3g}) at scales {STEP_SCALES}: the "
-                "update would drown in quantization error; raise the learning rate or use a "
-                f"larger batch ({exc.message})"
-            ) from exc
-    circuit_id = record["id"]
-    inputs, outputs = io_scales(store, circuit_id)
-    if inputs[0] != outputs[0]:
-        raise CircuitError(
-            f"the step circuit's weight input and output scales differ ({inputs[0]} vs "
-            f"{outputs[0]}), so consecutive steps could not share weight commitments"
-        )
-    scale = int(record["settings"]["input_scale"])
-    error = float(record["accuracy"]["max_abs_error"])
-    meta = {
-        "id": circuit_id,
-        "kind": "training_step_circuit",
-        "created_at": now_iso(),
-        "loss": loss,
-        "lr": float(lr),
-        "scale": scale,
-        "x_shape": list(x.shape),
-        "y_shape": list(y.shape),
-        "parameter_count": spec.parameter_count,
-        "parameter_names": spec.parameter_names,
-        "parameter_shapes": [list(s) for s in spec.parameter_shapes],
-        "mean_update": mean_update,
-        "quantization_error": error,
-        "error_over_update": error / mean_update,
-        "momentum": None,
-        "weight_decay": None,
-    }
-    if not store.exists("training", circuit_id):
-        store.save_record("training", circuit_id, meta)
-    return {**record, "training": store.read_record("training", circuit_id)}
+        return compile_step_graph(spec.path, sample, store, settings, progress, reusable_verifier)
 
 
-def _float_step(store: ArtifactStore, circuit: dict[str, Any], inputs: list[np.ndarray]) -> list:
-    model = store.path("models", circuit["model_id"]) / "model.onnx"
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    feeds = {
-        spec["name"]: value.astype(np.float32).reshape(spec["shape"])
-        for spec, value in zip(circuit["inputs"], inputs, strict=True)
-    }
-    return session.run(None, feeds)
+def step_graph(meta: dict[str, Any]) -> StepGraph:
+    """The step description kept in a step circuit's ``training`` record."""
+    return StepGraph(**{name: meta[name] for name in StepGraph.__dataclass_fields__})
 
 
 def prove_step(
     store: ArtifactStore,
     circuit_id: str,
-    weights: np.ndarray | list[float],
-    x: np.ndarray,
-    y: np.ndarray,
+    weights: Any,
+    x: Any,
+    y: Any,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Prove one step from ``weights`` on the batch (x, y); returns the step record:
     proof id, commitments, the new weights (as the circuit computed them: feed these to
     the next step), the loss, and the error against the float step."""
     meta = store.read_record("training", circuit_id)
-    inputs = [
-        np.asarray(weights, dtype=np.float64).reshape(-1),
-        np.asarray(x, dtype=np.float64).reshape(-1),
-        np.asarray(y, dtype=np.float64).reshape(-1),
-    ]
-    if inputs[0].size != meta["parameter_count"]:
-        raise InvalidInputError(
-            f"the step circuit takes {meta['parameter_count']} weights; got {inputs[0].size}"
-        )
+    graph = step_graph(meta)
+    inputs = [step_weights(graph, weights), *(a.reshape(-1) for a in step_batch(graph, x, y))]
     proof = prove_input(
         store, meta["id"], {"input_data": [v.tolist() for v in inputs]}, False, progress
     )
     if store.exists("steps", proof["id"]):
         return store.read_record("steps", proof["id"])
-    circuit = store.read_record("circuits", meta["id"])
-    float_new, float_loss = _float_step(store, circuit, inputs)
+    model = store.path("models", store.read_record("circuits", meta["id"])["model_id"])
+    float_new, float_loss = _run_graph(model / "model.onnx", inputs)
     new_weights = np.asarray(proof["outputs"][0], dtype=np.float64).reshape(-1)
     step = {
         "id": proof["id"],
         "kind": "training_step",
         "proof_id": proof["id"],
         "circuit_id": meta["id"],
+        "input_digest": proof["input_digest"],
         "created_at": now_iso(),
         "commitments": commitments_of(store, proof["id"]),
         "new_weights": new_weights.tolist(),
@@ -218,6 +251,39 @@ def prove_step(
     }
     store.save_record("steps", proof["id"], step)
     return step
+
+
+def prove_steps(
+    store: ArtifactStore,
+    circuit_id: str,
+    weights: Any,
+    batches: list[dict[str, Any]],
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Prove a step per batch ``{"x", "y"}``, each from the new weights the previous step
+    produced; returns the step records."""
+    steps: list[dict[str, Any]] = []
+    for i, batch in enumerate(batches):
+        if progress:
+            progress(f"step {i + 1}/{len(batches)}", i / len(batches))
+        steps.append(prove_step(store, circuit_id, weights, batch["x"], batch["y"]))
+        weights = steps[-1]["new_weights"]
+    return steps
+
+
+def batch_commitments(
+    store: ArtifactStore, proof_id: str, batches: list[dict[str, Any]]
+) -> list[str]:
+    """The commitments (see ``batch_commitment``) that batches ``{"x", "y"}`` get on the
+    step circuit that made ``proof_id``."""
+    meta = store.read_record("training", store.read_record("proofs", proof_id)["circuit_id"])
+    graph = step_graph(meta)
+    expected = []
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, dict) or not {"x", "y"} <= set(batch):
+            raise InvalidInputError(f'batch {i} is not {{"x": [...], "y": [...]}}')
+        expected.append(batch_commitment(*step_batch(graph, batch["x"], batch["y"]), meta["scale"]))
+    return expected
 
 
 def commitments_of(store: ArtifactStore, proof_id: str) -> dict[str, str]:

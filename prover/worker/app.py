@@ -22,7 +22,13 @@ from kombu import Queue
 
 from prover.config import Settings, get_settings
 
-QUEUE_OF = {"compile": "compile", "prove": "prove", "deploy": "chain", "submit": "chain"}
+QUEUE_OF = {
+    "compile": "compile",
+    "prove": "prove",
+    "train_step": "prove",
+    "deploy": "chain",
+    "submit": "chain",
+}
 QUEUES = ("compile", "prove", "chain")
 
 

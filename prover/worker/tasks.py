@@ -35,6 +35,8 @@ def run_job_task(self: Task, job_id: str) -> str:
         # Held by a live worker (a duplicate delivery), or released after a transient
         # error: look again later, so the message outlives the job.
         raise self.retry(countdown=outcome.retry_in_s)
+    for next_id, kind in outcome.follow_ups:  # e.g. a training run's next step
+        enqueue(next_id, kind, settings)
     _announce(job_id)
     return outcome.state
 

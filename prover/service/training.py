@@ -1,0 +1,171 @@
+"""Proven training as a service: step circuits, training runs (a sequence of step jobs,
+each fed the previous step's proven weights) and chain verification, for an API key.
+
+A client exports its model's SGD step (``prover train export``; PyTorch stays on the
+client) and uploads the graph with a sample step; a run is its initial weights and one
+batch per step. Runs are named by content like proofs: the same request twice is one run,
+and a failed run submitted again resumes after its last proven step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from prover.config import Settings
+from prover.errors import InvalidInputError, NotFoundError
+from prover.service import jobs
+from prover.service.db import session_scope
+from prover.service.queries import run_summary
+from prover.service.schema import Job, TrainingRun
+from prover.service.submissions import (
+    Accepted,
+    accept_compile,
+    ready_circuit,
+    visible_row,
+    with_retry,
+)
+from prover.store import ArtifactStore, canonical_digest, now_iso
+from prover.training.graph import step_batch, step_weights
+from prover.training.steps import batch_commitments, plan_step, step_graph, verify_chain
+
+MAX_RUN_STEPS = 10_000
+
+
+def submit_step_circuit(
+    settings: Settings,
+    owner: str,
+    graph_path: Path,
+    sample: Any,
+    reusable_verifier: bool = True,
+) -> Accepted:
+    """Accept an exported step graph and a sample step ``{"weights", "x", "y"}`` for
+    compilation into a step circuit (a compile job); everything is checked first."""
+    step = plan_step(graph_path, sample, settings, reusable_verifier)
+    params = {"step": {"sample": sample, "reusable_verifier": reusable_verifier}}
+    return accept_compile(settings, owner, step.compile, params)
+
+
+def _training_record(store: ArtifactStore, circuit_id: str) -> dict[str, Any]:
+    if not store.exists("training", circuit_id):
+        raise InvalidInputError(
+            f"circuit {circuit_id} is not a training-step circuit; compile one from an "
+            "exported step graph (POST /v1/training/circuits)",
+            circuit_id=circuit_id,
+        )
+    return store.read_record("training", circuit_id)
+
+
+def _batches(meta: dict[str, Any], batches: Any) -> list[dict[str, list[Any]]]:
+    """Each batch checked against the step circuit's shapes (labels one-hot for CE)."""
+    if not isinstance(batches, list) or not batches:
+        raise InvalidInputError('a run needs a list of batches [{"x": [...], "y": [...]}, ...]')
+    if len(batches) > MAX_RUN_STEPS:
+        raise InvalidInputError(f"a run has at most {MAX_RUN_STEPS} steps; got {len(batches)}")
+    graph = step_graph(meta)
+    checked = []
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, dict) or not {"x", "y"} <= set(batch):
+            raise InvalidInputError(f'batch {i} is not {{"x": [...], "y": [...]}}')
+        try:
+            x, y = step_batch(graph, batch["x"], batch["y"])
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"batch {i}: {exc.message}", batch=i) from exc
+        checked.append({"x": x.tolist(), "y": y.tolist()})
+    return checked
+
+
+def submit_run(
+    settings: Settings, owner: str, circuit_id: str, weights: Any, batches: Any
+) -> Accepted:
+    """Accept a training run: a step from ``weights`` on the first batch, then a step from
+    its proven new weights on the next batch, and so on (one job per step, in order)."""
+    ready_circuit(settings, owner, circuit_id)
+    store = ArtifactStore(settings.data_dir)
+    meta = _training_record(store, circuit_id)
+    request = {
+        "circuit_id": circuit_id,
+        "weights": step_weights(step_graph(meta), weights).tolist(),
+        "batches": _batches(meta, batches),
+    }
+    run_id = canonical_digest(request)
+    if not store.exists("runs", run_id):
+        record = {"id": run_id, "kind": "training_run", "created_at": now_iso(), **request}
+        store.save_record("runs", run_id, record)
+
+    def body(session: Session) -> Accepted:
+        run = session.get(TrainingRun, run_id)
+        enqueue = []
+        if run is None:
+            run = TrainingRun(
+                id=run_id,
+                circuit_id=circuit_id,
+                state="running",
+                steps_total=len(request["batches"]),
+                proof_ids=[],
+                job_id="",
+            )
+            session.add(run)
+            enqueue.append(jobs.start_step(session, run, owner))
+        elif run.state == "failed":  # resume after the last proven step
+            enqueue.append(jobs.start_step(session, run, owner))
+        jobs.grant(session, owner, "run", run_id)
+        for kind, subject in [("job", run.job_id), *(("proof", p) for p in run.proof_ids)]:
+            jobs.grant(session, owner, kind, subject)
+        return run_summary(run), enqueue
+
+    return with_retry(settings.sqlalchemy_url(), body)
+
+
+def get_run(settings: Settings, owner: str, run_id: str) -> dict[str, Any]:
+    """A run's state and each proven step: proof id, commitments, loss (proven and float),
+    error against the float step; the final weights once it succeeded; the error if not."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        run = visible_row(session, owner, "run", TrainingRun, run_id)
+        view = run_summary(run)
+        job = session.get(Job, run.job_id) if run.state == "failed" else None
+        view["error"] = job.error if job is not None else None
+    store = ArtifactStore(settings.data_dir)
+    steps = [store.read_record("steps", proof_id) for proof_id in run.proof_ids]
+    view["scale"] = store.read_record("training", view["circuit_id"])["scale"]
+    view["steps"] = [
+        {"step": i, **{k: v for k, v in step.items() if k != "new_weights"}}
+        for i, step in enumerate(steps)
+    ]
+    done = view["state"] == "succeeded"
+    view["final_weights"] = steps[-1]["new_weights"] if done else None
+    view["final_commitment"] = steps[-1]["commitments"]["weights_out"] if done else None
+    return view
+
+
+def step_inputs(
+    store: ArtifactStore, run_id: str, step: int, after: str | None
+) -> tuple[str, Any, Any, Any]:
+    """(circuit id, weights, x, y) of a run's step: the run's initial weights for the first
+    step, else the new weights the proof ``after`` (the previous step) produced."""
+    run = store.read_record("runs", run_id)
+    previous = store.read_record("steps", after) if after else {"new_weights": run["weights"]}
+    batch = run["batches"][step]
+    return run["circuit_id"], previous["new_weights"], batch["x"], batch["y"]
+
+
+def verify_steps(
+    settings: Settings,
+    owner: str,
+    proof_ids: list[str],
+    batches: list[Any] | None = None,
+    initial_weights: str | None = None,
+) -> dict[str, Any]:
+    """``verify_chain`` over step proofs the key may see; ``batches`` (optional, one per
+    step) are the batches each step should have been proven on."""
+    if not proof_ids:
+        raise InvalidInputError("give at least one step proof")
+    with session_scope(settings.sqlalchemy_url()) as session:
+        for proof_id in proof_ids:
+            if not jobs.can_see(session, owner, "proof", proof_id):
+                raise NotFoundError(f"no proof with id {proof_id!r}", id=proof_id)
+    store = ArtifactStore(settings.data_dir)
+    expected = batch_commitments(store, proof_ids[0], batches) if batches else None
+    return verify_chain(store, proof_ids, expected, initial_weights)

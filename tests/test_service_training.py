@@ -1,0 +1,273 @@
+"""Proven training through the service: step circuits compiled by the queue, training runs
+as a sequence of step jobs, chains verified over HTTP; real Redis, workers and HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from service_stack import Service, postgres_database, private_redis, wait_job
+from sqlalchemy import func, select
+
+from conftest import make_mlp, step_batch, step_model, write_json
+from prover.service.db import session_scope
+from prover.service.schema import Job, TrainingRun
+from prover.training.step_export import (
+    export_sgd_step,
+    flatten_params,
+    reference_step,
+    unflatten_into,
+)
+from prover.training.steps import commitment
+
+LR = 0.5
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    data = tmp_path_factory.mktemp(f"train-service-{request.param}")
+    with private_redis() as redis_url, _database(request.param, data) as db_url:
+        svc = Service(data, db_url, redis_url)
+        try:
+            yield svc.start(workers=2)
+        finally:
+            svc.stop()
+
+
+def _database(kind: str, data: Path) -> AbstractContextManager[str]:
+    if kind == "postgresql":
+        return postgres_database()
+    return contextlib.nullcontext(f"sqlite:///{data / 'prover.db'}")
+
+
+def _batch(t: int) -> dict[str, list]:
+    x, y = step_batch(t)
+    return {"x": x.tolist(), "y": y.tolist()}
+
+
+@pytest.fixture(scope="module")
+def step_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The tiny model's exported step graph and its sample step (initial weights)."""
+    folder = tmp_path_factory.mktemp("step-graph")
+    x, y = step_batch(0)
+    spec = export_sgd_step(step_model(), "mse", LR, x.shape, y.shape, folder / "sgd_step.onnx")
+    return spec.path, {"weights": flatten_params(step_model()).tolist(), **_batch(0)}
+
+
+def _upload(client: httpx.Client, graph: Path, sample: object) -> httpx.Response:
+    files = {
+        "model": (graph.name, graph.read_bytes(), "application/octet-stream"),
+        "sample": ("sample.json", json.dumps(sample).encode(), "application/json"),
+    }
+    return client.post("/v1/training/circuits", files=files)
+
+
+@pytest.fixture(scope="module")
+def step_circuit(service: Service, step_files: tuple[Path, dict]) -> tuple[str, dict]:
+    """(api key, circuit view) of the step circuit compiled through the compile queue."""
+    key = service.key("trainer")
+    with service.client(key) as client:
+        accepted = _upload(client, *step_files)
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"])
+        assert job["state"] == "succeeded", job
+        view = client.get(f"/v1/circuits/{accepted.json()['circuit_id']}").json()
+    return key, view
+
+
+def _wait_run(client: httpx.Client, run_id: str, timeout: float = 300) -> dict:
+    """Follow a run step by step (long polls on each step's job) until it ends."""
+    for _ in range(100):
+        run = client.get(f"/v1/training/runs/{run_id}").json()
+        if run["state"] != "running":
+            return run
+        wait_job(client, run["job_id"], timeout)
+    raise AssertionError(f"run {run_id} did not end")
+
+
+def test_a_training_run_is_proven_step_by_step_through_the_queue(
+    service: Service, step_circuit: tuple[str, dict], step_files: tuple[Path, dict]
+) -> None:
+    key, circuit = step_circuit
+    meta = circuit["training"]
+    assert meta["scale"] in (13, 15, 17) and meta["error_over_update"] <= 0.1
+    weights = step_files[1]["weights"]
+    batches = [_batch(t) for t in range(3)]
+    with service.client(key) as client:
+        accepted = client.post(
+            "/v1/training/runs",
+            json={"circuit_id": circuit["circuit_id"], "weights": weights, "batches": batches},
+        )
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["steps_total"] == 3 and accepted.json()["steps_done"] == 0
+        run = _wait_run(client, accepted.json()["run_id"])
+        assert run["state"] == "succeeded", run
+        steps = run["steps"]
+        assert [s["step"] for s in steps] == [0, 1, 2]
+
+        # Each step starts from the weights the one before produced, and tracks torch.
+        assert steps[0]["commitments"]["weights_in"] == commitment(weights, meta["scale"])
+        for before, after in itertools.pairwise(steps):
+            assert after["commitments"]["weights_in"] == before["commitments"]["weights_out"]
+        assert run["final_commitment"] == steps[-1]["commitments"]["weights_out"]
+        # The proven weights stay within the stated error of three float SGD steps.
+        model, updates = step_model(), []
+        for t in range(3):
+            before = flatten_params(model)
+            after, _ = reference_step(model, "mse", LR, *step_batch(t))
+            updates.append(np.mean(np.abs(after - before)))
+            unflatten_into(model, after)
+        drift = np.max(np.abs(np.asarray(run["final_weights"]) - flatten_params(model)))
+        assert drift <= 0.1 * sum(updates), (drift, updates)
+        assert all(s["max_error_vs_float"] <= 0.1 * u for s, u in zip(steps, updates, strict=True))
+
+        # One job per step, each on the prove queue's workers, each a proof the key sees.
+        with session_scope(service.db_url) as session:
+            kinds = session.scalars(select(Job.kind).where(Job.subject_id == run["run_id"]))
+            assert list(kinds) == ["train_step"] * 3
+        proof_ids = [s["proof_id"] for s in steps]
+        for proof_id in proof_ids:
+            assert client.get(f"/v1/proofs/{proof_id}").json()["state"] == "ready"
+        listed = client.get("/v1/training/runs").json()["items"]
+        assert [r["run_id"] for r in listed] == [run["run_id"]]
+
+        chain = client.post(
+            "/v1/training/verify-chain",
+            json={
+                "proof_ids": proof_ids,
+                "batches": batches,
+                "initial_weights": steps[0]["commitments"]["weights_in"],
+            },
+        ).json()
+        assert chain["valid"] and chain["final_weights"] == run["final_commitment"], chain
+        swapped = client.post(
+            "/v1/training/verify-chain", json={"proof_ids": [proof_ids[1], proof_ids[0]]}
+        ).json()
+        assert not swapped["valid"] and swapped["broken_at"] == 1
+        other_batch = client.post(
+            "/v1/training/verify-chain",
+            json={"proof_ids": proof_ids[:2], "batches": [batches[0], _batch(7)]},
+        ).json()
+        assert other_batch["broken_at"] == 1 and "batch" in other_batch["reason"]
+
+        # The same run again is the same run, and no new job.
+        again = client.post(
+            "/v1/training/runs",
+            json={"circuit_id": circuit["circuit_id"], "weights": weights, "batches": batches},
+        ).json()
+        assert again["run_id"] == run["run_id"] and again["state"] == "succeeded"
+
+    # Another key sees none of it.
+    with service.client(service.key("stranger")) as stranger:
+        assert stranger.get(f"/v1/training/runs/{run['run_id']}").status_code == 404
+        refused = stranger.post("/v1/training/verify-chain", json={"proof_ids": proof_ids})
+        assert refused.status_code == 404
+
+
+def _counts(db_url: str) -> tuple[int, int]:
+    with session_scope(db_url) as session:
+        return (
+            session.scalar(select(func.count()).select_from(Job)) or 0,
+            session.scalar(select(func.count()).select_from(TrainingRun)) or 0,
+        )
+
+
+def test_bad_training_requests_are_refused_and_create_nothing(
+    service: Service,
+    step_circuit: tuple[str, dict],
+    step_files: tuple[Path, dict],
+    tmp_path: Path,
+) -> None:
+    key, circuit = step_circuit
+    graph, sample = step_files
+    before = _counts(service.db_url)
+    run = {"circuit_id": circuit["circuit_id"], "weights": sample["weights"]}
+    with service.client(key) as client:
+        plain = _upload(client, make_mlp(tmp_path / "mlp.onnx"), sample)
+        assert plain.status_code == 422 and "prover.training_step" in plain.text
+        short = _upload(client, graph, {**sample, "weights": sample["weights"][:-1]})
+        assert short.status_code == 422 and "weights" in short.json()["error"]["message"]
+        bad_json = client.post(
+            "/v1/training/circuits",
+            files={
+                "model": (graph.name, graph.read_bytes(), "application/octet-stream"),
+                "sample": ("sample.json", b"{not json", "application/json"),
+            },
+        )
+        assert bad_json.status_code == 422 and "sample" in bad_json.json()["error"]["message"]
+        wrong_batch = client.post(
+            "/v1/training/runs",
+            json={**run, "batches": [_batch(0), {"x": [[1.0, 2.0]], "y": [[0, 1, 0]]}]},
+        )
+        assert wrong_batch.status_code == 422
+        assert wrong_batch.json()["error"]["message"].startswith("batch 1: x has 2 values")
+        no_batches = client.post("/v1/training/runs", json={**run, "batches": []})
+        assert no_batches.status_code == 422
+        wrong_weights = client.post(
+            "/v1/training/runs", json={**run, "weights": [0.0], "batches": [_batch(0)]}
+        )
+        assert wrong_weights.status_code == 422 and "weights" in wrong_weights.text
+        unknown = client.post(
+            "/v1/training/runs", json={**run, "circuit_id": "0" * 64, "batches": [_batch(0)]}
+        )
+        assert unknown.status_code == 404
+    with service.client("pk_wrong") as client:
+        assert client.post("/v1/training/runs", json={**run, "batches": []}).status_code == 401
+    assert _counts(service.db_url) == before
+
+
+def test_the_cli_trains_through_the_service(
+    service: Service, step_circuit: tuple[str, dict], tmp_path: Path
+) -> None:
+    """`prover train compile|run|verify-chain --remote`: the compile is answered from the
+    service's circuit (same graph, same sample), the run proves two steps through it."""
+    key, circuit = step_circuit
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import torch\n\n\ndef make_model():\n    torch.manual_seed(0)\n    return "
+        "torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))\n"
+    )
+    batches = [write_json(tmp_path / f"b{t}.json", _batch(t)) for t in (0, 4)]
+    env = {**service.env, "PROVER_API_KEY": key, "PROVER_DATA_DIR": str(tmp_path / "client")}
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "prover", *args, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    compiled = cli(
+        "train", "compile", f"{model}:make_model", "--loss", "mse", "--lr", str(LR),
+        "--batch", "4", "--sample-batch", str(batches[0]),
+        "--weights-out", str(tmp_path / "w0.json"), "--remote",
+    )  # fmt: skip
+    assert compiled["circuit_id"] == circuit["circuit_id"]
+    run = cli(
+        "train", "run", compiled["circuit_id"], "--weights", str(tmp_path / "w0.json"),
+        "--batch", str(batches[0]), "--batch", str(batches[1]), "--remote",
+    )  # fmt: skip
+    assert run["state"] == "succeeded" and len(run["steps"]) == 2
+    proofs = [s["proof_id"] for s in run["steps"]]
+    chain = cli(
+        "train", "verify-chain", *proofs, "--initial", compiled["initial_weights_commitment"],
+        "--remote",
+    )  # fmt: skip
+    assert chain["valid"] and chain["final_weights"] == run["final_commitment"]
+    assert not os.path.exists(tmp_path / "client" / "proofs")  # nothing was proven locally
