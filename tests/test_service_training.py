@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -271,3 +272,38 @@ def test_the_cli_trains_through_the_service(
     )  # fmt: skip
     assert chain["valid"] and chain["final_weights"] == run["final_commitment"]
     assert not os.path.exists(tmp_path / "client" / "proofs")  # nothing was proven locally
+
+
+def test_a_run_survives_its_worker_being_killed_mid_step(
+    service: Service, step_circuit: tuple[str, dict], step_files: tuple[Path, dict]
+) -> None:
+    """SIGKILL the worker proving step 1 of a run: the other worker takes the step over
+    once its lease lapses, the run goes on to the end, each step is proven once."""
+    key, circuit = step_circuit
+    batches = [_batch(t) for t in (10, 11, 12)]
+    body = {"circuit_id": circuit["circuit_id"], "weights": step_files[1]["weights"]}
+    with service.client(key) as client:
+        run = client.post("/v1/training/runs", json={**body, "batches": batches}).json()
+        deadline = time.monotonic() + 120
+        while True:
+            view = client.get(f"/v1/training/runs/{run['run_id']}").json()
+            job = client.get(f"/v1/jobs/{view['job_id']}").json()
+            if view["steps_done"] == 1 and job["phase"] == "proving":
+                break
+            assert view["steps_done"] < 2, "step 1 ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        victim = job["worker"].split("@")[0]
+        service.kill_worker(victim)
+        try:
+            final = _wait_run(client, run["run_id"])
+        finally:
+            service.start_worker(victim)
+        assert final["state"] == "succeeded" and final["steps_done"] == 3, final
+        retried = client.get(f"/v1/jobs/{job['job_id']}").json()
+        assert retried["attempts"] == 2 and retried["worker"].split("@")[0] != victim
+    with session_scope(service.db_url) as session:
+        step_jobs = session.scalars(select(Job).where(Job.subject_id == run["run_id"])).all()
+        assert len(step_jobs) == 3 and {j.state for j in step_jobs} == {"succeeded"}
+    for before, after in itertools.pairwise(final["steps"]):
+        assert after["commitments"]["weights_in"] == before["commitments"]["weights_out"]

@@ -414,8 +414,31 @@ def _loss_value(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     return -(y * F.log_softmax(out, dim=1)).sum(dim=1).mean()
 
 
+def _loss_and_seed(
+    out: torch.Tensor, y: torch.Tensor, loss: str, lr: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and ``lr * d loss / d out`` in closed form, its constants folded into one
+    factor.
+
+    Back-propagating this seed instead of ``d loss / d out`` yields ``lr * gradient`` for
+    every parameter at once, so the graph has no per-parameter ``lr`` product and no
+    separate ``2`` and ``1/N`` factors: in the circuit each would be a fixed-point rescale.
+    """
+    if loss == "mse":
+        diff = out - y
+        return (diff * diff).mean(), diff * (2.0 * lr / out.numel())
+    # Probability targets (one-hot rows sum to 1): d/d out = (softmax(out) - y) / B.
+    log_p = F.log_softmax(out, dim=1)
+    return -(y * log_p).sum(dim=1).mean(), (torch.exp(log_p) - y) * (lr / out.shape[0])
+
+
 def _trace_step(
-    module: nn.Module, loss: str, lr: float, x_shape: tuple[int, ...], y_shape: tuple[int, ...]
+    module: nn.Module,
+    loss: str,
+    lr: float,
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+    fold: bool,
 ) -> torch.fx.GraphModule:
     from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -424,16 +447,23 @@ def _trace_step(
     shapes = [tuple(p.shape) for _, p in params]
     sizes = [p.numel() for _, p in params]
 
-    def loss_of(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         pieces = torch.split(flat, sizes)
         values = {n: t.view(s) for n, t, s in zip(names, pieces, shapes, strict=True)}
-        out = torch.func.functional_call(module, values, (x,))
-        return _loss_value(out, y, loss)
+        return torch.func.functional_call(module, values, (x,))
 
-    def step(
+    def folded_step(
         flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        grad, value = torch.func.grad_and_value(loss_of)(flat, x, y)
+        out, pullback = torch.func.vjp(lambda w: forward(w, x), flat)
+        value, seed = _loss_and_seed(out, y, loss, lr)
+        (scaled_grad,) = pullback(seed)
+        return flat - scaled_grad, value.reshape(1)
+
+    def autograd_step(
+        flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        grad, value = torch.func.grad_and_value(lambda w: _loss_value(forward(w, x), y, loss))(flat)
         return flat - lr * grad, value.reshape(1)
 
     examples = (
@@ -441,6 +471,7 @@ def _trace_step(
         torch.zeros(x_shape, dtype=torch.float32),
         torch.zeros(y_shape, dtype=torch.float32),
     )
+    step = folded_step if fold else autograd_step
     gm = make_fx(step, decomposition_table=_decompositions())(*examples)
     _fix_graph(gm)
     return gm
@@ -516,6 +547,7 @@ def export_sgd_step(
     y_shape: tuple[int, ...],
     path: Path,
     opset: int = DEFAULT_OPSET,
+    fold: bool = True,
 ) -> StepSpec:
     """Write one plain SGD step of ``module`` as ONNX at ``path`` (atomically).
 
@@ -524,6 +556,11 @@ def export_sgd_step(
     ``"cross_entropy"``, see ``graph.one_hot``); outputs ``new_weights`` [P] and ``loss`` [1].
     Only ``lr`` is taken: momentum and weight decay are not supported. Shapes are fixed.
     Unsupported layers are refused before any tracing.
+
+    With ``fold`` (the default) the loss gradient is written in closed form with ``lr`` and
+    the loss's constants folded into it (see ``_loss_and_seed``): fewer rescales, smaller
+    circuits. ``fold=False`` differentiates the loss as autograd does and multiplies each
+    gradient by ``lr``: the plain export, kept as the benchmark's baseline.
     """
     _check_args(loss, lr)
     check_module(module)
@@ -534,7 +571,7 @@ def export_sgd_step(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            gm = _trace_step(work, loss, float(lr), x_shape, y_shape)
+            gm = _trace_step(work, loss, float(lr), x_shape, y_shape, fold)
         except ProverError:
             raise
         except Exception as exc:
