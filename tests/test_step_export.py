@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 import ezkl
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -16,9 +18,9 @@ from torch import nn
 
 from prover.circuits.intake import load_model
 from prover.config import Settings
-from prover.errors import InvalidInputError, UnsupportedOperatorError
+from prover.errors import InvalidInputError, InvalidModelError, UnsupportedOperatorError
 from prover.training import step_export
-from prover.training.graph import one_hot
+from prover.training.graph import describe, one_hot, read_step_graph
 from prover.training.step_export import (
     export_sgd_step,
     flatten_params,
@@ -49,11 +51,17 @@ def _batch(rng: np.random.Generator, loss: str, x_shape: tuple, y_shape: tuple) 
 
 
 def _check_step(
-    module: nn.Module, loss: str, x_shape: tuple, y_shape: tuple, tmp_path: Path
+    module: nn.Module,
+    loss: str,
+    x_shape: tuple,
+    y_shape: tuple,
+    tmp_path: Path,
+    fold: bool = True,
 ) -> tuple[float, float]:
     """Export, run one step in onnxruntime, compare with torch SGD; the max abs diffs."""
     before = flatten_params(module)
-    spec = export_sgd_step(module, loss, LR, x_shape, y_shape, tmp_path / "step.onnx")  # type: ignore[arg-type]
+    path = tmp_path / "step.onnx"
+    spec = export_sgd_step(module, loss, LR, x_shape, y_shape, path, fold=fold)  # type: ignore[arg-type]
     assert spec.parameter_count == before.size
     x, y = _batch(np.random.default_rng(0), loss, x_shape, y_shape)
     weights = flatten_params(module)
@@ -68,10 +76,49 @@ def _check_step(
     return weight_diff, loss_diff
 
 
-def test_mlp_cross_entropy_matches_sgd(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fold", [True, False], ids=["folded", "plain"])
+def test_mlp_cross_entropy_matches_sgd(tmp_path: Path, fold: bool) -> None:
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    _check_step(module, "cross_entropy", (5, 4), (5, 3), tmp_path)
+    _check_step(module, "cross_entropy", (5, 4), (5, 3), tmp_path, fold)
+
+
+def test_the_folded_export_has_no_per_parameter_lr_product(tmp_path: Path) -> None:
+    """Folding lr into the loss gradient removes the [P]-wide multiply (one rescale per
+    weight in the circuit) and the loss constants' multiplies."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    counts = {}
+    for fold in (True, False):
+        path = export_sgd_step(
+            module, "mse", LR, (4, 4), (4, 3), tmp_path / f"{fold}.onnx", fold=fold
+        ).path
+        counts[fold] = sum(
+            n.op_type in ("Mul", "Div", "Pow") for n in onnx.load(str(path)).graph.node
+        )
+    assert counts[True] == 2 and counts[False] > counts[True], counts
+
+
+def test_the_exported_graph_describes_itself(tmp_path: Path) -> None:
+    """The graph carries loss, lr and shapes (ONNX metadata) for a service without torch;
+    a description that disagrees with the graph is refused."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    spec = export_sgd_step(module, "cross_entropy", LR, (5, 4), (5, 3), tmp_path / "s.onnx")
+    graph = read_step_graph(spec.path)
+    assert (graph.loss, graph.lr, graph.x_shape, graph.y_shape) == (
+        "cross_entropy",
+        LR,
+        [5, 4],
+        [5, 3],
+    )
+    assert graph.parameter_names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert graph.parameter_count == spec.parameter_count == 51
+    model = onnx.load(str(spec.path))
+    describe(model, replace(graph, x_shape=[6, 4]))
+    onnx.save(model, str(tmp_path / "lying.onnx"))
+    with pytest.raises(InvalidModelError, match="'x' is shaped \\[5, 4\\]"):
+        read_step_graph(tmp_path / "lying.onnx")
 
 
 def test_mlp_sigmoid_tanh_mse_matches_sgd(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from conftest import step_batch, step_model, write_json
 from prover.config import Settings
 from prover.errors import CircuitError
 from prover.store import ArtifactStore
+from prover.training.graph import read_step_graph
 from prover.training.step_export import flatten_params, reference_step, unflatten_into
 from prover.training.steps import (
     batch_commitment,
@@ -164,3 +166,26 @@ def test_cli_compiles_steps_and_verifies_a_chain(trained: dict, tmp_path: Path) 
     assert ok.returncode == 0 and one_json(ok)["valid"]
     broken = run_cli(data, "train", "verify-chain", chain[0], chain[3], "--json")
     assert broken.returncode == 1 and one_json(broken)["broken_at"] == 1
+
+
+def test_cli_exports_a_step_graph_with_its_sample(tmp_path: Path) -> None:
+    """`prover train export` writes the self-describing graph and the sample step that
+    `POST /v1/training/circuits` takes; a sample batch of the wrong size is refused."""
+    (tmp_path / "model.py").write_text(MODEL_FILE)
+    x, y = step_batch(0)
+    batch = write_json(tmp_path / "b.json", {"x": x.tolist(), "y": y.tolist()})
+    model = f"{tmp_path / 'model.py'}:make_model"
+    common = ("--loss", "mse", "--lr", "0.5", "--sample-batch", str(batch), "--json")
+    out, sample = tmp_path / "step.onnx", tmp_path / "sample.json"
+    exported = run_cli(
+        tmp_path / "data", "train", "export", model, "--batch", "4", "-o", str(out),
+        "--sample-out", str(sample), *common,
+    )  # fmt: skip
+    described = one_json(exported)
+    assert described["parameter_count"] == 51 and described["x_shape"] == [4, 4]
+    assert read_step_graph(out).to_dict() == {k: v for k, v in described.items() if k != "path"}
+    written = json.loads(sample.read_text())
+    assert np.allclose(written["weights"], flatten_params(step_model()))
+    assert np.allclose(written["y"], y)
+    wrong = run_cli(tmp_path / "data", "train", "export", model, "--batch", "5", *common)
+    assert wrong.returncode == 1 and "--batch is 5" in one_json(wrong)["error"]["message"]
