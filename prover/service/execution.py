@@ -78,7 +78,7 @@ def _run_compile(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: _Tracker
 ) -> dict[str, Any]:
     from prover.circuits.compiler import build_circuit, plan_compile
-    from prover.training.steps import build_step_circuit, plan_step
+    from prover.training.steps import build_step_circuit, planned_step, step_options
 
     assert claim.params is not None
     params = claim.params
@@ -92,8 +92,10 @@ def _run_compile(
         named = Path(tmp) / params["model_name"]
         named.symlink_to(store.path("models", params["model_id"]) / "model.onnx")
         if "step" in params:  # a training-step circuit (see ``service.training``)
-            step = plan_step(
-                named, params["step"]["sample"], settings, params["step"]["reusable_verifier"]
+            request = params["step"]
+            options = step_options(request["tolerance"], settings, request["reusable_verifier"])
+            step = planned_step(
+                named, request["calibration"], options, request["mean_update"], settings
             )
             _same_circuit(step.compile.circuit_id, claim.subject_id)
             record = build_step_circuit(step, store, settings, say)

@@ -44,7 +44,14 @@ def submit_step_circuit(
     """Accept an exported step graph and a sample step ``{"weights", "x", "y"}`` for
     compilation into a step circuit (a compile job); everything is checked first."""
     step = plan_step(graph_path, sample, settings, reusable_verifier)
-    params = {"step": {"sample": sample, "reusable_verifier": reusable_verifier}}
+    params = {
+        "step": {
+            "calibration": step.calibration,
+            "tolerance": step.options.tolerance,
+            "mean_update": step.mean_update,
+            "reusable_verifier": reusable_verifier,
+        }
+    }
     return accept_compile(settings, owner, step.compile, params)
 
 

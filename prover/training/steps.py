@@ -71,6 +71,7 @@ class StepPlan:
     options: CompileOptions
     graph: StepGraph
     mean_update: float
+    calibration: dict[str, Any]
 
 
 def _run_graph(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -108,14 +109,8 @@ def plan_step(
     if mean_update == 0.0:
         raise InvalidInputError("the sample batch moves no weight (zero gradient); use another")
     magnitude = max(1.0, float(np.max(np.abs(new_weights))), float(np.max(np.abs(loss_value))))
-    options = CompileOptions(
-        visibility=Visibility("hashed", "fixed", "hashed"),
-        # Three significant digits: the same request gives the same circuit id on any CPU.
-        tolerance=float(f"{UPDATE_FRACTION * mean_update / magnitude:.3g}"),
-        strategy=strategy,  # type: ignore[arg-type]
-        space=SearchSpace(scales=STEP_SCALES),
-        measure_top=settings.measure_top,
-        reusable_verifier=reusable_verifier,
+    options = step_options(
+        UPDATE_FRACTION * mean_update / magnitude, settings, reusable_verifier, strategy
     )
     # Calibrate on the sample step and on the step after it (weights move a little).
     calibration = {
@@ -125,8 +120,39 @@ def plan_step(
             np.concatenate([y.reshape(-1)] * 2).tolist(),
         ]
     }
+    return planned_step(path, calibration, options, mean_update, settings)
+
+
+def step_options(
+    tolerance: float,
+    settings: Settings,
+    reusable_verifier: bool = True,
+    strategy: str = "search",
+) -> CompileOptions:
+    """The compile options of a step circuit: hashed inputs and outputs, fixed params,
+    the search over ``STEP_SCALES``."""
+    return CompileOptions(
+        visibility=Visibility("hashed", "fixed", "hashed"),
+        tolerance=tolerance,
+        strategy=strategy,  # type: ignore[arg-type]
+        space=SearchSpace(scales=STEP_SCALES),
+        measure_top=settings.measure_top,
+        reusable_verifier=reusable_verifier,
+    )
+
+
+def planned_step(
+    path: Path,
+    calibration: dict[str, Any],
+    options: CompileOptions,
+    mean_update: float,
+    settings: Settings,
+) -> StepPlan:
+    """The plan of a step circuit whose calibration and options are settled (by
+    ``plan_step``, or carried in an accepted job: a worker does not recompute them, so it
+    derives the same circuit id as the API on any CPU)."""
     plan = plan_compile(path, calibration, options, settings)
-    return StepPlan(plan, options, graph, mean_update)
+    return StepPlan(plan, options, read_step_graph(path), mean_update, calibration)
 
 
 def build_step_circuit(
