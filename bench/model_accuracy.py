@@ -75,10 +75,10 @@ def measure(
     record = compile_model(model_dir / "model.onnx", calibration, CompileOptions(), store, settings)
     compile_s = time.perf_counter() - started
     compiled = store.path("circuits", record["id"]) / "model.compiled"
-    outputs = [TensorSpec(o["name"], tuple(o["shape"]), o["dtype"]) for o in record["outputs"]]
+    outputs = [TensorSpec.from_dict(o) for o in record["outputs"]]
 
     info = load_model(model_dir / "model.onnx", settings)
-    reference = FloatReference(info)
+    reference = FloatReference(info.path, info.inputs)
     float_logits = [reference.run([x.reshape(shape)])[0].reshape(-1) for x in x_test]
     float_pred = np.array([int(np.argmax(z)) for z in float_logits])
 

@@ -97,8 +97,9 @@ class Client:
         body = {"circuit_id": circuit_id, "weights": weights, "batches": batches}
         return self._call("POST", "/v1/training/runs", json=body)
 
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/training/runs/{run_id}")
+    def run(self, run_id: str, steps: bool = True) -> dict[str, Any]:
+        params = {} if steps else {"steps": "false"}
+        return self._call("GET", f"/v1/training/runs/{run_id}", params=params)
 
     def verify_chain(
         self,
@@ -115,15 +116,16 @@ class Client:
         timeout: float = 24 * 3600.0,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Wait for a training run to end, step by step (long polls on each step's job);
-        returns its final view, raises if it failed."""
+        """Wait for a training run to end, step by step (long polls on each step's job,
+        reading only the run's state in between); returns its full final view, raises if
+        it failed."""
         deadline = time.monotonic() + timeout
         while True:
-            run = self.run(run_id)
+            run = self.run(run_id, steps=False)
             if on_progress:
                 on_progress(run)
             if run["state"] == "succeeded":
-                return run
+                return self.run(run_id)
             if run["state"] == "failed":
                 raise ServiceError(200, {**(run["error"] or {}), "run_id": run_id})
             if time.monotonic() > deadline:

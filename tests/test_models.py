@@ -41,7 +41,7 @@ def test_example_model_proves(name: str, tmp_path: Path) -> None:
 
     info = load_model(directory / "model.onnx", settings)
     sample = parse_sample(sample_input, info.inputs)
-    (expected,) = FloatReference(info).run(sample)
+    (expected,) = FloatReference(info.path, info.inputs).run(sample)
     got = np.asarray(proof["outputs"][0])
     assert int(got.argmax()) == int(expected.argmax())
     spec = TensorSpec(**{**circuit["outputs"][0], "shape": tuple(circuit["outputs"][0]["shape"])})

@@ -67,7 +67,8 @@ def test_prove_matches_onnxruntime_and_verifies(
     session_settings: Settings,
 ) -> None:
     proof = prove_input(session_store, compiled["id"], sample_input, fresh=True)
-    reference = FloatReference(load_model(mlp_path, session_settings))
+    info = load_model(mlp_path, session_settings)
+    reference = FloatReference(info.path, info.inputs)
     expected = reference.run([np.asarray(sample_input["input_data"][0])])[0]
     got = np.asarray(proof["outputs"][0])
     assert got.shape == expected.shape

@@ -141,6 +141,10 @@ def test_a_training_run_is_proven_step_by_step_through_the_queue(
         proof_ids = [s["proof_id"] for s in steps]
         for proof_id in proof_ids:
             assert client.get(f"/v1/proofs/{proof_id}").json()["state"] == "ready"
+        state_only = client.get(
+            f"/v1/training/runs/{run['run_id']}", params={"steps": "false"}
+        ).json()
+        assert state_only["steps_done"] == 3 and state_only["steps"] is None
         listed = client.get("/v1/training/runs").json()["items"]
         assert [r["run_id"] for r in listed] == [run["run_id"]]
 

@@ -275,10 +275,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=_errors(),
         tags=["training"],
     )
-    def get_run(run_id: str, key: Owner) -> dict[str, Any]:
+    def get_run(
+        run_id: str,
+        key: Owner,
+        steps: Annotated[
+            bool, Query(description="false: only the state (cheap, for polling)")
+        ] = True,
+    ) -> dict[str, Any]:
         """A run's state and its proven steps (proof ids, commitments, losses, error
         against float training); the final weights once it succeeded."""
-        return training.get_run(settings, key, run_id)
+        return training.get_run(settings, key, run_id, steps)
 
     @app.get(
         "/v1/training/runs",

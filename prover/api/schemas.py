@@ -128,14 +128,16 @@ class RunSummary(Open):
 
 
 class RunView(RunSummary):
-    scale: int = Field(description="the fixed-point scale (bits) weights are quantized at")
-    steps: list[dict[str, Any]] = Field(
-        description="each proven step: proof_id, commitments, loss, float_loss, "
-        "max_error_vs_float, timings"
-    )
-    final_weights: list[float] | None = Field(description="the proven new weights (succeeded)")
-    final_commitment: str | None
     error: dict[str, Any] | None
+    # The fields below are left out (null) with ?steps=false.
+    scale: int | None = Field(None, description="the fixed-point scale weights are quantized at")
+    steps: list[dict[str, Any]] | None = Field(
+        None,
+        description="each proven step: proof_id, commitments, loss, float_loss, "
+        "max_error_vs_float, timings",
+    )
+    final_weights: list[float] | None = Field(None, description="the proven new weights")
+    final_commitment: str | None = None
 
 
 class ChainRequest(BaseModel):

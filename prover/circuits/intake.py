@@ -45,6 +45,11 @@ class TensorSpec:
     def to_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
+    @classmethod
+    def from_dict(cls, item: dict) -> TensorSpec:
+        """The spec a record keeps (``to_dict``'s form)."""
+        return cls(item["name"], tuple(item["shape"]), item["dtype"])
+
 
 @dataclass
 class ModelInfo:
@@ -193,7 +198,8 @@ def load_model(path: Path, settings: Settings) -> ModelInfo:
         variables=variables,
     )
     try:
-        outputs = FloatReference(info).run([np.zeros(t.shape, dtype=t.dtype) for t in inputs])
+        zeros = [np.zeros(t.shape, dtype=t.dtype) for t in inputs]
+        outputs = FloatReference(info.path, inputs).run(zeros)
     except InvalidInputError as exc:
         raise InvalidModelError(f"the model does not run in onnxruntime: {exc.message}") from exc
     info.outputs = [
@@ -206,14 +212,14 @@ def load_model(path: Path, settings: Settings) -> ModelInfo:
 class FloatReference:
     """onnxruntime session for a model: the float answer a circuit is compared against."""
 
-    def __init__(self, info: ModelInfo) -> None:
-        self.info = info
+    def __init__(self, path: Path, inputs: list[TensorSpec]) -> None:
+        self.inputs = inputs
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
-                str(info.path), options, providers=["CPUExecutionProvider"]
+                str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:
             raise InvalidModelError(f"onnxruntime cannot load the model: {exc}") from exc
@@ -222,7 +228,7 @@ class FloatReference:
         """Outputs for one sample given as one array per model input."""
         feeds = {
             spec.name: np.asarray(arr, dtype=spec.dtype).reshape(spec.shape)
-            for spec, arr in zip(self.info.inputs, arrays, strict=True)
+            for spec, arr in zip(self.inputs, arrays, strict=True)
         }
         try:
             return [np.asarray(o) for o in self.session.run(None, feeds)]

@@ -153,7 +153,7 @@ class Workspace:
         self.lookup_margin = lookup_margin
         self.dir.mkdir(parents=True, exist_ok=True)
         self.calibration_path = write_input(self.dir / "calibration.json", samples)
-        reference = FloatReference(info)
+        reference = FloatReference(info.path, info.inputs)
         self.float_outputs = [reference.run(s) for s in samples]
 
     def run_args(self, candidate: Candidate | None) -> ezkl.PyRunArgs:

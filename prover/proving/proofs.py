@@ -22,7 +22,7 @@ from prover.store import ArtifactStore, canonical_digest, now_iso
 
 
 def _specs(items: list[dict]) -> list[TensorSpec]:
-    return [TensorSpec(t["name"], tuple(t["shape"]), t["dtype"]) for t in items]
+    return [TensorSpec.from_dict(t) for t in items]
 
 
 def public_instances(proof_path: Path) -> list[list[str]]:

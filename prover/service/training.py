@@ -28,7 +28,7 @@ from prover.service.submissions import (
     with_retry,
 )
 from prover.store import ArtifactStore, canonical_digest, now_iso
-from prover.training.graph import step_batch, step_weights
+from prover.training.graph import step_batches, step_weights
 from prover.training.steps import batch_commitments, plan_step, step_graph, verify_chain
 
 MAX_RUN_STEPS = 10_000
@@ -71,17 +71,7 @@ def _batches(meta: dict[str, Any], batches: Any) -> list[dict[str, list[Any]]]:
         raise InvalidInputError('a run needs a list of batches [{"x": [...], "y": [...]}, ...]')
     if len(batches) > MAX_RUN_STEPS:
         raise InvalidInputError(f"a run has at most {MAX_RUN_STEPS} steps; got {len(batches)}")
-    graph = step_graph(meta)
-    checked = []
-    for i, batch in enumerate(batches):
-        if not isinstance(batch, dict) or not {"x", "y"} <= set(batch):
-            raise InvalidInputError(f'batch {i} is not {{"x": [...], "y": [...]}}')
-        try:
-            x, y = step_batch(graph, batch["x"], batch["y"])
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"batch {i}: {exc.message}", batch=i) from exc
-        checked.append({"x": x.tolist(), "y": y.tolist()})
-    return checked
+    return [{"x": x.tolist(), "y": y.tolist()} for x, y in step_batches(step_graph(meta), batches)]
 
 
 def submit_run(
@@ -126,24 +116,27 @@ def submit_run(
     return with_retry(settings.sqlalchemy_url(), body)
 
 
-def get_run(settings: Settings, owner: str, run_id: str) -> dict[str, Any]:
-    """A run's state and each proven step: proof id, commitments, loss (proven and float),
-    error against the float step; the final weights once it succeeded; the error if not."""
+def get_run(settings: Settings, owner: str, run_id: str, steps: bool = True) -> dict[str, Any]:
+    """A run's state, and the error if it failed; with ``steps``, also each proven step
+    (proof id, commitments, loss proven and float, error against the float step) and the
+    final weights once it succeeded. Without, nothing is read from the store: for polling."""
     with session_scope(settings.sqlalchemy_url()) as session:
         run = visible_row(session, owner, "run", TrainingRun, run_id)
-        view = run_summary(run)
+        view, proof_ids = run_summary(run), list(run.proof_ids)
         job = session.get(Job, run.job_id) if run.state == "failed" else None
         view["error"] = job.error if job is not None else None
+    if not steps:
+        return view
     store = ArtifactStore(settings.data_dir)
-    steps = [store.read_record("steps", proof_id) for proof_id in run.proof_ids]
+    records = [store.read_record("steps", proof_id) for proof_id in proof_ids]
     view["scale"] = store.read_record("training", view["circuit_id"])["scale"]
     view["steps"] = [
-        {"step": i, **{k: v for k, v in step.items() if k != "new_weights"}}
-        for i, step in enumerate(steps)
+        {"step": i, **{k: v for k, v in record.items() if k != "new_weights"}}
+        for i, record in enumerate(records)
     ]
     done = view["state"] == "succeeded"
-    view["final_weights"] = steps[-1]["new_weights"] if done else None
-    view["final_commitment"] = steps[-1]["commitments"]["weights_out"] if done else None
+    view["final_weights"] = records[-1]["new_weights"] if done else None
+    view["final_commitment"] = records[-1]["commitments"]["weights_out"] if done else None
     return view
 
 

@@ -158,6 +158,20 @@ def step_batch(graph: StepGraph, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray
     return xa.reshape(graph.x_shape), ya.reshape(graph.y_shape)
 
 
+def step_batches(graph: StepGraph, batches: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Batches ``[{"x": [...], "y": [...]}, ...]`` laid out by ``step_batch``; an error names
+    the batch."""
+    laid_out = []
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, dict) or not {"x", "y"} <= set(batch):
+            raise InvalidInputError(f'batch {i} is not {{"x": [...], "y": [...]}}', batch=i)
+        try:
+            laid_out.append(step_batch(graph, batch["x"], batch["y"]))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"batch {i}: {exc.message}", batch=i) from exc
+    return laid_out
+
+
 def step_weights(graph: StepGraph, weights: Any) -> np.ndarray:
     """Flat weights for the step graph; ``InvalidInputError`` when the count differs."""
     flat = _numbers(weights, "weights").reshape(-1)

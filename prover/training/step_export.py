@@ -432,6 +432,17 @@ def _loss_and_seed(
     return -(y * log_p).sum(dim=1).mean(), (torch.exp(log_p) - y) * (lr / out.shape[0])
 
 
+def _example_inputs(
+    parameter_count: int, x_shape: tuple[int, ...], y_shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero (weights, x, y) of the step's shapes, to trace and export with."""
+    return (
+        torch.zeros(parameter_count, dtype=torch.float32),
+        torch.zeros(x_shape, dtype=torch.float32),
+        torch.zeros(y_shape, dtype=torch.float32),
+    )
+
+
 def _trace_step(
     module: nn.Module,
     loss: str,
@@ -466,11 +477,7 @@ def _trace_step(
         grad, value = torch.func.grad_and_value(lambda w: _loss_value(forward(w, x), y, loss))(flat)
         return flat - lr * grad, value.reshape(1)
 
-    examples = (
-        torch.zeros(sum(sizes), dtype=torch.float32),
-        torch.zeros(x_shape, dtype=torch.float32),
-        torch.zeros(y_shape, dtype=torch.float32),
-    )
+    examples = _example_inputs(sum(sizes), x_shape, y_shape)
     step = folded_step if fold else autograd_step
     gm = make_fx(step, decomposition_table=_decompositions())(*examples)
     _fix_graph(gm)
@@ -578,11 +585,7 @@ def export_sgd_step(
             raise InvalidModelError(
                 f"the training step of this module cannot be traced: {_first_line(exc)}"
             ) from exc
-        examples = (
-            torch.zeros(sum(p.numel() for _, p in params), dtype=torch.float32),
-            torch.zeros(x_shape, dtype=torch.float32),
-            torch.zeros(y_shape, dtype=torch.float32),
-        )
+        examples = _example_inputs(sum(p.numel() for _, p in params), x_shape, y_shape)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -18,16 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 import ezkl
 import numpy as np
-import onnxruntime as ort
 
 from prover.circuits.compiler import CompileOptions, CompilePlan, build_circuit, plan_compile
-from prover.circuits.intake import load_model
+from prover.circuits.intake import FloatReference, TensorSpec, load_model
 from prover.circuits.search import Progress, SearchSpace, Visibility
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError, ProverError
 from prover.proving.proofs import proof_file, prove_input, public_instances, verify
 from prover.store import ArtifactStore, now_iso
-from prover.training.graph import Loss, StepGraph, read_step_graph, step_batch, step_weights
+from prover.training.graph import (
+    Loss,
+    StepGraph,
+    read_step_graph,
+    step_batch,
+    step_batches,
+    step_weights,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -74,16 +80,6 @@ class StepPlan:
     calibration: dict[str, Any]
 
 
-def _run_graph(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The float step (onnxruntime): [new weights, loss]."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {
-        spec.name: value.astype(np.float32).reshape([int(d) for d in spec.shape])
-        for spec, value in zip(session.get_inputs(), inputs, strict=True)
-    }
-    return session.run(None, feeds)
-
-
 def plan_step(
     path: Path,
     sample: dict[str, Any],
@@ -97,13 +93,13 @@ def plan_step(
     to the largest magnitude), searched over ``STEP_SCALES``. Keys are made for ezkl's
     reusable EVM verifier by default: a step circuit's own Solidity verifier exceeds
     EIP-170 even for tiny models (measured 31-59 kB)."""
-    load_model(path, settings)  # the generic checks: valid ONNX, size, operators
+    info = load_model(path, settings)  # the generic checks: valid ONNX, size, operators
     graph = read_step_graph(path)
     if not isinstance(sample, dict) or not {"weights", "x", "y"} <= set(sample):
         raise InvalidInputError('the sample step is {"weights": [...], "x": [...], "y": [...]}')
     weights = step_weights(graph, sample["weights"])
     x, y = step_batch(graph, sample["x"], sample["y"])
-    new_weights, loss_value = _run_graph(path, [weights, x, y])
+    new_weights, loss_value = FloatReference(info.path, info.inputs).run([weights, x, y])
     new_weights = new_weights.astype(np.float64).reshape(-1)
     mean_update = float(np.mean(np.abs(new_weights - weights)))
     if mean_update == 0.0:
@@ -256,8 +252,10 @@ def prove_step(
     )
     if store.exists("steps", proof["id"]):
         return store.read_record("steps", proof["id"])
-    model = store.path("models", store.read_record("circuits", meta["id"])["model_id"])
-    float_new, float_loss = _run_graph(model / "model.onnx", inputs)
+    circuit = store.read_record("circuits", meta["id"])
+    model = store.path("models", circuit["model_id"]) / "model.onnx"
+    specs = [TensorSpec.from_dict(t) for t in circuit["inputs"]]
+    float_new, float_loss = FloatReference(model, specs).run(inputs)
     new_weights = np.asarray(proof["outputs"][0], dtype=np.float64).reshape(-1)
     step = {
         "id": proof["id"],
@@ -303,13 +301,8 @@ def batch_commitments(
     """The commitments (see ``batch_commitment``) that batches ``{"x", "y"}`` get on the
     step circuit that made ``proof_id``."""
     meta = store.read_record("training", store.read_record("proofs", proof_id)["circuit_id"])
-    graph = step_graph(meta)
-    expected = []
-    for i, batch in enumerate(batches):
-        if not isinstance(batch, dict) or not {"x", "y"} <= set(batch):
-            raise InvalidInputError(f'batch {i} is not {{"x": [...], "y": [...]}}')
-        expected.append(batch_commitment(*step_batch(graph, batch["x"], batch["y"]), meta["scale"]))
-    return expected
+    pairs = step_batches(step_graph(meta), batches)
+    return [batch_commitment(x, y, meta["scale"]) for x, y in pairs]
 
 
 def commitments_of(store: ArtifactStore, proof_id: str) -> dict[str, str]:
