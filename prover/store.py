@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from prover.errors import NotFoundError
 
-Kind = Literal["models", "circuits", "proofs", "deployments", "training", "steps"]
+Kind = Literal["models", "circuits", "proofs", "deployments", "training", "steps", "schedules"]
 RECORD = "record.json"
 
 

@@ -15,6 +15,8 @@ from prover.chain.ledger import (
     deploy_ledger,
     run_key,
     run_state,
+    schedule_path,
+    schedule_root,
     start_federated_run,
     start_run,
     submit_round,
@@ -140,13 +142,13 @@ def test_tampered_steps_are_refused(proven: dict, chain: Chain) -> None:
     for position in (100, len(proof) // 2, len(proof) - 1):
         bad = bytearray(proof)
         bad[position] ^= 0x01
-        reason = _refused(chain, ledger.functions.submitStep(key, bytes(bad), instances))
+        reason = _refused(chain, ledger.functions.submitStep(key, bytes(bad), instances, []))
         assert reason == f"InvalidProof({key.hex()}, 0)", reason
     # Another batch commitment (the proof was made on batch 0): the proof does not verify.
     other_batch = [instances[0], instances[2], *instances[2:]]
-    reason = _refused(chain, ledger.functions.submitStep(key, proof, other_batch))
+    reason = _refused(chain, ledger.functions.submitStep(key, proof, other_batch, []))
     assert reason.startswith("InvalidProof")
-    assert _refused(chain, ledger.functions.submitStep(key, proof, instances[:4])) == (
+    assert _refused(chain, ledger.functions.submitStep(key, proof, instances[:4], [])) == (
         "BadInstances(0, 5, 4)"
     )
     assert _spent(chain) == before
@@ -234,7 +236,7 @@ def test_federated_rounds(proven: dict, chain: Chain) -> None:
     bad[len(bad) // 2] ^= 0x01
     key = run_key("fed-a")
     tampered = ledger.functions.submitRound(
-        key, [p for p, _ in steps], [i for _, i in steps], bytes(bad), instances
+        key, [p for p, _ in steps], [i for _, i in steps], bytes(bad), instances, [[], []]
     )
     assert _refused(chain, tampered) == f"InvalidProof({key.hex()}, 2)"
     assert _spent(chain) == before
@@ -263,6 +265,81 @@ def test_federated_rounds(proven: dict, chain: Chain) -> None:
     state = run_state(chain, store, "fed-a")
     assert state["steps"] == 2 and state["current_weights"] == round2["commitments"]["global"]
     print(f"\nsubmitRound gas (2 clients): {accepted['gas_used']}, {second['gas_used']}")
+
+
+def _batch(step: dict) -> str:
+    """A step's batch commitment as a schedule lists it."""
+    return f"{step['commitments']['x']}:{step['commitments']['y']}"
+
+
+def test_schedule_tree() -> None:
+    words = [f"0x{i:064x}:0x{i + 100:064x}" for i in range(1, 6)]
+    # Every batch's path leads to the one root (5 leaves, padded to 8: paths of 3).
+    root = schedule_root(words)
+    for position in range(5):
+        assert len(schedule_path(words, position)) == 3
+    assert schedule_root(words[:1]) != root and schedule_path(words[:1], 0) == []
+    assert schedule_root(words[::-1]) != root  # the order is committed
+    with pytest.raises(InvalidInputError, match="no batch 5"):
+        schedule_path(words, 5)
+    with pytest.raises(InvalidInputError, match="is not H"):
+        schedule_root(["0x12"])
+    with pytest.raises(InvalidInputError, match="at least one"):
+        schedule_root([])
+
+
+def test_a_pinned_schedule_takes_only_its_batches_in_order(proven: dict, chain: Chain) -> None:
+    store, (step1, step2) = proven["store"], proven["steps"]
+    _, client2 = proven["round1"][0]  # from w0 like step 1, on step 2's batch
+    circuit_id, initial = proven["circuit"]["id"], proven["initial"]
+    schedule = [_batch(step1), _batch(step2), _batch(step1)]
+    started = start_run(chain, store, "run-s", circuit_id, initial, batches=schedule)
+    assert started["batch_schedule"] == {"root": schedule_root(schedule), "batches": 3}
+    assert run_state(chain, store, "run-s")["batch_schedule"] == started["batch_schedule"]
+
+    # A valid step from the right weights, on another batch than the scheduled one.
+    before = _spent(chain)
+    other = submit_step(chain, store, "run-s", client2["proof_id"])
+    assert other["accepted"] is False and other["reason"] == "UnscheduledBatch(0, 0)"
+    ledger = contract(chain, "TrainingLedger", deploy_ledger(chain, store))
+    proof, instances = verifier_arguments(store.path("proofs", step1["proof_id"]) / "proof.json")
+    short = ledger.functions.submitStep(run_key("run-s"), proof, instances, [])
+    assert _refused(chain, short) == "BadBatchPath(2, 0)"
+    assert _spent(chain) == before
+    for step in (step1, step2):
+        accepted = submit_step(chain, store, "run-s", step["proof_id"])
+        assert accepted["accepted"] is True, accepted["reason"]
+
+    # A one-batch schedule is used up after its step.
+    start_run(chain, store, "run-t", circuit_id, initial, batches=[_batch(step1)])
+    assert submit_step(chain, store, "run-t", step1["proof_id"])["accepted"] is True
+    assert submit_step(chain, store, "run-t", step2["proof_id"])["reason"] == "ScheduleEnded(1)"
+    # A root needs a count and the reverse; nothing is started.
+    verifier = started["step_verifier"]
+    spec = (verifier, started["step_vka"], "0x" + "00" * 20, "0x" + "00" * 20, 0,
+            bytes.fromhex(initial[2:]), bytes(32), 2)  # fmt: skip
+    bad = ledger.functions.startRun(run_key("run-u"), spec)
+    assert _refused(chain, bad) == f"BadSchedule({'00' * 32}, 2)"
+
+
+def test_a_pinned_schedule_orders_federated_clients(proven: dict, chain: Chain) -> None:
+    store = proven["store"]
+    (step1, client2), round1 = proven["round1"]
+    next_clients, round2 = proven["round2"]
+    ids = [step1["proof_id"], client2["proof_id"]]
+    args = (proven["circuit"]["id"], proven["aggregation"]["id"], 2, proven["initial"])
+    # Round r's client k takes batch r * clients + k.
+    schedule = [_batch(s) for s in (step1, client2, *next_clients)]
+    start_federated_run(chain, store, "fed-s", *args, batches=[schedule[1], *schedule[1:]])
+    refused = submit_round(chain, store, "fed-s", ids, round1["proof_id"])
+    assert refused["reason"] == "UnscheduledBatch(0, 0)"
+
+    start_federated_run(chain, store, "fed-t", *args, batches=schedule)
+    assert submit_round(chain, store, "fed-t", ids, round1["proof_id"])["accepted"] is True
+    later = [s["proof_id"] for s in next_clients]
+    accepted = submit_round(chain, store, "fed-t", later, round2["proof_id"])
+    assert accepted["accepted"] is True, accepted["reason"]
+    assert run_state(chain, store, "fed-t")["steps"] == 2
 
 
 def test_verifiers_fit_eip170_and_the_vka_is_the_circuits(proven: dict, chain: Chain) -> None:

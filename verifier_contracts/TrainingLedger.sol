@@ -21,6 +21,13 @@ pragma solidity 0.8.20;
 ///         stored once on the ledger (`storeVka`, as the code of a data contract, so a step
 ///         does not pay for it in calldata or storage reads) and named when a run starts.
 ///
+///         A run may pin its batch schedule: the Merkle root of the batches its steps must
+///         use, in order (for a federated run, round r's client k uses batch r*clients+k).
+///         A leaf is keccak256(abi.encode(H(x), H(y))); an inner node keccak256(abi.encode(
+///         left, right)); the leaves are padded with zero words to a power of two. A step
+///         then carries the sibling path of its leaf, and is refused if its batch is not the
+///         scheduled one or the schedule is used up. A zero root accepts any batch.
+///
 ///         The first caller to start a run owns it; only the owner submits its steps or
 ///         rounds (so a copied proof cannot be replayed by someone else, and nobody else can
 ///         advance the run from weights they happen to know) or hands the run over (to the
@@ -35,9 +42,25 @@ contract TrainingLedger {
         address stepVerifier;
         uint64 steps; // steps (or rounds) accepted so far
         address stepVka; // VKA data contract for ezkl's reusable verifier; zero: own verifier
+        uint64 batchCount; // batches in the schedule
         address aggregationVerifier; // zero for a run of single steps
         address aggregationVka;
         bytes32 current; // commitment of the current (global) weights
+        bytes32 batchRoot; // Merkle root of the batch schedule; zero: any batch
+    }
+
+    /// How a run starts. A zero stepVka or aggregationVka: that circuit has its own
+    /// verifier; zero clients and aggregationVerifier: a run of single steps; a zero
+    /// batchRoot (and batchCount): no batch schedule.
+    struct RunSpec {
+        address stepVerifier;
+        address stepVka;
+        address aggregationVerifier;
+        address aggregationVka;
+        uint256 clients;
+        bytes32 initialWeights;
+        bytes32 batchRoot;
+        uint256 batchCount;
     }
 
     mapping(bytes32 => Run) private runs;
@@ -52,7 +75,9 @@ contract TrainingLedger {
         address aggregationVerifier,
         address aggregationVka,
         uint256 clients,
-        bytes32 initialWeights
+        bytes32 initialWeights,
+        bytes32 batchRoot,
+        uint256 batchCount
     );
     event StepAccepted(
         bytes32 indexed runId,
@@ -85,46 +110,56 @@ contract TrainingLedger {
     error WrongClientCount(uint256 expected, uint256 got);
     /// The aggregation proof's input `client` is not that client's weights_out.
     error AggregationMismatch(uint256 client);
+    /// A batch schedule needs a root and at least one batch, or neither.
+    error BadSchedule(bytes32 batchRoot, uint256 batchCount);
+    /// Proof `index` (as for InvalidProof) is not on batch `position` of the schedule.
+    error UnscheduledBatch(uint256 index, uint256 position);
+    /// The schedule's `count` batches are used up.
+    error ScheduleEnded(uint256 count);
+    /// A batch path has `got` siblings; the schedule's tree needs `expected`.
+    error BadBatchPath(uint256 expected, uint256 got);
 
     // verifyProof of a circuit's own verifier, and of ezkl's reusable verifier (with the VKA).
     bytes4 private constant VERIFY = bytes4(keccak256("verifyProof(bytes,uint256[])"));
     bytes4 private constant VERIFY_WITH_VKA = bytes4(keccak256("verifyProof(bytes,uint256[],bytes32[])"));
     uint256 private constant STEP_INSTANCES = 5;
 
-    /// Start a run checked by the step circuit's own verifier.
-    function startRun(bytes32 runId, address stepVerifier, bytes32 initialWeights) external {
-        _start(runId, stepVerifier, address(0), address(0), address(0), 0, initialWeights);
-    }
-
-    /// Start a run checked by ezkl's reusable verifier with a stored VKA (zero: own verifier).
-    function startReusableRun(bytes32 runId, address stepVerifier, address stepVka, bytes32 initialWeights)
-        external
-    {
-        _start(runId, stepVerifier, stepVka, address(0), address(0), 0, initialWeights);
-    }
-
-    function startFederatedRun(
-        bytes32 runId,
-        address stepVerifier,
-        address aggregationVerifier,
-        uint256 clients,
-        bytes32 initialWeights
-    ) external {
-        _start(runId, stepVerifier, address(0), aggregationVerifier, address(0), clients, initialWeights);
-    }
-
-    /// A federated run whose step and/or aggregation circuit use ezkl's reusable verifier
-    /// (a zero VKA: that circuit has its own verifier).
-    function startReusableFederatedRun(
-        bytes32 runId,
-        address stepVerifier,
-        address stepVka,
-        address aggregationVerifier,
-        address aggregationVka,
-        uint256 clients,
-        bytes32 initialWeights
-    ) external {
-        _start(runId, stepVerifier, stepVka, aggregationVerifier, aggregationVka, clients, initialWeights);
+    /// Start a run (see RunSpec); the caller owns it.
+    function startRun(bytes32 runId, RunSpec calldata spec) external {
+        if (runs[runId].stepVerifier != address(0)) revert RunExists(runId);
+        _checkVerifier(spec.stepVerifier, spec.stepVka);
+        uint256 clients = spec.clients;
+        if (clients != 0 || spec.aggregationVerifier != address(0)) {
+            if (clients == 0 || clients > type(uint64).max) revert WrongClientCount(1, clients);
+            _checkVerifier(spec.aggregationVerifier, spec.aggregationVka);
+        }
+        if ((spec.batchRoot == bytes32(0)) != (spec.batchCount == 0) || spec.batchCount > type(uint64).max) {
+            revert BadSchedule(spec.batchRoot, spec.batchCount);
+        }
+        runs[runId] = Run(
+            msg.sender,
+            uint64(clients),
+            spec.stepVerifier,
+            0,
+            spec.stepVka,
+            uint64(spec.batchCount),
+            spec.aggregationVerifier,
+            spec.aggregationVka,
+            spec.initialWeights,
+            spec.batchRoot
+        );
+        emit RunStarted(
+            runId,
+            msg.sender,
+            spec.stepVerifier,
+            spec.stepVka,
+            spec.aggregationVerifier,
+            spec.aggregationVka,
+            clients,
+            spec.initialWeights,
+            spec.batchRoot,
+            spec.batchCount
+        );
     }
 
     /// Store a VKA (once per VKA; later calls return the same data contract).
@@ -144,12 +179,17 @@ contract TrainingLedger {
         emit VkaStored(digest, data);
     }
 
-    /// Accept the run's next step: a proof of the step circuit from the current weights.
-    function submitStep(bytes32 runId, bytes calldata proof, uint256[] calldata instances) external {
+    /// Accept the run's next step: a proof of the step circuit from the current weights
+    /// (and, if the run pins a schedule, on the scheduled batch: `batchPath` is its leaf's
+    /// sibling path, empty otherwise).
+    function submitStep(bytes32 runId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata batchPath)
+        external
+    {
         Run storage run = _owned(runId);
         if (run.clients != 0) revert WrongRunKind(runId, true);
-        _checkStep(runId, run, proof, instances, 0);
         uint256 index = run.steps;
+        _checkStep(runId, run, proof, instances, 0);
+        _checkBatch(run, instances, 0, index, batchPath);
         run.current = bytes32(instances[3]);
         run.steps = uint64(index + 1);
         emit StepAccepted(
@@ -164,17 +204,23 @@ contract TrainingLedger {
     }
 
     /// Accept the run's next federated round: one step proof per client, all from the
-    /// current global weights, and the aggregation of their weights_out.
+    /// current global weights (each on its scheduled batch, if the run pins a schedule:
+    /// `batchPaths[k]` is client k's sibling path), and the aggregation of their weights_out.
     function submitRound(
         bytes32 runId,
         bytes[] calldata stepProofs,
         uint256[][] calldata stepInstances,
         bytes calldata aggregationProof,
-        uint256[] calldata aggregationInstances
+        uint256[] calldata aggregationInstances,
+        bytes32[][] calldata batchPaths
     ) external {
         Run storage run = _owned(runId);
         _checkClients(runId, run, stepProofs, stepInstances, aggregationInstances);
         uint256 clients = run.clients;
+        if (batchPaths.length != clients) revert WrongClientCount(clients, batchPaths.length);
+        for (uint256 k = 0; k < clients; ++k) {
+            _checkBatch(run, stepInstances[k], k, run.steps * clients + k, batchPaths[k]);
+        }
         if (!_verifies(run.aggregationVerifier, run.aggregationVka, aggregationProof, aggregationInstances)) {
             revert InvalidProof(runId, clients);
         }
@@ -193,29 +239,6 @@ contract TrainingLedger {
 
     function get(bytes32 runId) external view returns (Run memory) {
         return runs[runId];
-    }
-
-    function _start(
-        bytes32 runId,
-        address stepVerifier,
-        address stepVka,
-        address aggregationVerifier,
-        address aggregationVka,
-        uint256 clients,
-        bytes32 initialWeights
-    ) private {
-        if (runs[runId].stepVerifier != address(0)) revert RunExists(runId);
-        _checkVerifier(stepVerifier, stepVka);
-        if (clients != 0 || aggregationVerifier != address(0)) {
-            if (clients == 0 || clients > type(uint64).max) revert WrongClientCount(1, clients);
-            _checkVerifier(aggregationVerifier, aggregationVka);
-        }
-        runs[runId] = Run(
-            msg.sender, uint64(clients), stepVerifier, 0, stepVka, aggregationVerifier, aggregationVka, initialWeights
-        );
-        emit RunStarted(
-            runId, msg.sender, stepVerifier, stepVka, aggregationVerifier, aggregationVka, clients, initialWeights
-        );
     }
 
     function _checkVerifier(address verifier, address vka) private view {
@@ -264,6 +287,31 @@ contract TrainingLedger {
         bytes32 weightsIn = run.current;
         if (bytes32(instances[0]) != weightsIn) revert OutOfOrder(weightsIn, bytes32(instances[0]));
         if (!_verifies(run.stepVerifier, run.stepVka, proof, instances)) revert InvalidProof(runId, index);
+    }
+
+    /// Reverts unless the run pins no schedule, or proof `index`'s batch (instances 1 and
+    /// 2: H(x), H(y)) is leaf `position` of the schedule's Merkle tree by `path`.
+    function _checkBatch(
+        Run storage run,
+        uint256[] calldata instances,
+        uint256 index,
+        uint256 position,
+        bytes32[] calldata path
+    ) private view {
+        bytes32 root = run.batchRoot;
+        if (root == bytes32(0)) return;
+        uint256 count = run.batchCount;
+        if (position >= count) revert ScheduleEnded(count);
+        uint256 depth = 0;
+        while ((uint256(1) << depth) < count) ++depth;
+        if (path.length != depth) revert BadBatchPath(depth, path.length);
+        bytes32 node = keccak256(abi.encode(instances[1], instances[2]));
+        for (uint256 level = 0; level < depth; ++level) {
+            node = (position >> level) & 1 == 0
+                ? keccak256(abi.encode(node, path[level]))
+                : keccak256(abi.encode(path[level], node));
+        }
+        if (node != root) revert UnscheduledBatch(index, position);
     }
 
     /// Both verifiers answer with a first word of 1 for a valid proof, and revert or answer

@@ -3,8 +3,9 @@
 Compiles one SGD step into a circuit, proves ``--steps`` consecutive steps on real batches
 of scikit-learn's digits (each step fed the weights the previous proof produced), shows
 the loss going down, verifies the chain of commitments off-chain, then, on a local anvil
-chain, starts a run on the TrainingLedger contract and submits every step: the ledger
-accepts each only with a valid proof that starts from the last accepted weights.
+chain, starts a run on the TrainingLedger contract with its batch schedule pinned and
+submits every step: the ledger accepts each only with a valid proof that starts from the
+last accepted weights and uses the scheduled batch.
 
     .venv/bin/python models/digits_train/train.py [--steps 8] [--data-dir DIR] [--json F]
 """
@@ -105,7 +106,13 @@ def main() -> None:
     with LocalChain() as node:
         chain = connect(node.rpc_url, ANVIL_DEV_KEY)
         run_id = f"digits-{initial[2:14]}"
-        start_run(chain, store, run_id, circuit["id"], initial)
+        pinned = start_run(chain, store, run_id, circuit["id"], initial, batches=expected)
+        print(f"ledger run {run_id}: batch schedule {pinned['batch_schedule']['root'][:18]}…")
+        # A valid step from the initial weights, but on batch 1 instead of the scheduled 0.
+        off_schedule = xy(batches(2)[1])
+        unscheduled = prove_step(store, circuit["id"], flatten_params(make_model()), *off_schedule)
+        skipped = submit_step(chain, store, run_id, unscheduled["proof_id"])
+        print(f"ledger step 0 on batch 1: accepted={skipped['accepted']} ({skipped['reason']})")
         onchain = [submit_step(chain, store, run_id, proof_id) for proof_id in ids]
         for t, result in enumerate(onchain):
             print(f"ledger step {t}: accepted={result['accepted']}  gas {result.get('gas_used')}")
@@ -124,7 +131,12 @@ def main() -> None:
                     "initial": {"test_loss": loss0, "test_accuracy": acc0, "weights": initial},
                     "steps": [{k: v for k, v in s.items() if k != "new_weights"} for s in steps],
                     "chain": chain_check,
-                    "ledger": {"state": state, "submissions": onchain, "replay": replay},
+                    "ledger": {
+                        "state": state,
+                        "submissions": onchain,
+                        "unscheduled_batch": skipped,
+                        "replay": replay,
+                    },
                 },
                 indent=2,
                 default=str,

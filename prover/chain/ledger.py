@@ -6,6 +6,11 @@ A run id is any string: 0x and 64 hex digits is taken as the bytes32 itself, any
 else as the keccak256 of its text. Commitments are 0x big-endian field elements, as
 ``prover.training.steps.commitment`` and ``commitments_of`` write them.
 
+A run may pin its batch schedule: the steps' batch commitments (``H(x):H(y)``, as
+``steps.batch_commitment`` and ``verify_chain`` write them) in order, held on chain as a
+Merkle root (see the contract). The schedule itself is kept in the store under its root,
+so that each submission can send its batch's sibling path.
+
 Each circuit is checked by its own verifier, or, if compiled with ``reusable_verifier``
 (needed once its own verifier exceeds EIP-170, as step circuits' usually do), by ezkl's
 reusable verifier with the circuit's VKA, which the ledger stores once per VKA.
@@ -48,6 +53,73 @@ def _word(commitment: str) -> bytes:
 def _hex(word: bytes | int) -> str:
     raw = word.to_bytes(32, "big") if isinstance(word, int) else word
     return "0x" + raw.hex()
+
+
+def _batch_words(batch: str) -> tuple[bytes, bytes]:
+    parts = batch.split(":")
+    if len(parts) != 2 or not all(_BYTES32.fullmatch(p) for p in parts):
+        raise InvalidInputError(
+            f"batch commitment {batch!r} is not H(x):H(y) (two 0x-prefixed 32-byte words)"
+        )
+    return _word(parts[0]), _word(parts[1])
+
+
+def schedule_levels(batches: list[str]) -> list[list[bytes]]:
+    """The Merkle tree of a batch schedule, leaves first, root last: a leaf is
+    keccak256(H(x) || H(y)), a node keccak256(left || right); the leaves are padded with
+    zero words to a power of two."""
+    if not batches:
+        raise InvalidInputError("a batch schedule needs at least one batch")
+    level = [keccak(b"".join(_batch_words(b))) for b in batches]
+    level += [bytes(32)] * ((1 << (len(level) - 1).bit_length()) - len(level))
+    levels = [level]
+    while len(level) > 1:
+        level = [keccak(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+        levels.append(level)
+    return levels
+
+
+def schedule_root(batches: list[str]) -> str:
+    """The root a run pins for this batch schedule."""
+    return _hex(schedule_levels(batches)[-1][0])
+
+
+def schedule_path(batches: list[str], position: int) -> list[bytes]:
+    """The sibling path of batch ``position`` of a schedule, leaf level first."""
+    if not 0 <= position < len(batches):
+        raise InvalidInputError(
+            f"the batch schedule has {len(batches)} batches; there is no batch {position}"
+        )
+    levels = schedule_levels(batches)
+    return [level[(position >> depth) ^ 1] for depth, level in enumerate(levels[:-1])]
+
+
+def _save_schedule(store: ArtifactStore, batches: list[str] | None) -> tuple[bytes, int]:
+    """(root word, count) a run pins; zero for no schedule. The schedule is kept in the
+    store under its root."""
+    if batches is None:
+        return bytes(32), 0
+    root = schedule_root(batches)
+    if not store.exists("schedules", root[2:]):
+        store.save_record(
+            "schedules", root[2:], {"id": root[2:], "kind": "batch_schedule", "batches": batches}
+        )
+    return _word(root), len(batches)
+
+
+def _paths(store: ArtifactStore, run: Any, positions: list[int]) -> list[list[bytes]]:
+    """The sibling paths of schedule positions of a run (none where it pins no schedule)."""
+    root = run[-1]
+    if root == bytes(32):
+        return [[] for _ in positions]
+    if not store.exists("schedules", root.hex()):
+        raise InvalidInputError(
+            f"the run pins batch schedule {_hex(root)}, which this data dir does not hold: "
+            "submit from the data dir that started the run"
+        )
+    batches = store.read_record("schedules", root.hex())["batches"]
+    # Past the schedule's end the ledger refuses (ScheduleEnded), whatever the path.
+    return [schedule_path(batches, p) if p < len(batches) else [] for p in positions]
 
 
 def deploy_ledger(chain: Chain, store: ArtifactStore, deploy_missing: bool = True) -> str:
@@ -108,14 +180,60 @@ def _circuit(store: ArtifactStore, circuit_ref: str, step: bool) -> str:
     return circuit_id
 
 
-def _started(chain: Chain, run_id: str, call: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    receipt = transact(chain, call)
+def _start(
+    chain: Chain,
+    store: ArtifactStore,
+    run_id: str,
+    step_circuit_id: str,
+    initial_weights_commitment: str,
+    batches: list[str] | None,
+    aggregation_circuit_id: str | None = None,
+    clients: int = 0,
+) -> dict[str, Any]:
+    """Start a run on the ledger (see ``start_run`` and ``start_federated_run``)."""
+    circuit_id = _circuit(store, step_circuit_id, step=True)
+    aggregation_id = (
+        _circuit(store, aggregation_circuit_id, step=False) if aggregation_circuit_id else None
+    )
+    weights = _word(initial_weights_commitment)
+    root, count = _save_schedule(store, batches)
+    ledger = contract(chain, LEDGER, deploy_ledger(chain, store))
+    step_verifier, step_vka = _verifier(chain, store, ledger, circuit_id)
+    aggregation_verifier, aggregation_vka = (
+        _verifier(chain, store, ledger, aggregation_id) if aggregation_id else (_NO_VKA, _NO_VKA)
+    )
+    spec = (
+        step_verifier,
+        step_vka,
+        aggregation_verifier,
+        aggregation_vka,
+        clients,
+        weights,
+        root,
+        count,
+    )
+    receipt = transact(chain, ledger.functions.startRun(run_key(run_id), spec))
+    federated = (
+        {
+            "aggregation_circuit_id": aggregation_id,
+            "clients": clients,
+            "aggregation_verifier": aggregation_verifier,
+            "aggregation_vka": None if aggregation_vka == _NO_VKA else aggregation_vka,
+        }
+        if aggregation_id
+        else {}
+    )
     return {
         "run_id": run_id,
         "run_key": _hex(run_key(run_id)),
         "chain_id": chain.chain_id,
-        "ledger_address": call.address,
-        **extra,
+        "ledger_address": ledger.address,
+        "step_circuit_id": circuit_id,
+        "step_verifier": step_verifier,
+        "step_vka": None if step_vka == _NO_VKA else step_vka,
+        **federated,
+        "initial_weights": initial_weights_commitment,
+        "batch_schedule": None if batches is None else {"root": _hex(root), "batches": count},
         "tx_hash": receipt["transactionHash"].to_0x_hex(),
         "gas_used": receipt["gasUsed"],
     }
@@ -127,24 +245,13 @@ def start_run(
     run_id: str,
     step_circuit_id: str,
     initial_weights_commitment: str,
+    batches: list[str] | None = None,
 ) -> dict[str, Any]:
     """Start a run of ``step_circuit_id`` steps from the committed initial weights; the
-    sender owns it. A ``ChainError`` (``RunExists``...) if the ledger refuses."""
-    circuit_id = _circuit(store, step_circuit_id, step=True)
-    ledger = contract(chain, LEDGER, deploy_ledger(chain, store))
-    verifier, vka = _verifier(chain, store, ledger, circuit_id)
-    key, weights = run_key(run_id), _word(initial_weights_commitment)
-    if vka == _NO_VKA:
-        call = ledger.functions.startRun(key, verifier, weights)
-    else:
-        call = ledger.functions.startReusableRun(key, verifier, vka, weights)
-    extra = {
-        "step_circuit_id": circuit_id,
-        "step_verifier": verifier,
-        "step_vka": None if vka == _NO_VKA else vka,
-        "initial_weights": initial_weights_commitment,
-    }
-    return _started(chain, run_id, call, extra)
+    sender owns it. ``batches`` (``H(x):H(y)`` per step, in order) pins the batch schedule:
+    step t is then accepted only on batch t. A ``ChainError`` (``RunExists``...) if the
+    ledger refuses."""
+    return _start(chain, store, run_id, step_circuit_id, initial_weights_commitment, batches)
 
 
 def start_federated_run(
@@ -155,34 +262,21 @@ def start_federated_run(
     aggregation_circuit_id: str,
     clients: int,
     initial_weights_commitment: str,
+    batches: list[str] | None = None,
 ) -> dict[str, Any]:
     """Start a federated run: rounds of ``clients`` step proofs and one aggregation proof
-    (public instances [H(w_0), ..., H(w_{clients-1}), H(global)])."""
-    circuit_id = _circuit(store, step_circuit_id, step=True)
-    aggregation_id = _circuit(store, aggregation_circuit_id, step=False)
-    ledger = contract(chain, LEDGER, deploy_ledger(chain, store))
-    step_verifier, step_vka = _verifier(chain, store, ledger, circuit_id)
-    aggregation_verifier, aggregation_vka = _verifier(chain, store, ledger, aggregation_id)
-    key, weights = run_key(run_id), _word(initial_weights_commitment)
-    if step_vka == aggregation_vka == _NO_VKA:
-        call = ledger.functions.startFederatedRun(
-            key, step_verifier, aggregation_verifier, clients, weights
-        )
-    else:
-        call = ledger.functions.startReusableFederatedRun(
-            key, step_verifier, step_vka, aggregation_verifier, aggregation_vka, clients, weights
-        )
-    extra = {
-        "step_circuit_id": circuit_id,
-        "aggregation_circuit_id": aggregation_id,
-        "clients": clients,
-        "step_verifier": step_verifier,
-        "step_vka": None if step_vka == _NO_VKA else step_vka,
-        "aggregation_verifier": aggregation_verifier,
-        "aggregation_vka": None if aggregation_vka == _NO_VKA else aggregation_vka,
-        "initial_weights": initial_weights_commitment,
-    }
-    return _started(chain, run_id, call, extra)
+    (public instances [H(w_0), ..., H(w_{clients-1}), H(global)]). ``batches`` pins the
+    schedule: round r's client k is accepted only on batch ``r * clients + k``."""
+    return _start(
+        chain,
+        store,
+        run_id,
+        step_circuit_id,
+        initial_weights_commitment,
+        batches,
+        aggregation_circuit_id,
+        clients,
+    )
 
 
 def _arguments(store: ArtifactStore, proof_id: str) -> tuple[str, bytes, list[int]]:
@@ -215,7 +309,9 @@ def submit_step(chain: Chain, store: ArtifactStore, run_id: str, proof_id: str) 
     ``OutOfOrder(...)``, ``InvalidProof(...)``) when refused, else the StepAccepted event."""
     resolved, proof, instances = _arguments(store, proof_id)
     ledger = _ledger(chain, store)
-    call = ledger.functions.submitStep(run_key(run_id), proof, instances)
+    run = _run(ledger, run_id)
+    (path,) = _paths(store, run, [run[3]])
+    call = ledger.functions.submitStep(run_key(run_id), proof, instances, path)
     result, receipt = _submitted(chain, run_id, call)
     result["proof_id"] = resolved
     if receipt is not None:
@@ -250,12 +346,15 @@ def submit_round(
         store, aggregation_proof_id
     )
     ledger = _ledger(chain, store)
+    run = _run(ledger, run_id)
+    first = run[3] * len(steps)  # the round's first schedule position
     call = ledger.functions.submitRound(
         run_key(run_id),
         [proof for _, proof, _ in steps],
         [instances for _, _, instances in steps],
         aggregation_proof,
         aggregation_instances,
+        _paths(store, run, [first + k for k in range(len(steps))]),
     )
     result, receipt = _submitted(chain, run_id, call)
     result["step_proof_ids"] = [p for p, _, _ in steps]
@@ -272,21 +371,28 @@ def submit_round(
     return result
 
 
+def _run(ledger: Any, run_id: str) -> Any:
+    """The ledger's Run struct of a run (all zero if it was never started)."""
+    return ledger.functions.get(run_key(run_id)).call()
+
+
 def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]:
     """A run as the ledger holds it (sends nothing): owner, verifiers, steps (or rounds)
-    accepted and the current weights commitment; a ``ChainError`` if it was never started."""
+    accepted, the current weights commitment and the batch schedule; a ``ChainError`` if
+    it was never started."""
     ledger = _ledger(chain, store)
-    run = ledger.functions.get(run_key(run_id)).call()
     (
         owner,
         clients,
         step_verifier,
         steps,
         step_vka,
+        batch_count,
         aggregation_verifier,
         aggregation_vka,
         current,
-    ) = run
+        batch_root,
+    ) = _run(ledger, run_id)
     if int(step_verifier, 16) == 0:
         raise ChainError(f"run {run_id!r} was never started on chain {chain.chain_id}")
 
@@ -307,4 +413,7 @@ def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]
         "aggregation_vka": vka(aggregation_vka),
         "steps": steps,
         "current_weights": _hex(current),
+        "batch_schedule": (
+            {"root": _hex(batch_root), "batches": batch_count} if batch_count else None
+        ),
     }
