@@ -13,6 +13,18 @@ reusable-verifier keys:
 * ``search``: what ``compile_step`` does: the folded export and the settings search over
   ``STEP_SCALES``.
 
+With ``--floors`` two more circuits per model bound what any step circuit of this ezkl
+could reach, each found by the same search:
+
+* ``floor-no-commitments``: the folded step with private inputs and outputs: the step
+  arithmetic alone, what is left if commitments cost nothing;
+* ``floor-commitments-only``: a graph with the step's inputs and outputs and no arithmetic
+  (new weights = weights, loss = sum of y), hashed like a step: what the Poseidon
+  commitments alone cost (ezkl hashes in its own columns, ~41 rows per value).
+
+A step circuit with Poseidon commitments holds both parts, so it cannot prove faster than
+either floor: ``baseline / floor`` is the most any search over this ezkl could gain.
+
 The models are ``tiny`` (the 4-6-3 MLP of ``tests/conftest.py``, batch ``step_batch(0)``,
 MSE, lr 0.5) and ``digits_train`` (``models/digits_train``: the 16-8-10 MLP on its first
 batch of 8, MSE on one-hot targets, lr 1.0). For each circuit it reports logrows, the
@@ -30,7 +42,7 @@ default error * 1.05, or within the step's own bar (``UPDATE_FRACTION`` of the m
 Run from the repository root (ezkl prints its own noise to stdout; the tables come last)::
 
     .venv/bin/python bench/bench_training.py [--models tiny digits_train] [--repeat 3] \
-        [--json out.json] [--markdown]
+        [--floors] [--json out.json] [--markdown]
 
 A compile or proof that fails is shown as FAILED with its reason. Timings are wall clock:
 run it on an otherwise idle machine (the JSON records load averages).
@@ -39,6 +51,7 @@ run it on an otherwise idle machine (the JSON records load averages).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -51,6 +64,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import onnx
 from bench_core import first_line, in_child, peak_rss_mb, prove_worker, verify_worker
 from common import (
     GOAL_SPEEDUP,
@@ -63,22 +77,43 @@ from common import (
 )
 from torch import nn
 
-from prover.circuits.compiler import build_circuit
+from prover.circuits.compiler import build_circuit, plan_compile
+from prover.circuits.search import Visibility
 from prover.config import Settings
 from prover.store import ArtifactStore
 from prover.training.graph import Loss, one_hot
 from prover.training.step_export import export_sgd_step, flatten_params, reference_step
-from prover.training.steps import STEP_SCALES, UPDATE_FRACTION, build_step_circuit, plan_step
+from prover.training.steps import (
+    STEP_SCALES,
+    UPDATE_FRACTION,
+    build_step_circuit,
+    plan_step,
+    planned_step,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny", "digits_train")
-# strategy → (fold the loss gradient in the export, compile strategy)
-STRATEGIES = {
-    "ezkl-default": (False, "ezkl-default"),
-    "folded-default": (True, "ezkl-default"),
-    "search": (True, "search"),
-}
 ERROR_SLACK = 1.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """How one benchmarked circuit is made: which graph, which calibration, whether the
+    inputs and outputs are hashed (committed) or private."""
+
+    graph: str  # "plain" or "folded" step export, or "commitments-only"
+    compile: str  # "ezkl-default" or "search"
+    committed: bool = True
+    floor: bool = False  # measured only with --floors
+
+
+STRATEGIES = {
+    "ezkl-default": Strategy("plain", "ezkl-default"),
+    "folded-default": Strategy("folded", "ezkl-default"),
+    "search": Strategy("folded", "search"),
+    "floor-no-commitments": Strategy("folded", "search", committed=False, floor=True),
+    "floor-commitments-only": Strategy("commitments-only", "search", floor=True),
+}
 
 
 # --- the step cases ----------------------------------------------------------------------
@@ -107,6 +142,35 @@ def step_case(name: str) -> tuple[nn.Module, Loss, float, np.ndarray, np.ndarray
     raise SystemExit(f"unknown model {name!r}: choose from {', '.join(MODELS)}")
 
 
+def commitments_only_graph(
+    path: Path, weights: int, x_shape: Sequence[int], y_shape: Sequence[int]
+) -> Path:
+    """A graph with a step's inputs and outputs and no arithmetic: new weights = weights,
+    loss = sum(y)."""
+    helper, floats = onnx.helper, onnx.TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Identity", ["weights"], ["new_weights"]),
+        helper.make_node("ReduceSum", ["y"], ["total"], keepdims=0),
+        helper.make_node("Reshape", ["total", "shape"], ["loss"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "commitments_only",
+        [
+            helper.make_tensor_value_info("weights", floats, [weights]),
+            helper.make_tensor_value_info("x", floats, list(x_shape)),
+            helper.make_tensor_value_info("y", floats, list(y_shape)),
+        ],
+        [
+            helper.make_tensor_value_info("new_weights", floats, [weights]),
+            helper.make_tensor_value_info("loss", floats, [1]),
+        ],
+        initializer=[helper.make_tensor("shape", onnx.TensorProto.INT64, [1], [1])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 # --- child-process worker (module level, so the spawn context can import it) -------------
 
 
@@ -117,12 +181,24 @@ def compile_worker(model: str, strategy: str, data_dir: str, measure_top: int) -
     module, loss, lr, x, y = step_case(model)
     started = time.perf_counter()
     sample = {"weights": flatten_params(module), "x": x, "y": y}
-    fold, compile_strategy = STRATEGIES[strategy]
+    how = STRATEGIES[strategy]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sgd_step.onnx"
+        fold = how.graph != "plain"
         spec = export_sgd_step(module, loss, lr, x.shape, y.shape, path, fold=fold)
-        step = plan_step(spec.path, sample, settings, strategy=compile_strategy)
-        if compile_strategy == "search":
+        step = plan_step(spec.path, sample, settings, strategy=how.compile)
+        if how.graph == "commitments-only":
+            weights_count = int(sample["weights"].size)
+            graph = commitments_only_graph(Path(tmp) / "io.onnx", weights_count, x.shape, y.shape)
+            plan = plan_compile(graph, step.calibration, step.options, settings)
+            record = build_circuit(plan, step.options, store, settings)
+        elif not how.committed:
+            options = dataclasses.replace(
+                step.options, visibility=Visibility("private", "fixed", "private")
+            )
+            plan = planned_step(spec.path, step.calibration, options, step.mean_update, settings)
+            record = build_circuit(plan.compile, options, store, settings)
+        elif how.compile == "search":
             record = build_step_circuit(step, store, settings)
         else:  # ezkl's own calibration, without the step checks (it may fail them)
             record = build_circuit(step.compile, step.options, store, settings)
@@ -187,9 +263,17 @@ def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[st
         outputs = ArtifactStore(Path(data_dir)).read_record("proofs", proofs[0]["proof_id"])[
             "outputs"
         ]
-    proven_new = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
-    proven_loss = float(np.asarray(outputs[1]).reshape(-1)[0])
-    weight_error = float(np.max(np.abs(proven_new - float_new)))
+    if STRATEGIES[strategy].graph == "commitments-only":  # computes no step: no accuracy
+        accuracy = {"weight_error": None, "error_over_update": None, "loss_error": None}
+    else:
+        proven_new = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+        proven_loss = float(np.asarray(outputs[1]).reshape(-1)[0])
+        weight_error = float(np.max(np.abs(proven_new - float_new)))
+        accuracy = {
+            "weight_error": weight_error,
+            "error_over_update": weight_error / mean_update,
+            "loss_error": abs(proven_loss - float_loss),
+        }
     run_args = record["settings"]
     row.update(
         circuit_id=record["id"],
@@ -205,9 +289,7 @@ def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[st
         output_scales=compiled["output_scales"],
         chainable=compiled["input_scales"][0] == compiled["output_scales"][0],
         **measurements(record, compiled, proofs, verifies),
-        weight_error=weight_error,
-        error_over_update=weight_error / mean_update,
-        loss_error=abs(proven_loss - float_loss),
+        **accuracy,
         calibration_max_abs_error=record["accuracy"]["max_abs_error"],
         run_args=run_args,
         search_trials=record["search"]["trials"],
@@ -227,6 +309,11 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             or found["error_over_update"] <= UPDATE_FRACTION
         )
         speedup = default["prove_s"] / found["prove_s"] if found["prove_s"] else float("inf")
+        floors = {
+            r["strategy"]: r["prove_s"]
+            for r in rows
+            if r["model"] == name and STRATEGIES[r["strategy"]].floor and not r["error"]
+        }
         models.append(
             {
                 "model": name,
@@ -237,6 +324,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "search_error_over_update": found["error_over_update"],
                 "accuracy_ok": accuracy_ok,
                 "goal_met": accuracy_ok and speedup >= GOAL_SPEEDUP,
+                # The most a committed step circuit could gain: baseline / its slower floor.
+                "floors_s": floors,
+                "speedup_bound": default["prove_s"] / max(floors.values()) if floors else None,
                 "failed": None,
             }
         )
@@ -284,8 +374,8 @@ def results_table(rows: list[dict[str, Any]], markdown: bool) -> str:
                 f"{r['peak_mb']:.0f}",
                 f"{r['pk_bytes'] / 1e6:.1f}",
                 f"{r['vk_bytes'] / 1e3:.1f}",
-                f"{r['weight_error']:.3g}",
-                f"{r['error_over_update']:.2%}",
+                "-" if r["weight_error"] is None else f"{r['weight_error']:.3g}",
+                "-" if r["error_over_update"] is None else f"{r['error_over_update']:.2%}",
             ]
         )
     return format_table(headers, cells, markdown)
@@ -305,6 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Settings().measure_top,
         help="finalists the search proves for real during compile",
     )
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="also measure the two floors (step arithmetic alone, commitments alone)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write raw numbers here")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     args = parser.parse_args(argv)
@@ -315,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [
         measure(model, strategy, args.repeat, args.measure_top)
         for model in args.models
-        for strategy in STRATEGIES
+        for strategy, how in STRATEGIES.items()
+        if args.floors or not how.floor
     ]
     summary = summarize(rows)
 
@@ -338,6 +434,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for m in summary["models"]:
         if m["speedup"] is not None:
             print(f"  {m['model']}: {'met' if m['goal_met'] else 'not met'}")
+        if m.get("speedup_bound") is not None:
+            floors = ", ".join(f"{k} {v:.2f} s" for k, v in m["floors_s"].items())
+            print(
+                f"  {m['model']}: floors {floors}: no committed step circuit can beat the "
+                f"baseline by more than {m['speedup_bound']:.2f}x"
+            )
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -297,3 +297,37 @@ def train_verify_chain(
             raise typer.Exit(1)
 
     _run(as_json, action)
+
+
+@train_app.command("ledger")
+def train_ledger(
+    run_id: str = typer.Argument(..., help="A succeeded training run of the service."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Put a service training run on the chain's TrainingLedger (through the service): the
+    run starts with its initial weights and batch schedule pinned, and every step proof is
+    submitted in order; repeating it submits only what the ledger lacks."""
+
+    def action() -> None:
+        from prover.cli_service import remote_job
+
+        result = remote_job(lambda client: client.put_on_ledger(run_id), as_json)
+
+        def human(console: Any) -> None:
+            schedule = result["batch_schedule"]
+            console.print(
+                f"run {result['run_key']} on ledger {result['ledger_address']} "
+                f"(chain {result['chain_id']}): {result['steps']} steps accepted"
+            )
+            console.print(
+                f"batch schedule {schedule['root']} ({schedule['batches']} batches); "
+                f"current weights {result['current_weights']}"
+            )
+            for s in result["submitted"]:
+                console.print(
+                    f"step {s['step']:>3}  accepted  tx {s['tx_hash']}  gas {s['gas_used']}"
+                )
+
+        _emit(result, as_json, human)
+
+    _run(as_json, action)

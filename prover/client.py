@@ -101,6 +101,10 @@ class Client:
         params = {} if steps else {"steps": "false"}
         return self._call("GET", f"/v1/training/runs/{run_id}", params=params)
 
+    def put_on_ledger(self, run_id: str) -> dict[str, Any]:
+        """Start a job that puts a succeeded run on the service chain's TrainingLedger."""
+        return self._call("POST", f"/v1/training/runs/{run_id}/ledger")
+
     def verify_chain(
         self,
         proof_ids: list[str],

@@ -13,6 +13,7 @@ from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.ledger import (
     deploy_ledger,
+    record_run,
     run_key,
     run_state,
     schedule_path,
@@ -340,6 +341,29 @@ def test_a_pinned_schedule_orders_federated_clients(proven: dict, chain: Chain) 
     accepted = submit_round(chain, store, "fed-t", later, round2["proof_id"])
     assert accepted["accepted"] is True, accepted["reason"]
     assert run_state(chain, store, "fed-t")["steps"] == 2
+
+
+def test_record_run_goes_on_from_the_ledgers_count(proven: dict, chain: Chain) -> None:
+    store, (step1, step2) = proven["store"], proven["steps"]
+    circuit_id, initial = proven["circuit"]["id"], proven["initial"]
+    schedule = [_batch(step1), _batch(step2)]
+    ids = [step1["proof_id"], step2["proof_id"]]
+    first = record_run(chain, store, "run-r", circuit_id, initial, schedule, ids[:1])
+    assert first["started"]["batch_schedule"]["root"] == schedule_root(schedule)
+    assert [s["step"] for s in first["submitted"]] == [0] and first["steps"] == 1
+    rest = record_run(chain, store, "run-r", circuit_id, initial, schedule, ids)
+    assert rest["started"] is None and [s["step"] for s in rest["submitted"]] == [1]
+    assert rest["current_weights"] == step2["commitments"]["weights_out"]
+    assert record_run(chain, store, "run-r", circuit_id, initial, schedule, ids)["submitted"] == []
+    # The same id with another schedule is another run: refused, nothing sent.
+    before = _spent(chain)
+    with pytest.raises(ChainError, match=r"not by .* with this run's schedule"):
+        record_run(chain, store, "run-r", circuit_id, initial, schedule[:1], ids)
+    assert _spent(chain) == before
+    # A step the ledger refuses is named (the run was started; the refused step sent nothing).
+    with pytest.raises(ChainError, match=r"refused step 0: UnscheduledBatch\(0, 0\)"):
+        record_run(chain, store, "run-q", circuit_id, initial, schedule[::-1], ids)
+    assert run_state(chain, store, "run-q")["steps"] == 0
 
 
 def test_verifiers_fit_eip170_and_the_vka_is_the_circuits(proven: dict, chain: Chain) -> None:

@@ -1,5 +1,6 @@
 """Proven training through the service: step circuits compiled by the queue, training runs
-as a sequence of step jobs, chains verified over HTTP; real Redis, workers and HTTP."""
+as a sequence of step jobs, chains verified over HTTP, runs put on the TrainingLedger;
+real Redis, workers, HTTP and anvil."""
 
 from __future__ import annotations
 
@@ -21,15 +22,19 @@ from service_stack import Service, postgres_database, private_redis, wait_job
 from sqlalchemy import func, select
 
 from conftest import make_mlp, step_batch, step_model, write_json
+from prover.chain.client import connect
+from prover.chain.ledger import run_state, schedule_root
+from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.service.db import session_scope
 from prover.service.schema import Job, TrainingRun
+from prover.store import ArtifactStore
 from prover.training.step_export import (
     export_sgd_step,
     flatten_params,
     reference_step,
     unflatten_into,
 )
-from prover.training.steps import commitment
+from prover.training.steps import batch_commitment, commitment
 
 LR = 0.5
 
@@ -39,8 +44,13 @@ def service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     data = tmp_path_factory.mktemp(f"train-service-{request.param}")
-    with private_redis() as redis_url, _database(request.param, data) as db_url:
-        svc = Service(data, db_url, redis_url)
+    with (
+        private_redis() as redis_url,
+        _database(request.param, data) as db_url,
+        LocalChain() as node,
+    ):
+        chain = {"PROVER_RPC_URL": node.rpc_url, "PROVER_PRIVATE_KEY": ANVIL_DEV_KEY}
+        svc = Service(data, db_url, redis_url, **chain)
         try:
             yield svc.start(workers=2)
         finally:
@@ -179,6 +189,54 @@ def test_a_training_run_is_proven_step_by_step_through_the_queue(
         assert stranger.get(f"/v1/training/runs/{run['run_id']}").status_code == 404
         refused = stranger.post("/v1/training/verify-chain", json={"proof_ids": proof_ids})
         assert refused.status_code == 404
+
+
+def test_a_run_goes_on_the_ledger_with_its_batch_schedule(
+    service: Service, step_circuit: tuple[str, dict], step_files: tuple[Path, dict]
+) -> None:
+    key, circuit = step_circuit
+    scale = circuit["training"]["scale"]
+    weights, batches = step_files[1]["weights"], [_batch(t) for t in range(3)]
+    body = {"circuit_id": circuit["circuit_id"], "weights": weights}
+    with service.client(key) as client:
+        run = client.post("/v1/training/runs", json={**body, "batches": batches}).json()
+        run = _wait_run(client, run["run_id"])
+        assert run["state"] == "succeeded", run
+        accepted = client.post(f"/v1/training/runs/{run['run_id']}/ledger")
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"])
+        assert job["state"] == "succeeded" and job["kind"] == "ledger", job
+        result = job["result"]
+        expected = [
+            batch_commitment(np.asarray(b["x"]), np.asarray(b["y"]), scale) for b in batches
+        ]
+        assert result["run_key"] == "0x" + run["run_id"]
+        assert result["started"]["initial_weights"] == commitment(weights, scale)
+        assert result["batch_schedule"] == {"root": schedule_root(expected), "batches": 3}
+        assert [s["step"] for s in result["submitted"]] == [0, 1, 2]
+        assert result["steps"] == 3 and result["current_weights"] == run["final_commitment"]
+
+        # The chain agrees; putting the run on the ledger again sends nothing new.
+        chain = connect(service.env["PROVER_RPC_URL"], ANVIL_DEV_KEY)
+        state = run_state(chain, ArtifactStore(service.data_dir), result["run_key"])
+        assert state["steps"] == 3 and state["batch_schedule"] == result["batch_schedule"]
+        again = wait_job(
+            client, client.post(f"/v1/training/runs/{run['run_id']}/ledger").json()["job_id"]
+        )
+        assert again["state"] == "succeeded", again
+        assert again["result"]["started"] is None and again["result"]["submitted"] == []
+
+        # A run still proving is refused (409), an unknown one is 404; nothing is queued.
+        pending = client.post("/v1/training/runs", json={**body, "batches": [_batch(5)]}).json()
+        early = client.post(f"/v1/training/runs/{pending['run_id']}/ledger")
+        assert early.status_code == 409 and "running" in early.json()["error"]["message"]
+        assert client.post(f"/v1/training/runs/{'0' * 64}/ledger").status_code == 404
+        _wait_run(client, pending["run_id"])
+    with service.client(service.key("stranger")) as stranger:
+        assert stranger.post(f"/v1/training/runs/{run['run_id']}/ledger").status_code == 404
+    with session_scope(service.db_url) as session:
+        ledger_jobs = select(func.count()).where(Job.kind == "ledger")
+        assert session.scalar(ledger_jobs) == 2
 
 
 def _counts(db_url: str) -> tuple[int, int]:

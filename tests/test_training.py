@@ -11,6 +11,7 @@ import pytest
 from test_cli import one_json, run_cli
 
 from conftest import step_batch, step_model, write_json
+from prover.circuits.witness import generate_witness
 from prover.config import Settings
 from prover.errors import CircuitError
 from prover.store import ArtifactStore
@@ -55,6 +56,23 @@ def test_proven_steps_track_torch_within_the_stated_error(trained: dict) -> None
         assert error <= 0.1 * update, (t, error, update)
         assert abs(step["loss"] - torch_loss) < 1e-2
         weights = np.asarray(step["new_weights"])
+
+
+def test_a_step_circuit_runs_on_batches_it_was_not_calibrated_on(
+    trained: dict, tmp_path: Path
+) -> None:
+    """Calibrated on batch 0 only, the circuit's value range (with its margin) still
+    holds every step from w0 on 40 other batches of the same distribution."""
+    store, circuit_id = trained["store"], trained["circuit"]["id"]
+    weights = flatten_params(trained["model"]).tolist()
+    for t in range(1, 41):
+        x, y = step_batch(t)
+        inputs = write_json(
+            tmp_path / "input.json",
+            {"input_data": [weights, x.reshape(-1).tolist(), y.reshape(-1).tolist()]},
+        )
+        compiled = store.path("circuits", circuit_id) / "model.compiled"
+        generate_witness(compiled, inputs, tmp_path / "witness.json")
 
 
 def test_a_chain_verifies_and_links_by_commitments(trained: dict) -> None:

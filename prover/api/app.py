@@ -286,6 +286,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         against float training); the final weights once it succeeded."""
         return training.get_run(settings, key, run_id, steps)
 
+    @app.post(
+        "/v1/training/runs/{run_id}/ledger",
+        status_code=202,
+        response_model=schemas.JobAccepted,
+        responses=_errors(409),
+        tags=["training"],
+    )
+    def put_run_on_ledger(run_id: str, key: Owner) -> dict[str, Any]:
+        """Put a succeeded run on the service chain's TrainingLedger (a job on the chain
+        queue): start it under its id with its initial weights and its batch schedule
+        pinned, then submit every step proof the ledger has not accepted yet. Safe to
+        repeat; the job's result is the run as the ledger holds it."""
+        return dispatch(training.submit_ledger(settings, key, run_id))
+
     @app.get(
         "/v1/training/runs",
         response_model=schemas.Page,

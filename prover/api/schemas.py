@@ -42,7 +42,7 @@ class JobAccepted(BaseModel):
 
 class JobView(Open):
     job_id: str
-    kind: str = Field(description="compile, prove, deploy or submit")
+    kind: str = Field(description="compile, prove, train_step, deploy, submit or ledger")
     subject_id: str
     state: str = Field(description="queued, running, succeeded or failed")
     phase: str = Field(description="queued, intake, search, setup, witness, proving, ...")

@@ -27,6 +27,7 @@ from prover.chain.client import Chain, ChainError, deploy
 from prover.chain.contracts import compiled, contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.onchain import deploy_circuit, verifier_arguments
+from prover.circuits.search import Progress
 from prover.errors import InvalidInputError
 from prover.proving.proofs import resolve_proof
 from prover.store import ArtifactStore, canonical_digest, now_iso
@@ -416,4 +417,52 @@ def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]
         "batch_schedule": (
             {"root": _hex(batch_root), "batches": batch_count} if batch_count else None
         ),
+    }
+
+
+def record_run(
+    chain: Chain,
+    store: ArtifactStore,
+    run_id: str,
+    step_circuit_id: str,
+    initial_weights_commitment: str,
+    batches: list[str],
+    proof_ids: list[str],
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Put a proven run on the ledger: start it with its batch schedule pinned (unless this
+    sender started it before, with the same start and schedule), then submit, in order,
+    each step proof the ledger has not accepted yet. Safe to repeat: it goes on from the
+    ledger's own count. A ``ChainError`` names the step the ledger refuses, or why the run
+    on chain is not this one."""
+    say = progress or (lambda _m, _f: None)
+    say("starting the run on the ledger", 0.0)
+    try:
+        state = run_state(chain, store, run_id)
+        started = None
+    except ChainError:
+        started = start_run(
+            chain, store, run_id, step_circuit_id, initial_weights_commitment, batches
+        )
+        state = run_state(chain, store, run_id)
+    pinned = {"root": schedule_root(batches), "batches": len(batches)}
+    if state["owner"] != chain.account.address or state["batch_schedule"] != pinned:
+        raise ChainError(
+            f"run {run_id!r} on the ledger was started by {state['owner']} with batch "
+            f"schedule {state['batch_schedule']}, not by {chain.account.address} with this "
+            "run's schedule"
+        )
+    submitted = []
+    for step in range(state["steps"], len(proof_ids)):
+        say(f"submitting step {step}", step / len(proof_ids))
+        result = submit_step(chain, store, run_id, proof_ids[step])
+        if not result["accepted"]:
+            raise ChainError(f"the ledger refused step {step}: {result['reason']}")
+        submitted.append({"step": step, **result})
+    final = run_state(chain, store, run_id)
+    return {
+        **final,
+        "started": started,
+        "submitted": submitted,
+        "gas_used": sum(s["gas_used"] for s in submitted) + (started or {}).get("gas_used", 0),
     }

@@ -158,6 +158,15 @@ class CompilePlan:
     circuit_id: str
 
 
+def _id_options(options: CompileOptions) -> dict[str, Any]:
+    """The options as a circuit id takes them; without a range margin, as they were before
+    margins existed (so those circuits keep their ids)."""
+    material = asdict(options)
+    if not options.space.margin_bits:
+        del material["space"]["margin_bits"]
+    return material
+
+
 def plan_compile(
     model_path: Path, calibration: Any | None, options: CompileOptions, settings: Settings
 ) -> CompilePlan:
@@ -175,7 +184,7 @@ def plan_compile(
             "ezkl": EZKL_VERSION,
             "model": info.model_id,
             "calibration": calibration_digest,
-            "options": asdict(options),
+            "options": _id_options(options),
             "srs": srs_source(settings.srs_path),
         }
     )

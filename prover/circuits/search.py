@@ -79,6 +79,10 @@ class SearchSpace:
     inner_cols: tuple[int, ...] = (1, 2, 4)
     # The circuit represents |x| < 2^h; a larger h is tried only when a smaller one fails.
     headroom_bits: tuple[int, ...] = (11, 15, 19)
+    # Range beyond the smallest headroom that holds the calibration data: m more bits, so
+    # values up to 2^m times larger. For circuits whose inputs vary more than one
+    # calibration sample can show (a training step on other batches).
+    margin_bits: int = 0
 
     def decomposition(self, scale: int, legs: int, headroom: int) -> tuple[int, int]:
         """The smallest power-of-two base whose ``legs`` digits cover 2^(scale+headroom)."""
@@ -248,8 +252,8 @@ def search(
     """Return (finalists, every trial tried).
 
     Stage 1 picks the scale: each scale at a reference structure (the middle legs and
-    column counts) and the smallest value range that builds; the cheapest passing one
-    wins, ties going to the more accurate.
+    column counts) and the smallest value range that builds (widened by the space's
+    margin); the cheapest passing one wins, ties going to the more accurate.
     Stage 2 tries every legs x columns combination at that scale, skipping those whose
     range-check table alone is larger than the best circuit found. The finalists are the
     cheapest passing trial for each column count, cheapest first: rows trade against
@@ -274,6 +278,10 @@ def search(
             trial = run(space.candidate(scale, ref_legs, ref_cols, headroom))
             if trial.error is None:
                 break
+        if space.margin_bits and trial.error is None:  # that range, then the margin on top
+            tried.remove(trial)
+            headroom += space.margin_bits
+            trial = run(space.candidate(scale, ref_legs, ref_cols, headroom))
         return trial, headroom
 
     by_scale = [first_that_builds(s) for s in space.scales]

@@ -169,12 +169,27 @@ def _run_train_step(
     }
 
 
+def _run_ledger(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: _Tracker
+) -> dict[str, Any]:
+    from prover.chain.client import connect
+    from prover.service.training import put_on_ledger
+
+    assert claim.params is not None and claim.subject_id is not None
+    track("chain", 0.0)
+    chain = connect(settings.rpc_url, settings.private_key)
+    return put_on_ledger(
+        store, chain, claim.subject_id, claim.params["proof_ids"], lambda _m, f: track("chain", f)
+    )
+
+
 _RUNNERS = {
     "compile": _run_compile,
     "prove": _run_prove,
     "deploy": _run_chain,
     "submit": _run_chain,
     "train_step": _run_train_step,
+    "ledger": _run_ledger,
 }
 
 

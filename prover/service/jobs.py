@@ -20,7 +20,7 @@ from prover.errors import NotFoundError
 from prover.service.db import session_scope
 from prover.service.schema import Circuit, Grant, Job, Proof, TrainingRun, utcnow
 
-JobKind = Literal["compile", "prove", "deploy", "submit", "train_step"]
+JobKind = Literal["compile", "prove", "deploy", "submit", "train_step", "ledger"]
 TERMINAL = ("succeeded", "failed")
 # The row whose state follows a job's outcome, and the state it takes on success/failure.
 _SUBJECTS: dict[str, tuple[type[Circuit] | type[Proof], str]] = {

@@ -1,5 +1,6 @@
 """Proven training as a service: step circuits, training runs (a sequence of step jobs,
-each fed the previous step's proven weights) and chain verification, for an API key.
+each fed the previous step's proven weights), chain verification, and runs put on the
+chain's TrainingLedger, for an API key.
 
 A client exports its model's SGD step (``prover train export``; PyTorch stays on the
 client) and uploads the graph with a sample step; a run is its initial weights and one
@@ -10,12 +11,15 @@ and a failed run submitted again resumes after its last proven step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from prover.circuits.search import Progress
 from prover.config import Settings
-from prover.errors import InvalidInputError, NotFoundError
+from prover.errors import ConflictError, InvalidInputError, NotFoundError
 from prover.service import jobs
 from prover.service.db import session_scope
 from prover.service.queries import run_summary
@@ -29,7 +33,17 @@ from prover.service.submissions import (
 )
 from prover.store import ArtifactStore, canonical_digest, now_iso
 from prover.training.graph import step_batches, step_weights
-from prover.training.steps import batch_commitments, plan_step, step_graph, verify_chain
+from prover.training.steps import (
+    batch_commitment,
+    batch_commitments,
+    commitment,
+    plan_step,
+    step_graph,
+    verify_chain,
+)
+
+if TYPE_CHECKING:
+    from prover.chain.client import Chain
 
 MAX_RUN_STEPS = 10_000
 
@@ -123,7 +137,8 @@ def get_run(settings: Settings, owner: str, run_id: str, steps: bool = True) -> 
     with session_scope(settings.sqlalchemy_url()) as session:
         run = visible_row(session, owner, "run", TrainingRun, run_id)
         view, proof_ids = run_summary(run), list(run.proof_ids)
-        job = session.get(Job, run.job_id) if run.state == "failed" else None
+        failed = run.state == "failed"
+        job = session.scalar(select(Job).where(Job.id == run.job_id)) if failed else None
         view["error"] = job.error if job is not None else None
     if not steps:
         return view
@@ -169,3 +184,41 @@ def verify_steps(
     store = ArtifactStore(settings.data_dir)
     expected = batch_commitments(store, proof_ids[0], batches) if batches else None
     return verify_chain(store, proof_ids, expected, initial_weights)
+
+
+def submit_ledger(settings: Settings, owner: str, run_id: str) -> Accepted:
+    """Accept putting a succeeded run on the chain's TrainingLedger (a ``ledger`` job on
+    the chain queue; see ``put_on_ledger``); 409 while the run is not done."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        run = visible_row(session, owner, "run", TrainingRun, run_id)
+        if run.state != "succeeded":
+            raise ConflictError(
+                f"run {run_id} is {run.state}: only a run whose steps are all proven goes on "
+                "the ledger",
+                run_id=run_id,
+                state=run.state,
+            )
+        job = jobs.new_job(session, "ledger", run_id, owner, {"proof_ids": list(run.proof_ids)})
+        return {"job_id": job.id, "state": job.state}, [(job.id, job.kind)]
+
+
+def put_on_ledger(
+    store: ArtifactStore,
+    chain: Chain,
+    run_id: str,
+    proof_ids: list[str],
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Start the run on the ledger under its own id (0x + run id) with its initial
+    weights and batch schedule, and submit its step proofs (``ledger.record_run``)."""
+    from prover.chain.ledger import record_run
+
+    run = store.read_record("runs", run_id)
+    scale = store.read_record("training", run["circuit_id"])["scale"]
+    batches = [
+        batch_commitment(np.asarray(b["x"]), np.asarray(b["y"]), scale) for b in run["batches"]
+    ]
+    initial = commitment(run["weights"], scale)
+    return record_run(
+        chain, store, f"0x{run_id}", run["circuit_id"], initial, batches, proof_ids, progress
+    )

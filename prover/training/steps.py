@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 STEP_SCALES = (13, 15, 17)
 # The quantization error of the new weights may be at most this share of the mean update.
 UPDATE_FRACTION = 0.1
+# A step circuit is calibrated on one sample step, but must run on every batch of a run:
+# its value range covers 2^4 = 16 times the largest value the sample step shows.
+STEP_MARGIN_BITS = 4
 COMMITMENTS = ("weights_in", "x", "y", "weights_out", "loss")
 
 
@@ -131,7 +134,7 @@ def step_options(
         visibility=Visibility("hashed", "fixed", "hashed"),
         tolerance=tolerance,
         strategy=strategy,  # type: ignore[arg-type]
-        space=SearchSpace(scales=STEP_SCALES),
+        space=SearchSpace(scales=STEP_SCALES, margin_bits=STEP_MARGIN_BITS),
         measure_top=settings.measure_top,
         reusable_verifier=reusable_verifier,
     )

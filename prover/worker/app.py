@@ -28,6 +28,7 @@ QUEUE_OF = {
     "train_step": "prove",
     "deploy": "chain",
     "submit": "chain",
+    "ledger": "chain",
 }
 QUEUES = ("compile", "prove", "chain")
 
