@@ -108,9 +108,9 @@ def _save_schedule(store: ArtifactStore, batches: list[str] | None) -> tuple[byt
     return _word(root), len(batches)
 
 
-def _paths(store: ArtifactStore, run: Any, positions: list[int]) -> list[list[bytes]]:
-    """The sibling paths of schedule positions of a run (none where it pins no schedule)."""
-    root = run[-1]
+def _paths(store: ArtifactStore, root: bytes, positions: list[int]) -> list[list[bytes]]:
+    """The sibling paths of positions of the schedule with this root (none for a zero
+    root: the run pins no schedule)."""
     if root == bytes(32):
         return [[] for _ in positions]
     if not store.exists("schedules", root.hex()):
@@ -311,7 +311,7 @@ def submit_step(chain: Chain, store: ArtifactStore, run_id: str, proof_id: str) 
     resolved, proof, instances = _arguments(store, proof_id)
     ledger = _ledger(chain, store)
     run = _run(ledger, run_id)
-    (path,) = _paths(store, run, [run[3]])
+    (path,) = _paths(store, run["batchRoot"], [run["steps"]])
     call = ledger.functions.submitStep(run_key(run_id), proof, instances, path)
     result, receipt = _submitted(chain, run_id, call)
     result["proof_id"] = resolved
@@ -348,14 +348,14 @@ def submit_round(
     )
     ledger = _ledger(chain, store)
     run = _run(ledger, run_id)
-    first = run[3] * len(steps)  # the round's first schedule position
+    first = run["steps"] * len(steps)  # the round's first schedule position
     call = ledger.functions.submitRound(
         run_key(run_id),
         [proof for _, proof, _ in steps],
         [instances for _, _, instances in steps],
         aggregation_proof,
         aggregation_instances,
-        _paths(store, run, [first + k for k in range(len(steps))]),
+        _paths(store, run["batchRoot"], [first + k for k in range(len(steps))]),
     )
     result, receipt = _submitted(chain, run_id, call)
     result["step_proof_ids"] = [p for p, _, _ in steps]
@@ -372,9 +372,11 @@ def submit_round(
     return result
 
 
-def _run(ledger: Any, run_id: str) -> Any:
-    """The ledger's Run struct of a run (all zero if it was never started)."""
-    return ledger.functions.get(run_key(run_id)).call()
+def _run(ledger: Any, run_id: str) -> dict[str, Any]:
+    """The ledger's Run struct of a run by field name (all zero if never started)."""
+    fields = ledger.get_function_by_name("get").abi["outputs"][0]["components"]
+    values = ledger.functions.get(run_key(run_id)).call()
+    return {field["name"]: value for field, value in zip(fields, values, strict=True)}
 
 
 def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]:
@@ -382,41 +384,29 @@ def run_state(chain: Chain, store: ArtifactStore, run_id: str) -> dict[str, Any]
     accepted, the current weights commitment and the batch schedule; a ``ChainError`` if
     it was never started."""
     ledger = _ledger(chain, store)
-    (
-        owner,
-        clients,
-        step_verifier,
-        steps,
-        step_vka,
-        batch_count,
-        aggregation_verifier,
-        aggregation_vka,
-        current,
-        batch_root,
-    ) = _run(ledger, run_id)
-    if int(step_verifier, 16) == 0:
+    run = _run(ledger, run_id)
+    if int(run["stepVerifier"], 16) == 0:
         raise ChainError(f"run {run_id!r} was never started on chain {chain.chain_id}")
 
     def vka(address: str) -> str | None:
         return None if int(address, 16) == 0 else address
 
+    clients, count = run["clients"], run["batchCount"]
     return {
         "run_id": run_id,
         "run_key": _hex(run_key(run_id)),
         "chain_id": chain.chain_id,
         "ledger_address": ledger.address,
-        "owner": owner,
+        "owner": run["owner"],
         "federated": clients > 0,
         "clients": clients or None,
-        "step_verifier": step_verifier,
-        "step_vka": vka(step_vka),
-        "aggregation_verifier": aggregation_verifier if clients else None,
-        "aggregation_vka": vka(aggregation_vka),
-        "steps": steps,
-        "current_weights": _hex(current),
-        "batch_schedule": (
-            {"root": _hex(batch_root), "batches": batch_count} if batch_count else None
-        ),
+        "step_verifier": run["stepVerifier"],
+        "step_vka": vka(run["stepVka"]),
+        "aggregation_verifier": run["aggregationVerifier"] if clients else None,
+        "aggregation_vka": vka(run["aggregationVka"]),
+        "steps": run["steps"],
+        "current_weights": _hex(run["current"]),
+        "batch_schedule": {"root": _hex(run["batchRoot"]), "batches": count} if count else None,
     }
 
 
