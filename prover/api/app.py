@@ -290,7 +290,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/training/runs/{run_id}/ledger",
         status_code=202,
         response_model=schemas.JobAccepted,
-        responses=_errors(409),
+        responses=_errors(409, 413),
         tags=["training"],
     )
     def put_run_on_ledger(run_id: str, key: Owner) -> dict[str, Any]:
