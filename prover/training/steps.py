@@ -44,7 +44,7 @@ STEP_SCALES = (13, 15, 17)
 # The quantization error of the new weights may be at most this share of the mean update.
 UPDATE_FRACTION = 0.1
 # A step circuit is calibrated on one sample step, but must run on every batch of a run:
-# its value range covers 2^4 = 16 times the largest value the sample step shows.
+# its value range is 2^4 = 16 times wider than the smallest that holds the sample step.
 STEP_MARGIN_BITS = 4
 COMMITMENTS = ("weights_in", "x", "y", "weights_out", "loss")
 
