@@ -91,7 +91,10 @@ def schedule_path(batches: list[str], position: int) -> list[bytes]:
         raise InvalidInputError(
             f"the batch schedule has {len(batches)} batches; there is no batch {position}"
         )
-    levels = schedule_levels(batches)
+    return _sibling_path(schedule_levels(batches), position)
+
+
+def _sibling_path(levels: list[list[bytes]], position: int) -> list[bytes]:
     return [level[(position >> depth) ^ 1] for depth, level in enumerate(levels[:-1])]
 
 
@@ -119,8 +122,9 @@ def _paths(store: ArtifactStore, root: bytes, positions: list[int]) -> list[list
             "submit from the data dir that started the run"
         )
     batches = store.read_record("schedules", root.hex())["batches"]
+    levels = schedule_levels(batches)
     # Past the schedule's end the ledger refuses (ScheduleEnded), whatever the path.
-    return [schedule_path(batches, p) if p < len(batches) else [] for p in positions]
+    return [_sibling_path(levels, p) if p < len(batches) else [] for p in positions]
 
 
 def deploy_ledger(chain: Chain, store: ArtifactStore, deploy_missing: bool = True) -> str:
@@ -305,13 +309,22 @@ def _submitted(chain: Chain, run_id: str, call: Any) -> tuple[dict[str, Any], An
     }, receipt
 
 
-def submit_step(chain: Chain, store: ArtifactStore, run_id: str, proof_id: str) -> dict[str, Any]:
+def submit_step(
+    chain: Chain,
+    store: ArtifactStore,
+    run_id: str,
+    proof_id: str,
+    path: list[bytes] | None = None,
+) -> dict[str, Any]:
     """Submit a step proof to its run; ``accepted`` false with the ledger's reason (e.g.
-    ``OutOfOrder(...)``, ``InvalidProof(...)``) when refused, else the StepAccepted event."""
+    ``OutOfOrder(...)``, ``InvalidProof(...)``) when refused, else the StepAccepted event.
+    ``path``: the step's batch path, if the caller has it; else it is looked up from the
+    run's schedule in the store."""
     resolved, proof, instances = _arguments(store, proof_id)
     ledger = _ledger(chain, store)
-    run = _run(ledger, run_id)
-    (path,) = _paths(store, run["batchRoot"], [run["steps"]])
+    if path is None:
+        run = _run(ledger, run_id)
+        (path,) = _paths(store, run["batchRoot"], [run["steps"]])
     call = ledger.functions.submitStep(run_key(run_id), proof, instances, path)
     result, receipt = _submitted(chain, run_id, call)
     result["proof_id"] = resolved
@@ -435,7 +448,8 @@ def record_run(
             chain, store, run_id, step_circuit_id, initial_weights_commitment, batches
         )
         state = run_state(chain, store, run_id)
-    pinned = {"root": schedule_root(batches), "batches": len(batches)}
+    levels = schedule_levels(batches)  # once: a run may have thousands of steps
+    pinned = {"root": _hex(levels[-1][0]), "batches": len(batches)}
     if state["owner"] != chain.account.address or state["batch_schedule"] != pinned:
         raise ChainError(
             f"run {run_id!r} on the ledger was started by {state['owner']} with batch "
@@ -445,7 +459,8 @@ def record_run(
     submitted = []
     for step in range(state["steps"], len(proof_ids)):
         say(f"submitting step {step}", step / len(proof_ids))
-        result = submit_step(chain, store, run_id, proof_ids[step])
+        path = _sibling_path(levels, step) if step < len(batches) else []
+        result = submit_step(chain, store, run_id, proof_ids[step], path)
         if not result["accepted"]:
             raise ChainError(f"the ledger refused step {step}: {result['reason']}")
         submitted.append({"step": step, **result})
