@@ -6,7 +6,7 @@ the settings search optimising verify gas), in a fresh
 temporary data dir: compile, prove the model's ``input.json``, then on a fresh anvil
 chain deploy the verifier and register the circuit (``deploy_circuit``), ask the verifier
 for its answer (``verify_onchain``: gas of the call, calldata size) and submit the result
-to ProvenResults (``submit_proof``). A verifier over EIP-170's 24,576 bytes is retried
+to ProvenResults (``submit_result``). A verifier over EIP-170's 24,576 bytes is retried
 with ezkl's reusable verifier.
 
 Run from the repository root (needs scripts/setup.sh's npm packages)::
@@ -28,7 +28,7 @@ from common import format_table, model_dirs
 from prover.chain.client import connect
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
-from prover.chain.onchain import deploy_circuit, submit_proof, verify_proof_onchain
+from prover.chain.onchain import deploy_circuit, submit_result, verify_onchain
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.config import Settings
 from prover.errors import ProverError
@@ -80,8 +80,8 @@ def measure(model_dir: Path, strategy: str) -> dict[str, Any]:
                 )
             proof = prove_input(store, circuit["id"], sample)
             deployment = deploy_circuit(store, circuit["id"], chain)
-            answer = verify_proof_onchain(store, proof["id"], chain)
-            submitted = submit_proof(store, proof["id"], chain)
+            answer = verify_onchain(store, proof["id"], chain)
+            submitted = submit_result(store, proof["id"], chain)
         except ProverError as exc:
             return {**row, "error": exc.message[:200]}
     return {

@@ -5,7 +5,7 @@ temporary data dir and SQLite database), compiles the model through the service,
 
 * raw library prove: ``prove_input(store, circuit, input, fresh=True)`` in this process,
   ``--requests`` times; wall time of each call (and ezkl's ``prove_s`` inside it);
-* service end to end: ``--requests`` sequential ``submit_proof(fresh=True)`` + ``wait``;
+* service end to end: ``--requests`` sequential ``request_proof(fresh=True)`` + ``wait``;
   wall time from before the POST until ``wait`` returns. The overhead is its median minus
   the raw median (goal: under 10% of the raw time). Raw and service proofs alternate, after
   one warm-up of each, so a change of load during the run weighs on both alike;
@@ -107,7 +107,7 @@ def service_proof(client: Client, circuit_id: str, input_obj: Any) -> dict[str, 
     """One fresh proof through the API: wall seconds, POST ms, queue ms (``started_at -
     created_at``), ms from ``finished_at`` until ``wait`` returned, the worker's timings."""
     started = time.perf_counter()
-    job_id = client.submit_proof(circuit_id, input_obj, fresh=True)["job_id"]
+    job_id = client.request_proof(circuit_id, input_obj, fresh=True)["job_id"]
     posted = time.perf_counter()
     job = client.wait(job_id)
     wall, returned = time.perf_counter() - started, datetime.now(timezone.utc)
@@ -150,7 +150,7 @@ def paired_proofs(
 def throughput(client: Client, circuit_id: str, input_obj: Any, m: int) -> dict[str, Any]:
     """Submit ``m`` fresh proofs at once, then wait for all; proofs per second."""
     started = time.perf_counter()
-    job_ids = [client.submit_proof(circuit_id, input_obj, fresh=True)["job_id"] for _ in range(m)]
+    job_ids = [client.request_proof(circuit_id, input_obj, fresh=True)["job_id"] for _ in range(m)]
     submitted = time.perf_counter() - started
     workers = [client.wait(job_id)["worker"] for job_id in job_ids]
     wall = time.perf_counter() - started

@@ -143,7 +143,7 @@ def compile(
 
     def action() -> None:
         from prover.circuits.compiler import compile_model
-        from prover.service.options import compile_options
+        from prover.service.options import CompileRequest
 
         requested = {
             "input_visibility": input_visibility,
@@ -164,7 +164,7 @@ def compile(
             settings: Settings = get_settings()
             if srs is not None:
                 settings = settings.model_copy(update={"srs_path": srs})
-            options = compile_options(requested, settings)
+            options = CompileRequest.parse(requested).core_options(settings)
             with _progress(not as_json, "compile") as progress:
                 record = compile_model(
                     model, _load_data(calibration), options, _store(), settings, progress
@@ -293,14 +293,14 @@ def submit(
     """Submit a proven result to the ProvenResults contract; exit 1 if it is refused."""
 
     def action() -> None:
-        from prover.chain.onchain import submit_proof
+        from prover.chain.onchain import submit_result
 
         if remote:
             from prover.cli_service import remote_job
 
             result = remote_job(lambda c: c.submit_onchain(proof_id, commit_reveal), as_json)
         else:
-            result = submit_proof(_store(), proof_id, _chain(rpc, key), commit_reveal)
+            result = submit_result(_store(), proof_id, _chain(rpc, key), commit_reveal)
 
         def human(out: Console) -> None:
             if not result["accepted"]:
@@ -341,9 +341,9 @@ def verify(
             with remote_client() as client:
                 result = client.verify(proof)
         elif onchain:
-            from prover.chain.onchain import verify_proof_onchain
+            from prover.chain.onchain import verify_onchain
 
-            result = verify_proof_onchain(_store(), proof, _chain(rpc, key), circuit)
+            result = verify_onchain(_store(), proof, _chain(rpc, key), circuit)
         else:
             result = verify_proof(_store(), proof, circuit)
 

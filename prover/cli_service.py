@@ -244,7 +244,7 @@ def remote_compile(model: Path, calibration: Path | None, options: dict[str, Any
 def remote_prove(circuit_id: str, input_path: Path, fresh: bool, as_json: bool):
     """prove --remote: request a proof from the service and wait for it."""
     with remote_client() as client:
-        accepted = client.submit_proof(circuit_id, _load_data(input_path), fresh)
+        accepted = client.request_proof(circuit_id, _load_data(input_path), fresh)
         _watch(client, accepted["job_id"], not as_json)
         return client.proof(accepted["proof_id"])
 

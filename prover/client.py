@@ -69,7 +69,7 @@ class Client:
         }
         return self._call("POST", "/v1/models", files=files, data=data)
 
-    def submit_proof(self, circuit_id: str, input_obj: Any, fresh: bool = False) -> dict[str, Any]:
+    def request_proof(self, circuit_id: str, input_obj: Any, fresh: bool = False) -> dict[str, Any]:
         return self._call(
             "POST", f"/v1/circuits/{circuit_id}/proofs", json={"input": input_obj, "fresh": fresh}
         )

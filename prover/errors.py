@@ -1,4 +1,10 @@
-"""User-facing errors: each names the problem and what to do about it."""
+"""User-facing errors: each names the problem and what to do about it.
+
+Every error type carries what its handlers need, so that no handler keeps a list of its
+own: a stable ``code`` (scripts and HTTP bodies), the HTTP ``status`` it maps to, and
+whether it is ``transient`` (a part did not answer: the same work may succeed later, so
+the queue retries it instead of failing the job).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,11 @@ from typing import Any
 
 
 class ProverError(Exception):
-    """Base of every error the user can cause; ``code`` is stable for scripts and HTTP."""
+    """Base of every error the product raises on purpose."""
 
     code = "prover_error"
+    status = 500
+    transient = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -23,57 +31,124 @@ class InvalidModelError(ProverError):
     """The file is not a usable ONNX model (corrupt, fails the checker, cannot run)."""
 
     code = "invalid_model"
+    status = 422
 
 
 class UnsupportedOperatorError(ProverError):
     """The model uses operators that ezkl cannot put in a circuit."""
 
     code = "unsupported_operator"
+    status = 422
 
 
 class ModelTooLargeError(ProverError):
     """The model exceeds a configured intake limit."""
 
     code = "model_too_large"
+    status = 413
 
 
 class InvalidInputError(ProverError):
     """Input or calibration data does not match the model's inputs."""
 
     code = "invalid_input"
+    status = 422
 
 
 class NotFoundError(ProverError):
     """An id that names no stored model, circuit or proof."""
 
     code = "not_found"
+    status = 404
 
 
 class CircuitError(ProverError):
     """ezkl could not build a circuit for this model under any candidate settings."""
 
     code = "circuit_error"
+    status = 422
 
 
 class SRSError(ProverError):
-    """The structured reference string is missing, unreadable or too small."""
+    """The structured reference string is missing, unreadable or too small (the
+    operator's set-up, not the request)."""
 
     code = "srs_error"
+    status = 500
 
 
 class AuthError(ProverError):
     """Missing, unknown or revoked API key."""
 
     code = "unauthorized"
+    status = 401
 
 
 class ConflictError(ProverError):
     """The request is valid but cannot be served in the current state (e.g. still compiling)."""
 
     code = "conflict"
+    status = 409
 
 
 class UnavailableError(ProverError):
-    """A part of the service (broker, database, chain) does not answer; try again later."""
+    """A part of the service (broker, database) does not answer; try again later."""
 
     code = "unavailable"
+    status = 503
+    transient = True
+
+
+class ChainError(ProverError):
+    """The chain refused a transaction or holds something else than expected."""
+
+    code = "chain_error"
+    status = 502
+
+
+class ChainUnavailableError(ChainError):
+    """No chain answers at the configured endpoint; the same call may succeed later."""
+
+    code = "chain_unavailable"
+    status = 503
+    transient = True
+
+
+class ToolchainError(ProverError):
+    """A required external tool (solc, node, anvil) is missing or failed to start."""
+
+    code = "toolchain_missing"
+    status = 500
+
+
+class SolidityError(ProverError):
+    """The Solidity compiler rejected a source."""
+
+    code = "solidity_error"
+    status = 500
+
+
+def _infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the libraries that reach other processes, raised when those do not
+    answer (a dropped connection, a timeout): the standard ones of each library."""
+    import redis
+    import requests
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (
+        ConnectionError,
+        TimeoutError,
+        requests.ConnectionError,
+        requests.Timeout,
+        OperationalError,
+        InterfaceError,
+        redis.ConnectionError,
+        redis.TimeoutError,
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the failed work may succeed if tried again later (a part did not answer)."""
+    if isinstance(exc, ProverError):
+        return exc.transient
+    return isinstance(exc, _infrastructure_errors())

@@ -12,22 +12,23 @@ import pytest
 from test_cli import one_json, run_cli
 
 from conftest import calibration_data, make_mlp
-from prover.chain.client import Chain, ChainError, connect
+from prover.chain.client import Chain, connect
 from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain, free_port
 from prover.chain.onchain import (
+    call_verifier,
     deploy_circuit,
     deploy_verifier,
-    submit_proof,
+    submit_result,
     verifier_arguments,
     verify_onchain,
-    verify_proof_onchain,
 )
-from prover.chain.solidity import EIP170_LIMIT, SolidityError, compile_sources
+from prover.chain.solidity import EIP170_LIMIT, compile_sources
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.search import SearchSpace
 from prover.config import Settings
+from prover.errors import ChainError, SolidityError
 from prover.proving.proofs import export_proof, prove_input
 from prover.store import ArtifactStore
 
@@ -74,7 +75,7 @@ def test_onchain_answer_agrees_with_ezkl(
     assert deployment["gas_used"] > 0 and deployment["chain_id"] == 31337
     proof = prove_input(session_store, compiled["id"], sample_input)
     good = export_proof(session_store, proof["id"], tmp_path / "good.json")
-    answer = verify_onchain(chain, artifact, deployment["verifier_address"], good)
+    answer = call_verifier(chain, artifact, deployment["verifier_address"], good)
     assert answer["valid"] is True and _ezkl_verify(session_store, compiled, good) is True
     assert answer["gas"] > 100_000
 
@@ -94,7 +95,7 @@ def test_onchain_answer_agrees_with_ezkl(
     for i, case in enumerate(cases):
         path = tmp_path / f"bad{i}.json"
         path.write_text(json.dumps(case))
-        onchain = verify_onchain(chain, artifact, deployment["verifier_address"], path)
+        onchain = call_verifier(chain, artifact, deployment["verifier_address"], path)
         assert onchain["valid"] is False
         assert onchain["valid"] == _ezkl_verify(session_store, compiled, path)
 
@@ -115,7 +116,7 @@ def test_proof_for_another_circuit_is_rejected(
     path = export_proof(store, proof["id"], tmp_path / "other-proof.json")
     deployment = deploy_verifier(session_store, compiled["id"], chain)
     artifact = verifier_artifact(session_store, compiled["id"])
-    assert verify_onchain(chain, artifact, deployment["verifier_address"], path)["valid"] is False
+    assert call_verifier(chain, artifact, deployment["verifier_address"], path)["valid"] is False
 
 
 def test_redeploy_reuses_unless_forced(
@@ -216,14 +217,14 @@ def test_results_contract_accepts_only_valid_proofs_once(
         "UnknownCircuit"
     )
 
-    accepted = submit_proof(session_store, proof["id"], chain)
+    accepted = submit_result(session_store, proof["id"], chain)
     assert accepted["accepted"] is True and accepted["gas_used"] > 0
     assert accepted["event"]["name"] == "ResultAccepted"
     assert accepted["event"]["prover"] == chain.account.address
     assert accepted["event"]["circuit_id"] == compiled["id"]
     expected = [str(int(x, 16)) for x in proof["instances"][0]]
     assert accepted["event"]["instances"] == expected
-    replay = submit_proof(session_store, proof["id"], chain)
+    replay = submit_result(session_store, proof["id"], chain)
     assert replay["accepted"] is False and replay["reason"].startswith("AlreadyAccepted")
 
 
@@ -258,7 +259,7 @@ def test_commit_reveal_credits_the_committer(
     )
     with pytest.raises(ChainError, match="NoCommitment"):
         transact(chain, reveal)
-    accepted = submit_proof(session_store, proof["id"], chain, commit_reveal=True)
+    accepted = submit_result(session_store, proof["id"], chain, commit_reveal=True)
     assert accepted["accepted"] is True, accepted["reason"]
     assert accepted["event"]["prover"] == chain.account.address
 
@@ -285,19 +286,19 @@ def test_reusable_verifier_path(
     deployment = deploy_circuit(store, circuit["id"], chain)
     assert deployment["reusable"] and deployment["register_gas_used"] > 0
     proof = prove_input(store, circuit["id"], sample_input)
-    assert verify_proof_onchain(store, proof["id"], chain)["valid"] is True
+    assert verify_onchain(store, proof["id"], chain)["valid"] is True
 
     good = export_proof(store, proof["id"], tmp_path / "good.json")
     bad = json.loads(good.read_text())
     bad["proof"][200] ^= 0x04
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    answer = verify_onchain(chain, artifact, deployment["verifier_address"], tmp_path / "bad.json")
+    answer = call_verifier(chain, artifact, deployment["verifier_address"], tmp_path / "bad.json")
     assert answer["valid"] is False
     assert _ezkl_verify(store, circuit, tmp_path / "bad.json") is False
     assert _submit_file(
         chain, deployment["results_address"], circuit["id"], good, [b"\0" * 32]
     ).startswith("WrongVka")
 
-    accepted = submit_proof(store, proof["id"], chain)
+    accepted = submit_result(store, proof["id"], chain)
     assert accepted["accepted"] is True, accepted["reason"]
-    assert submit_proof(store, proof["id"], chain)["reason"].startswith("AlreadyAccepted")
+    assert submit_result(store, proof["id"], chain)["reason"].startswith("AlreadyAccepted")

@@ -13,7 +13,7 @@ from service_stack import postgres_database
 
 from prover.service import jobs
 from prover.service.db import engine_for, migrate, session_scope
-from prover.service.schema import Base, Circuit
+from prover.service.tables import Base, Circuit
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,11 +52,13 @@ def test_claim_is_exclusive_and_only_the_holder_records(db: str) -> None:
     assert first.status == "claimed" and first.attempts == 1
     second = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
     assert second.status == "busy" and second.retry_in_s > 0
-    assert not jobs.succeed(db, job_id, "not-the-token", {}, {})
+    assert not jobs.succeed(db, job_id, "not-the-token", {}, {}, jobs.nothing_follows)
     assert jobs.report(db, job_id, first.token, "search", 0.5, {"intake": 0.1})
     assert jobs.get_job(db, job_id)["phase"] == "search"
-    assert jobs.succeed(db, job_id, first.token, {"ok": True}, {"search": 1.0})
-    assert not jobs.succeed(db, job_id, first.token, {"again": True}, {})
+    assert jobs.succeed(
+        db, job_id, first.token, {"ok": True}, {"search": 1.0}, jobs.nothing_follows
+    )
+    assert not jobs.succeed(db, job_id, first.token, {"again": True}, {}, jobs.nothing_follows)
     assert jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3).status == "done"
     view = jobs.get_job(db, job_id)
     assert (view["state"], view["result"], view["progress"]) == ("succeeded", {"ok": True}, 1.0)
@@ -73,8 +75,8 @@ def test_a_lapsed_lease_is_requeued_once_and_taken_over(db: str) -> None:
     alive = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
     assert alive.status == "claimed" and alive.attempts == 2
     assert not jobs.renew(db, job_id, dead.token, 30)  # the dead worker's token is void
-    assert not jobs.succeed(db, job_id, dead.token, {}, {})
-    assert jobs.succeed(db, job_id, alive.token, {}, {})
+    assert not jobs.succeed(db, job_id, dead.token, {}, {}, jobs.nothing_follows)
+    assert jobs.succeed(db, job_id, alive.token, {}, {}, jobs.nothing_follows)
 
 
 def test_a_job_whose_workers_keep_dying_fails_with_the_reason(db: str) -> None:
@@ -96,7 +98,7 @@ def test_a_failure_keeps_its_reason_and_released_jobs_go_back_to_the_queue(db: s
     assert jobs.get_job(db, job_id)["state"] == "queued"
     claim = jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
     error = {"code": "invalid_input", "message": "input 'x' expects 4 values"}
-    assert jobs.fail(db, job_id, claim.token, error)
+    assert jobs.fail(db, job_id, claim.token, error, jobs.nothing_follows)
     assert jobs.get_job(db, job_id)["error"] == error
 
 

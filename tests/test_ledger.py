@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import step_batch, step_model
-from prover.chain.client import Chain, ChainError, connect
+from prover.chain.client import Chain, connect
 from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.ledger import (
@@ -24,10 +24,10 @@ from prover.chain.ledger import (
     submit_step,
 )
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
-from prover.chain.onchain import verifier_arguments, verify_onchain
+from prover.chain.onchain import call_verifier, verifier_arguments
 from prover.chain.solidity import EIP170_LIMIT
 from prover.config import Settings
-from prover.errors import InvalidInputError
+from prover.errors import ChainError, InvalidInputError
 from prover.store import ArtifactStore
 from prover.training.federated import compile_aggregation, prove_aggregation
 from prover.training.step_export import flatten_params
@@ -113,7 +113,7 @@ def test_steps_are_accepted_only_in_order(proven: dict, chain: Chain) -> None:
     # and the VKA straight to the verifier), and the VKA is not in the calldata.
     path = store.path("proofs", step1["proof_id"]) / "proof.json"
     artifact = verifier_artifact(store, proven["circuit"]["id"])
-    direct = verify_onchain(chain, artifact, started["step_verifier"], path)
+    direct = call_verifier(chain, artifact, started["step_verifier"], path)
     assert direct["valid"] and first["gas_used"] < direct["gas"] + 100_000
 
     before = _spent(chain)

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from conftest import calibration_data, make_mlp
 from prover.chain.node import free_port
 from prover.service.db import session_scope
-from prover.service.schema import Job, Proof
+from prover.service.tables import Job, Proof
 
 
 @pytest.fixture(scope="module")

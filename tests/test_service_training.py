@@ -26,7 +26,7 @@ from prover.chain.client import connect
 from prover.chain.ledger import run_state, schedule_root
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.service.db import session_scope
-from prover.service.schema import Job, TrainingRun
+from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore
 from prover.training.step_export import (
     export_sgd_step,

@@ -35,6 +35,8 @@ from prover.errors import InvalidInputError, ProverError, UnavailableError
 from prover.service import jobs, queries, submissions, training
 from prover.service.db import migrate
 from prover.service.keys import authenticate
+from prover.service.kinds import job_kind
+from prover.service.options import CompileRequest
 from prover.worker.app import enqueue, job_channel
 
 log = logging.getLogger("prover.api")
@@ -173,7 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 enqueue(job_id, kind, settings)
             except Exception as exc:
                 error = {"code": "unavailable", "message": f"the queue refused the job: {exc}"}
-                jobs.abandon(db, job_id, error)
+                jobs.abandon(db, job_id, error, job_kind(kind).on_end)
                 raise UnavailableError(
                     f"the queue ({settings.redis_url}) does not answer; try again later"
                 ) from exc
@@ -229,7 +231,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with tempfile.TemporaryDirectory() as tmp:
             path = _saved_model(model, Path(tmp))
             cal = None if calibration is None else _json_part(calibration, "calibration")
-            return dispatch(submissions.submit_compile(settings, key, path, cal, requested))
+            return dispatch(
+                submissions.submit_compile(
+                    settings, key, path, cal, CompileRequest.parse(requested)
+                )
+            )
 
     @app.post(
         "/v1/training/circuits",
@@ -329,10 +335,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=schemas.ProofAccepted,
         responses=_errors(409, 413),
     )
-    def submit_proof(circuit_id: str, body: schemas.ProofRequest, key: Owner) -> dict[str, Any]:
+    def request_proof(circuit_id: str, body: schemas.ProofRequest, key: Owner) -> dict[str, Any]:
         """Request a proven inference (202; the job proves it). The input is checked
         against the circuit's input shapes first; the same input twice is one proof."""
-        accepted = submissions.submit_proof(settings, key, circuit_id, body.input, body.fresh)
+        accepted = submissions.request_proof(settings, key, circuit_id, body.input, body.fresh)
         return dispatch(accepted)
 
     @app.post(

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from prover.config import Settings
 from prover.service.db import session_scope
-from prover.service.schema import Job
+from prover.service.tables import Job
 from prover.worker.app import QUEUES, app
 
 

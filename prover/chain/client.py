@@ -10,13 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from prover.errors import ProverError
-
-
-class ChainError(ProverError):
-    """The chain could not be reached, or a transaction failed."""
-
-    code = "chain_error"
+from prover.errors import ChainError, ChainUnavailableError
 
 
 @dataclass
@@ -35,7 +29,7 @@ def connect(rpc_url: str, private_key: str) -> Chain:
     try:
         w3.eth.chain_id  # noqa: B018 - a cheap call that proves the endpoint answers
     except Exception as exc:
-        raise ChainError(f"no EVM JSON-RPC answers at {rpc_url}: {exc}") from exc
+        raise ChainUnavailableError(f"no EVM JSON-RPC answers at {rpc_url}: {exc}") from exc
     try:
         account = Account.from_key(private_key)
     except Exception as exc:

@@ -12,9 +12,10 @@ from eth_abi import decode
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from prover.chain.client import Chain, ChainError, deploy, send
+from prover.chain.client import Chain, deploy, send
 from prover.chain.solidity import CompiledContract, compile_sources
 from prover.chain.toolchain import REPO_ROOT
+from prover.errors import ChainError
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
 

@@ -23,12 +23,12 @@ from typing import Any
 
 from eth_utils import keccak
 
-from prover.chain.client import Chain, ChainError, deploy
+from prover.chain.client import Chain, deploy
 from prover.chain.contracts import compiled, contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.onchain import deploy_circuit, verifier_arguments
 from prover.circuits.search import Progress
-from prover.errors import InvalidInputError
+from prover.errors import ChainError, InvalidInputError
 from prover.proving.proofs import resolve_proof
 from prover.store import ArtifactStore, canonical_digest, now_iso
 from prover.training.steps import COMMITMENTS

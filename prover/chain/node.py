@@ -11,7 +11,7 @@ from web3 import Web3
 
 from prover.chain.toolchain import anvil_binary
 from prover.config import Settings
-from prover.errors import ProverError
+from prover.errors import ToolchainError
 
 # anvil's first development account (public, well-known; never hold real funds with it).
 ANVIL_DEV_KEY = Settings.model_fields["private_key"].default
@@ -48,14 +48,16 @@ class LocalChain:
         w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 2}))
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ProverError(f"anvil exited at start with status {self._process.returncode}")
+                raise ToolchainError(
+                    f"anvil exited at start with status {self._process.returncode}"
+                )
             try:
                 if w3.eth.chain_id == self.chain_id:
                     return self
             except Exception:
                 time.sleep(0.1)
         self.stop()
-        raise ProverError(f"anvil did not answer on {self.rpc_url} within {timeout} s")
+        raise ToolchainError(f"anvil did not answer on {self.rpc_url} within {timeout} s")
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:

@@ -13,9 +13,10 @@ from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector
 from web3.exceptions import ContractLogicError
 
-from prover.chain.client import Chain, ChainError, deploy
+from prover.chain.client import Chain, deploy
 from prover.chain.contracts import contract, infrastructure, transact, vk_digest
 from prover.chain.evm_verifier import verifier_artifact
+from prover.errors import ChainError
 from prover.proving.proofs import resolve_proof
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
@@ -136,7 +137,7 @@ def verifier_arguments(proof_path: Path) -> tuple[bytes, list[int]]:
     return proof, list(instances)
 
 
-def verify_onchain(
+def call_verifier(
     chain: Chain, artifact: dict[str, Any], verifier_address: str, proof_path: Path
 ) -> dict[str, Any]:
     """The verifier contract's own answer for a proof file (an eth_call, no transaction)."""
@@ -167,7 +168,7 @@ def verify_onchain(
     }
 
 
-def verify_proof_onchain(
+def verify_onchain(
     store: ArtifactStore, proof_ref: str, chain: Chain, circuit_ref: str | None = None
 ) -> dict[str, Any]:
     """A stored proof (or an ezkl proof file with its circuit) checked by the circuit's
@@ -175,7 +176,7 @@ def verify_proof_onchain(
     proof_id, path, circuit = resolve_proof(store, proof_ref, circuit_ref)
     deployment = registered(store, circuit["id"], chain)
     artifact = verifier_artifact(store, circuit["id"])
-    answer = verify_onchain(chain, artifact, deployment["verifier_address"], path)
+    answer = call_verifier(chain, artifact, deployment["verifier_address"], path)
     return {
         **answer,
         "proof_id": proof_id,
@@ -186,7 +187,7 @@ def verify_proof_onchain(
     }
 
 
-def submit_proof(
+def submit_result(
     store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
 ) -> dict[str, Any]:
     """Submit a stored proof's result to ProvenResults; a rejection is reported, not sent.

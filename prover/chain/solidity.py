@@ -9,16 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prover.chain.toolchain import native_solc, solcjs_module
-from prover.errors import ProverError
+from prover.errors import SolidityError
 
 EIP170_LIMIT = 24_576  # bytes of runtime code a contract may have on mainnet
 _SOLCJS_RUNNER = Path(__file__).with_name("solcjs_compile.cjs")
-
-
-class SolidityError(ProverError):
-    """The compiler rejected a source."""
-
-    code = "solidity_error"
 
 
 @dataclass(frozen=True)

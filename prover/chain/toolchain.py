@@ -14,16 +14,10 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from prover.errors import ProverError
+from prover.errors import ToolchainError
 
 SOLC_VERSION = "0.8.20"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class ToolchainError(ProverError):
-    """A required external tool (solc, node, anvil) is missing."""
-
-    code = "toolchain_missing"
 
 
 def node_modules() -> Path:

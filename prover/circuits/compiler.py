@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from prover.circuits.backend import prove_witness, setup_keys
 from prover.circuits.data import Sample, parse_samples, sample_digest_material
 from prover.circuits.intake import ModelInfo, load_model
 from prover.circuits.search import (
@@ -31,7 +32,6 @@ from prover.circuits.srs import SRS, resolve_srs, srs_source
 from prover.circuits.witness import generate_witness, write_input
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
-from prover.proving.engine import prove_witness, setup_keys
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
 CIRCUIT_FORMAT = 1

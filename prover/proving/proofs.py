@@ -12,12 +12,12 @@ from typing import Any
 
 import ezkl
 
+from prover.circuits.backend import prove_witness, verify_files
 from prover.circuits.data import Sample, parse_sample, sample_digest_material
 from prover.circuits.intake import TensorSpec
 from prover.circuits.search import Progress
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.errors import CircuitError, InvalidInputError
-from prover.proving.engine import prove_witness, verify_proof
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
 
@@ -108,7 +108,7 @@ def build_proof(
             raise CircuitError(f"ezkl could not prove this input: {exc}") from exc
         say("verifying", 0.9)
         started = time.perf_counter()
-        valid, reason = verify_proof(
+        valid, reason = verify_files(
             out / "proof.json", cdir / "settings.json", cdir / "vk.key", srs
         )
         verify_s = time.perf_counter() - started
@@ -173,7 +173,7 @@ def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None)
     proof_id, proof_path, circuit = resolve_proof(store, proof_ref, circuit_ref)
     cdir = store.path("circuits", circuit["id"])
     started = time.perf_counter()
-    valid, reason = verify_proof(
+    valid, reason = verify_files(
         proof_path, cdir / "settings.json", cdir / "vk.key", store.srs_path(circuit)
     )
     return {

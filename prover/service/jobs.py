@@ -9,7 +9,8 @@ worker died is claimed again once its lease has lapsed.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -17,16 +18,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from prover.errors import NotFoundError
+from prover.service import grants
 from prover.service.db import session_scope
-from prover.service.schema import Circuit, Grant, Job, Proof, TrainingRun, utcnow
+from prover.service.tables import Circuit, Job, Proof, utcnow
 
-JobKind = Literal["compile", "prove", "deploy", "submit", "train_step", "ledger"]
 TERMINAL = ("succeeded", "failed")
-# The row whose state follows a job's outcome, and the state it takes on success/failure.
-_SUBJECTS: dict[str, tuple[type[Circuit] | type[Proof], str]] = {
-    "compile": (Circuit, "ready"),
-    "prove": (Proof, "ready"),
-}
+# What a job's end does to the rows it is about, in the transaction that records it;
+# returns the (job id, kind) of jobs it created, to enqueue after the commit.
+OnEnd = Callable[[Session, Job, bool], list[tuple[str, str]]]
 
 
 # Sending a job back to the queue (after a transient error, or when its worker died).
@@ -63,7 +62,7 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def new_job(
-    session: Session, kind: JobKind, subject_id: str, owner: str, params: dict[str, Any]
+    session: Session, kind: str, subject_id: str, owner: str, params: dict[str, Any]
 ) -> Job:
     job = Job(
         id=uuid.uuid4().hex,
@@ -79,43 +78,27 @@ def new_job(
     )
     session.add(job)
     session.flush()
-    grant(session, owner, "job", job.id)
+    grants.grant(session, owner, "job", job.id)
     return job
-
-
-def grant(session: Session, key_id: str, kind: str, subject_id: str) -> None:
-    """Let a key see a row (idempotent)."""
-    if not can_see(session, key_id, kind, subject_id):
-        session.add(Grant(key_id=key_id, kind=kind, subject_id=subject_id))
-        session.flush()
-
-
-def can_see(session: Session, key_id: str, kind: str, subject_id: str) -> bool:
-    """Whether a key was granted the ``kind`` row ``subject_id``."""
-    return (
-        session.scalar(
-            select(Grant.seq).where(
-                Grant.key_id == key_id, Grant.kind == kind, Grant.subject_id == subject_id
-            )
-        )
-        is not None
-    )
 
 
 def get_job(db_url: str, job_id: str, key_id: str | None = None) -> dict[str, Any]:
     """A job's public form; with ``key_id``, only if that key may see it."""
     with session_scope(db_url) as session:
         job = session.scalar(select(Job).where(Job.id == job_id))
-        if job is None or (key_id is not None and not can_see(session, key_id, "job", job_id)):
+        if job is None or (
+            key_id is not None and not grants.can_see(session, key_id, "job", job_id)
+        ):
             raise NotFoundError(f"no job with id {job_id!r}", id=job_id)
         return job_view(job)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of a claim: ``claimed`` (with a token), ``done``, ``busy`` or ``missing``."""
+    """The outcome of a claim: ``claimed`` (with a token), ``done``, ``busy``, ``missing``, or
+    ``exhausted`` (claimed, but started too often: the holder records it as lost)."""
 
-    status: Literal["claimed", "done", "busy", "missing"]
+    status: Literal["claimed", "done", "busy", "missing", "exhausted"]
     token: str | None = None
     kind: str | None = None
     params: dict[str, Any] | None = None
@@ -168,17 +151,7 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
             queued_s=max(0.0, (now - _utc(job.created_at)).total_seconds()),
         )
     if claimed.attempts > max_attempts:
-        fail(
-            db_url,
-            job_id,
-            token,
-            {
-                "code": "worker_lost",
-                "message": f"the job was started {max_attempts} times and its worker was lost "
-                "each time (killed, out of memory, or over the time limit)",
-            },
-        )
-        return Claim("done")
+        return replace(claimed, status="exhausted")
     return claimed
 
 
@@ -228,7 +201,7 @@ class Settled:
 
 
 def _settle(
-    db_url: str, job_id: str, token: str, values: dict[str, Any], subject_ok: bool
+    db_url: str, job_id: str, token: str, values: dict[str, Any], on_end: OnEnd, ok: bool
 ) -> Settled | None:
     with session_scope(db_url) as session:
         job = session.scalar(select(Job).where(_held(job_id, token)).with_for_update())
@@ -238,78 +211,38 @@ def _settle(
             setattr(job, name, value)
         job.finished_at = utcnow()
         job.lease_token = None
-        return Settled(_settle_subject(session, job, subject_ok))
+        return Settled(on_end(session, job, ok))
 
 
-def _settle_subject(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
-    """The circuit or proof a compile or prove job makes: ready, or failed; the run a
-    training step belongs to: one step further (with the next step's job), or failed."""
-    if job.kind == "train_step":
-        return _advance_run(session, job, ok)
-    if job.kind in _SUBJECTS:
-        table, ready = _SUBJECTS[job.kind]
+def subject_follows(table: type[Circuit] | type[Proof]) -> OnEnd:
+    """The ending of a job that makes one row (a compile job's circuit, a prove job's
+    proof): the row becomes ready, or failed, if this job is still the row's job."""
+
+    def follow(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
         row = session.get(table, job.subject_id)
         if row is not None and row.job_id == job.id:
-            row.state = ready if ok else "failed"
+            row.state = "ready" if ok else "failed"
+        return []
+
+    return follow
+
+
+def nothing_follows(_session: Session, _job: Job, _ok: bool) -> list[tuple[str, str]]:
+    """The ending of a job whose result is all there is (the chain jobs)."""
     return []
 
 
-def _advance_run(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
-    """Record a step job's end on its run: the step's proof becomes a ready proof row that
-    every key of the run may see, and the next step gets its job (fed this step's proof)."""
-    run = session.get(TrainingRun, job.subject_id)
-    if run is None or run.job_id != job.id:
-        return []
-    if not ok:
-        run.state, run.finished_at = "failed", utcnow()
-        return []
-    assert job.result is not None
-    proof_id = job.result["proof_id"]
-    row = session.get(Proof, proof_id)
-    if row is not None and row.state == "failed":  # an earlier request for the same input
-        row.state, row.job_id = "ready", job.id
-    elif row is None:
-        session.add(
-            Proof(
-                id=proof_id,
-                circuit_id=run.circuit_id,
-                input_digest=job.result["input_digest"],
-                state="ready",
-                job_id=job.id,
-            )
-        )
-        session.flush()
-    for key_id in {job.owner, *_keys_of_run(session, run.id)}:
-        grant(session, key_id, "proof", proof_id)
-    run.proof_ids = [*run.proof_ids, proof_id]
-    if len(run.proof_ids) == run.steps_total:
-        run.state, run.finished_at = "succeeded", utcnow()
-        return []
-    return [start_step(session, run, job.owner)]
-
-
-def _keys_of_run(session: Session, run_id: str) -> set[str]:
-    query = select(Grant.key_id).where(Grant.kind == "run", Grant.subject_id == run_id)
-    return set(session.scalars(query))
-
-
-def start_step(session: Session, run: TrainingRun, owner: str) -> tuple[str, str]:
-    """Create the job of a run's next step (it starts from the last step's proof)."""
-    step = len(run.proof_ids)
-    after = run.proof_ids[-1] if run.proof_ids else None
-    job = new_job(session, "train_step", run.id, owner, {"step": step, "after": after})
-    for key_id in _keys_of_run(session, run.id):
-        grant(session, key_id, "job", job.id)
-    run.job_id, run.state, run.finished_at = job.id, "running", None
-    return job.id, job.kind
-
-
 def succeed(
-    db_url: str, job_id: str, token: str, result: dict[str, Any], timings: dict[str, float]
+    db_url: str,
+    job_id: str,
+    token: str,
+    result: dict[str, Any],
+    timings: dict[str, float],
+    on_end: OnEnd,
 ) -> Settled | None:
     """Record success (only the lease holder can); None if the lease was lost."""
     values = {"state": "succeeded", "phase": "done", "progress": 1.0, "result": result}
-    return _settle(db_url, job_id, token, {**values, "timings": timings}, True)
+    return _settle(db_url, job_id, token, {**values, "timings": timings}, on_end, True)
 
 
 def fail(
@@ -317,23 +250,24 @@ def fail(
     job_id: str,
     token: str,
     error: dict[str, Any],
+    on_end: OnEnd,
     timings: dict[str, float] | None = None,
 ) -> Settled | None:
     """Record failure with a reason (only the lease holder can); None if the lease was lost."""
     values: dict[str, Any] = {"state": "failed", "error": error}
     if timings is not None:
         values["timings"] = timings
-    return _settle(db_url, job_id, token, values, False)
+    return _settle(db_url, job_id, token, values, on_end, False)
 
 
-def abandon(db_url: str, job_id: str, error: dict[str, Any]) -> None:
+def abandon(db_url: str, job_id: str, error: dict[str, Any], on_end: OnEnd) -> None:
     """Fail a job that never reached the queue (the broker refused it)."""
     with session_scope(db_url) as session:
         job = session.scalar(select(Job).where(Job.id == job_id, Job.state == "queued"))
         if job is None:
             return
         job.state, job.error, job.finished_at = "failed", error, utcnow()
-        _settle_subject(session, job, False)
+        on_end(session, job, False)
 
 
 def waiting(db_url: str, older_than_s: float) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from prover.errors import AuthError, NotFoundError
 from prover.service.db import session_scope
-from prover.service.schema import ApiKey, utcnow
+from prover.service.tables import ApiKey, utcnow
 
 KEY_PREFIX = "pk_"
 

@@ -1,37 +1,74 @@
-"""Compile options as a service request carries them (JSON) and as the core takes them."""
+"""The compile options a client may set: one definition for the API form, the CLI options,
+the job a compile request becomes, and the core's ``CompileOptions``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prover.circuits.compiler import CompileOptions
 from prover.circuits.search import Visibility
 from prover.config import Settings
+from prover.errors import InvalidInputError
 
-DEFAULTS: dict[str, Any] = {
-    "input_visibility": "public",
-    "param_visibility": "fixed",
-    "output_visibility": "public",
-    "tolerance": None,
-    "strategy": "search",
-    "objective": "prove-time",
-    "lookup_margin": 2.0,
-    "reusable_verifier": False,
-}
+TensorVisibility = Literal["public", "private", "hashed", "polycommit"]
+ParamVisibility = Literal["fixed", "private", "public", "hashed", "polycommit"]
 
 
-def compile_options(requested: dict[str, Any], settings: Settings) -> CompileOptions:
-    """The core's options for a request (missing fields take the defaults); raises
-    ``InvalidInputError`` naming a bad value."""
-    values = {**DEFAULTS, **{k: v for k, v in requested.items() if v is not None}}
-    return CompileOptions(
-        visibility=Visibility(
-            values["input_visibility"], values["param_visibility"], values["output_visibility"]
-        ),
-        tolerance=float(values["tolerance"] or settings.tolerance),
-        strategy=values["strategy"],
-        measure_top=settings.measure_top,
-        lookup_margin=float(values["lookup_margin"]),
-        reusable_verifier=bool(values["reusable_verifier"]),
-        objective=values["objective"],
+class CompileRequest(BaseModel):
+    """What a compile request may ask for; every field has the default a client gets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_visibility: TensorVisibility = Field("public", description="who sees the inputs")
+    param_visibility: ParamVisibility = Field("fixed", description="who sees the weights")
+    output_visibility: TensorVisibility = Field("public", description="who sees the outputs")
+    tolerance: float | None = Field(
+        None,
+        gt=0,
+        description="max output error relative to max(1, |float output|); default from config",
     )
+    strategy: Literal["search", "ezkl-default"] = Field(
+        "search", description="search (tune run args) or ezkl-default (ezkl's own calibration)"
+    )
+    objective: Literal["prove-time", "verify-gas"] = Field(
+        "prove-time", description="what the finalists compete on"
+    )
+    lookup_margin: float = Field(
+        2.0, ge=1, description="lookup tables cover the calibration range times this"
+    )
+    reusable_verifier: bool = Field(
+        False, description="keys for ezkl's shared reusable EVM verifier (verifiers over 24 KB)"
+    )
+
+    @classmethod
+    def parse(cls, requested: dict[str, Any]) -> CompileRequest:
+        """A request from plain values (None means the default); ``InvalidInputError``
+        naming each bad field."""
+        try:
+            return cls.model_validate({k: v for k, v in requested.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise InvalidInputError(f"bad compile options: {problems}") from exc
+
+    def core_options(self, settings: Settings) -> CompileOptions:
+        """The core's options; the tolerance falls back to the configured one."""
+        return CompileOptions(
+            visibility=Visibility(
+                self.input_visibility, self.param_visibility, self.output_visibility
+            ),
+            tolerance=float(self.tolerance or settings.tolerance),
+            strategy=self.strategy,
+            measure_top=settings.measure_top,
+            lookup_margin=float(self.lookup_margin),
+            reusable_verifier=self.reusable_verifier,
+            objective=self.objective,
+        )
+
+    def settled(self, settings: Settings) -> dict[str, Any]:
+        """Every field with the tolerance filled in: what a compile job carries, so that a
+        worker with another default tolerance still builds the same circuit."""
+        return {**self.model_dump(), "tolerance": self.core_options(settings).tolerance}

@@ -10,9 +10,9 @@ from prover.config import Settings
 from prover.errors import InvalidInputError, NotFoundError
 from prover.proving.proofs import proof_file as stored_proof_file
 from prover.proving.proofs import verify
-from prover.service import jobs
+from prover.service import grants, jobs
 from prover.service.db import session_scope
-from prover.service.schema import Circuit, Grant, Job, Proof, TrainingRun
+from prover.service.tables import Circuit, Job, Proof, TrainingRun
 from prover.store import ArtifactStore
 
 MAX_PAGE = 100
@@ -25,22 +25,13 @@ def page(
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}; got {limit}")
     with session_scope(settings.sqlalchemy_url()) as session:
-        query = select(Grant.seq, Grant.subject_id).where(Grant.key_id == owner, Grant.kind == kind)
-        if cursor is not None:
-            query = query.where(Grant.seq < cursor)
-        rows = session.execute(query.order_by(Grant.seq.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "ids": [r.subject_id for r in rows],
-        "next_cursor": rows[-1].seq if more else None,
-    }
+        ids, next_cursor = grants.granted_page(session, owner, kind, limit, cursor)
+    return {"ids": ids, "next_cursor": next_cursor}
 
 
 def _require(settings: Settings, owner: str, kind: str, subject_id: str) -> None:
     with session_scope(settings.sqlalchemy_url()) as session:
-        if not jobs.can_see(session, owner, kind, subject_id):
-            raise NotFoundError(f"no {kind} with id {subject_id!r}", id=subject_id)
+        grants.require(session, owner, kind, subject_id)
 
 
 def get_model(settings: Settings, owner: str, model_id: str) -> dict[str, Any]:

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 from prover.circuits.compiler import CompilePlan, plan_compile, store_model
 from prover.circuits.data import sample_digest_material, to_ezkl_input
 from prover.config import Settings
-from prover.errors import ConflictError, NotFoundError
+from prover.errors import ConflictError
 from prover.proving.proofs import plan_proof
-from prover.service import jobs
+from prover.service import grants, jobs
 from prover.service.db import session_scope
-from prover.service.options import DEFAULTS, compile_options
-from prover.service.schema import Circuit, Job, Proof
+from prover.service.options import CompileRequest
+from prover.service.tables import Circuit, Job, Proof
 from prover.store import ArtifactStore
 
 Accepted = tuple[dict[str, Any], list[tuple[str, str]]]  # (response, jobs to enqueue)
@@ -45,7 +45,7 @@ def _row_with_job(
     session: Session,
     row: Any,
     make_row: Callable[[str], Any],
-    kind: jobs.JobKind,
+    kind: str,
     subject_id: str,
     owner: str,
     params: dict[str, Any],
@@ -70,14 +70,14 @@ def submit_compile(
     owner: str,
     model_path: Path,
     calibration: Any | None,
-    requested: dict[str, Any],
+    requested: CompileRequest,
 ) -> Accepted:
     """Accept a model for compilation; returns the response and the jobs to enqueue."""
-    options = compile_options(requested, settings)
+    options = requested.core_options(settings)
     plan = plan_compile(model_path, calibration, options, settings)
     params = {
         "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
-        "options": {**DEFAULTS, **requested, "tolerance": options.tolerance},
+        "options": requested.settled(settings),
     }
     return accept_compile(settings, owner, plan, params)
 
@@ -115,7 +115,7 @@ def accept_compile(
             ("circuit", circuit.id),
             ("job", circuit.job_id),
         ):
-            jobs.grant(session, owner, kind, subject)
+            grants.grant(session, owner, kind, subject)
         response = {
             "model_id": plan.info.model_id,
             "circuit_id": circuit.id,
@@ -127,17 +127,10 @@ def accept_compile(
     return with_retry(settings.sqlalchemy_url(), body)
 
 
-def visible_row(session: Session, owner: str, kind: str, table: Any, row_id: str) -> Any:
-    row = session.get(table, row_id)
-    if row is None or not jobs.can_see(session, owner, kind, row_id):
-        raise NotFoundError(f"no {kind} with id {row_id!r}", id=row_id)
-    return row
-
-
 def ready_circuit(settings: Settings, owner: str, circuit_id: str) -> Circuit:
     """A circuit the key may see and that has compiled; 404 or 409 otherwise."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        circuit = visible_row(session, owner, "circuit", Circuit, circuit_id)
+        circuit = grants.visible_row(session, owner, "circuit", Circuit, circuit_id)
         if circuit.state != "ready":
             job = session.scalar(select(Job).where(Job.id == circuit.job_id))
             detail = f"job {circuit.job_id}"
@@ -153,7 +146,7 @@ def ready_circuit(settings: Settings, owner: str, circuit_id: str) -> Circuit:
         return circuit
 
 
-def submit_proof(
+def request_proof(
     settings: Settings, owner: str, circuit_id: str, input_obj: Any, fresh: bool = False
 ) -> Accepted:
     """Accept a proof request for a compiled circuit; returns the response and the jobs."""
@@ -186,8 +179,8 @@ def submit_proof(
             params,
             "proving",
         )
-        jobs.grant(session, owner, "proof", proof.id)
-        jobs.grant(session, owner, "job", proof.job_id)
+        grants.grant(session, owner, "proof", proof.id)
+        grants.grant(session, owner, "job", proof.job_id)
         response = {"proof_id": proof.id, "job_id": proof.job_id, "state": proof.state}
         return response, enqueue
 
@@ -203,7 +196,7 @@ def submit_chain_job(
             table, what = Circuit, "circuit"
         else:
             table, what = Proof, "proof"
-        row = visible_row(session, owner, what, table, subject_id)
+        row = grants.visible_row(session, owner, what, table, subject_id)
         if row.state != "ready":
             raise ConflictError(
                 f"{what} {subject_id} is {row.state}, not ready (job {row.job_id})",

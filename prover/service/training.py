@@ -20,17 +20,16 @@ from sqlalchemy.orm import Session
 from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
-from prover.service import jobs
+from prover.service import grants, jobs
 from prover.service.db import session_scope
 from prover.service.queries import run_summary
-from prover.service.schema import Job, TrainingRun
 from prover.service.submissions import (
     Accepted,
     accept_compile,
     ready_circuit,
-    visible_row,
     with_retry,
 )
+from prover.service.tables import Job, Proof, TrainingRun, utcnow
 from prover.store import ArtifactStore, canonical_digest, now_iso
 from prover.training.graph import step_batches, step_weights
 from prover.training.steps import (
@@ -119,12 +118,12 @@ def submit_run(
                 job_id="",
             )
             session.add(run)
-            enqueue.append(jobs.start_step(session, run, owner))
+            enqueue.append(start_step(session, run, owner))
         elif run.state == "failed":  # resume after the last proven step
-            enqueue.append(jobs.start_step(session, run, owner))
-        jobs.grant(session, owner, "run", run_id)
+            enqueue.append(start_step(session, run, owner))
+        grants.grant(session, owner, "run", run_id)
         for kind, subject in [("job", run.job_id), *(("proof", p) for p in run.proof_ids)]:
-            jobs.grant(session, owner, kind, subject)
+            grants.grant(session, owner, kind, subject)
         return run_summary(run), enqueue
 
     return with_retry(settings.sqlalchemy_url(), body)
@@ -135,7 +134,7 @@ def get_run(settings: Settings, owner: str, run_id: str, steps: bool = True) -> 
     (proof id, commitments, loss proven and float, error against the float step) and the
     final weights once it succeeded. Without, nothing is read from the store: for polling."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        run = visible_row(session, owner, "run", TrainingRun, run_id)
+        run = grants.visible_row(session, owner, "run", TrainingRun, run_id)
         view, proof_ids = run_summary(run), list(run.proof_ids)
         failed = run.state == "failed"
         job = session.scalar(select(Job).where(Job.id == run.job_id)) if failed else None
@@ -179,7 +178,7 @@ def verify_steps(
         raise InvalidInputError("give at least one step proof")
     with session_scope(settings.sqlalchemy_url()) as session:
         for proof_id in proof_ids:
-            if not jobs.can_see(session, owner, "proof", proof_id):
+            if not grants.can_see(session, owner, "proof", proof_id):
                 raise NotFoundError(f"no proof with id {proof_id!r}", id=proof_id)
     store = ArtifactStore(settings.data_dir)
     expected = batch_commitments(store, proof_ids[0], batches) if batches else None
@@ -190,7 +189,7 @@ def submit_ledger(settings: Settings, owner: str, run_id: str) -> Accepted:
     """Accept putting a succeeded run on the chain's TrainingLedger (a ``ledger`` job on
     the chain queue; see ``put_on_ledger``); 409 while the run is not done."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        run = visible_row(session, owner, "run", TrainingRun, run_id)
+        run = grants.visible_row(session, owner, "run", TrainingRun, run_id)
         if run.state != "succeeded":
             raise ConflictError(
                 f"run {run_id} is {run.state}: only a run whose steps are all proven goes on "
@@ -222,3 +221,54 @@ def put_on_ledger(
     return record_run(
         chain, store, f"0x{run_id}", run["circuit_id"], initial, batches, proof_ids, progress
     )
+
+
+def start_step(session: Session, run: TrainingRun, owner: str) -> tuple[str, str]:
+    """Create the job of a run's next step (it starts from the last step's proof)."""
+    step = len(run.proof_ids)
+    after = run.proof_ids[-1] if run.proof_ids else None
+    job = jobs.new_job(session, "train_step", run.id, owner, {"step": step, "after": after})
+    for key_id in grants.keys_of(session, "run", run.id):
+        grants.grant(session, key_id, "job", job.id)
+    run.job_id, run.state, run.finished_at = job.id, "running", None
+    return job.id, job.kind
+
+
+def advance_run(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
+    """The ending of a step job: the step's proof becomes a ready proof row that every key
+    of the run may see, and the next step gets its job (fed this step's proof); a failed
+    step fails the run."""
+    run = session.get(TrainingRun, job.subject_id)
+    if run is None or run.job_id != job.id:
+        return []
+    if not ok:
+        run.state, run.finished_at = "failed", utcnow()
+        return []
+    assert job.result is not None
+    proof_id = job.result["proof_id"]
+    _record_step_proof(session, run, job, proof_id)
+    for key_id in {job.owner, *grants.keys_of(session, "run", run.id)}:
+        grants.grant(session, key_id, "proof", proof_id)
+    run.proof_ids = [*run.proof_ids, proof_id]
+    if len(run.proof_ids) == run.steps_total:
+        run.state, run.finished_at = "succeeded", utcnow()
+        return []
+    return [start_step(session, run, job.owner)]
+
+
+def _record_step_proof(session: Session, run: TrainingRun, job: Job, proof_id: str) -> None:
+    assert job.result is not None
+    row = session.get(Proof, proof_id)
+    if row is not None and row.state == "failed":  # an earlier request for the same input
+        row.state, row.job_id = "ready", job.id
+    elif row is None:
+        session.add(
+            Proof(
+                id=proof_id,
+                circuit_id=run.circuit_id,
+                input_digest=job.result["input_digest"],
+                state="ready",
+                job_id=job.id,
+            )
+        )
+        session.flush()

@@ -21,19 +21,10 @@ from celery import Celery
 from kombu import Queue
 
 from prover.config import Settings, get_settings
-
-QUEUE_OF = {
-    "compile": "compile",
-    "prove": "prove",
-    "train_step": "prove",
-    "deploy": "chain",
-    "submit": "chain",
-    "ledger": "chain",
-}
-QUEUES = ("compile", "prove", "chain")
+from prover.service.kinds import QUEUES, QueueName, job_kind
 
 
-def time_limit(settings: Settings, queue: str) -> int:
+def time_limit(settings: Settings, queue: QueueName) -> int:
     return {
         "compile": settings.compile_time_limit_s,
         "prove": settings.prove_time_limit_s,
@@ -75,9 +66,9 @@ def job_channel(job_id: str) -> str:
 
 
 def enqueue(job_id: str, kind: str, settings: Settings | None = None) -> None:
-    """Send a job to the queue of its kind, with that queue's time limits."""
+    """Send a job to the queue its kind declares, with that queue's time limits."""
     settings = settings or get_settings()
-    queue = QUEUE_OF[kind]
+    queue = job_kind(kind).queue
     hard = time_limit(settings, queue)
     app.send_task(
         "prover.run_job",

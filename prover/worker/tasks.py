@@ -11,9 +11,10 @@ from celery import Task
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from prover.config import get_settings
+from prover.errors import is_transient
 from prover.service import jobs
 from prover.service.db import forget_inherited_connections, migrate
-from prover.service.execution import TRANSIENT, lease_keeper, run_job
+from prover.service.execution import lease_keeper, run_job
 from prover.store import ArtifactStore
 from prover.worker.app import QUEUES, app, enqueue, job_channel, time_limit
 
@@ -27,9 +28,10 @@ def run_job_task(self: Task, job_id: str) -> str:
     settings = get_settings()
     try:
         outcome = run_job(job_id, self.request.hostname or "worker", settings)
-    except TRANSIENT as exc:  # could not even claim: the database is away
-        if self.request.retries >= MAX_TRANSIENT_RETRIES:
+    except Exception as exc:
+        if not is_transient(exc) or self.request.retries >= MAX_TRANSIENT_RETRIES:
             raise
+        # Could not even claim or record: the database is away.
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 120)) from exc
     if outcome.retry_in_s is not None:
         # Held by a live worker (a duplicate delivery), or released after a transient

@@ -33,7 +33,7 @@ def prove_witness(
     return time.perf_counter() - started
 
 
-def verify_proof(proof: Path, settings: Path, vk: Path, srs: Path) -> tuple[bool, str | None]:
+def verify_files(proof: Path, settings: Path, vk: Path, srs: Path) -> tuple[bool, str | None]:
     """(valid, reason): ezkl raises on malformed or unsatisfied proofs; that is a rejection."""
     try:
         ok = bool(ezkl.verify(str(proof), str(settings), str(vk), str(srs), False))

@@ -107,13 +107,13 @@ class TrainingRun(Base):
 
 
 class Grant(Base):
-    """Key ``key_id`` may see the ``kind`` row ``subject_id`` (model, circuit, proof, job,
-    run)."""
+    """Key ``key_id`` may see the row ``subject_id`` of ``subject_type`` (model, circuit,
+    proof, job, run); see ``service.grants``."""
 
     __tablename__ = "grants"
     __table_args__ = (UniqueConstraint("key_id", "kind", "subject_id"),)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key_id: Mapped[str] = mapped_column(String(32), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    subject_type: Mapped[str] = mapped_column("kind", String(16))
     subject_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
