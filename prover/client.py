@@ -20,6 +20,7 @@ class ServiceError(ProverError):
     def __init__(self, status: int, error: dict[str, Any]) -> None:
         super().__init__(error.get("message", f"HTTP {status}"), status=status)
         self.code = error.get("code", "service_error")
+        self.status = status
         self.details.update({k: v for k, v in error.items() if k not in ("code", "message")})
 
 

@@ -20,7 +20,10 @@ from typing import Any, Literal
 
 from prover.errors import NotFoundError
 
-Kind = Literal["models", "circuits", "proofs", "deployments", "training", "steps", "schedules"]
+# The record collections, one directory each ("kind" names job kinds, not these).
+Collection = Literal[
+    "models", "circuits", "proofs", "deployments", "training", "steps", "schedules", "runs"
+]
 RECORD = "record.json"
 
 
@@ -54,39 +57,40 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 class ArtifactStore:
-    """Directory layout ``<root>/<kind>/<id>/`` with a ``record.json`` in each entry."""
+    """Directory layout ``<root>/<collection>/<id>/`` with a ``record.json`` in each entry."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._staging = self.root / ".staging"
 
-    def path(self, kind: Kind, entry_id: str) -> Path:
-        return self.root / kind / entry_id
+    def path(self, collection: Collection, entry_id: str) -> Path:
+        return self.root / collection / entry_id
 
-    def exists(self, kind: Kind, entry_id: str) -> bool:
-        return (self.path(kind, entry_id) / RECORD).is_file()
+    def exists(self, collection: Collection, entry_id: str) -> bool:
+        return (self.path(collection, entry_id) / RECORD).is_file()
 
     @contextmanager
-    def create(self, kind: Kind, entry_id: str) -> Iterator[Path]:
-        """Yield a staging directory that becomes ``<kind>/<entry_id>`` if the block succeeds.
+    def create(self, collection: Collection, entry_id: str) -> Iterator[Path]:
+        """Yield a staging directory that becomes ``<collection>/<entry_id>`` if the block
+        succeeds.
 
         The block must write ``record.json`` last. If another writer published the same
         id first, its entry wins and this one is discarded (ids are content digests, so
         both describe the same thing).
         """
         self._staging.mkdir(parents=True, exist_ok=True)
-        staging = Path(self._staging / f"{kind}-{entry_id[:16]}-{uuid.uuid4().hex}")
+        staging = Path(self._staging / f"{collection}-{entry_id[:16]}-{uuid.uuid4().hex}")
         staging.mkdir()
         try:
             yield staging
             if not (staging / RECORD).is_file():
-                raise RuntimeError(f"staged {kind} entry {entry_id} has no {RECORD}")
-            final = self.path(kind, entry_id)
+                raise RuntimeError(f"staged {collection} entry {entry_id} has no {RECORD}")
+            final = self.path(collection, entry_id)
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(staging, final)
             except OSError:
-                if not self.exists(kind, entry_id):
+                if not self.exists(collection, entry_id):
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -107,35 +111,43 @@ class ArtifactStore:
         path = Path(circuit["srs"]["path"])
         return path if path.is_absolute() else self.root / path
 
-    def read_record(self, kind: Kind, entry_id: str) -> dict[str, Any]:
-        full = self.resolve(kind, entry_id)
-        return json.loads((self.path(kind, full) / RECORD).read_text())
+    def read_record(self, collection: Collection, entry_id: str) -> dict[str, Any]:
+        full = self.resolve(collection, entry_id)
+        return json.loads((self.path(collection, full) / RECORD).read_text())
 
-    def save_record(self, kind: Kind, entry_id: str, record: dict[str, Any]) -> None:
+    def save_record(self, collection: Collection, entry_id: str, record: dict[str, Any]) -> None:
         """Publish an entry that holds only a record, or atomically replace its record."""
-        if self.exists(kind, entry_id):
-            write_json_atomic(self.path(kind, entry_id) / RECORD, record)
+        if self.exists(collection, entry_id):
+            write_json_atomic(self.path(collection, entry_id) / RECORD, record)
             return
-        with self.create(kind, entry_id) as out:
+        with self.create(collection, entry_id) as out:
             (out / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True))
 
-    def resolve(self, kind: Kind, prefix: str) -> str:
+    def resolve(self, collection: Collection, prefix: str) -> str:
         """Full id for an id or an unambiguous prefix of at least 8 characters."""
-        if self.exists(kind, prefix):
+        if self.exists(collection, prefix):
             return prefix
+        base = self.root / collection
         matches = []
-        if len(prefix) >= 8 and (self.root / kind).is_dir():
-            matches = [p.name for p in (self.root / kind).iterdir() if p.name.startswith(prefix)]
-        if len(matches) == 1 and self.exists(kind, matches[0]):
+        if len(prefix) >= 8 and base.is_dir():
+            matches = [p.name for p in base.iterdir() if p.name.startswith(prefix)]
+        if len(matches) == 1 and self.exists(collection, matches[0]):
             return matches[0]
-        what = kind[:-1]
+        what = collection[:-1]
         if len(matches) > 1:
             raise NotFoundError(f"{what} id prefix {prefix!r} is ambiguous; give more characters")
         raise NotFoundError(f"no {what} with id {prefix!r} in {self.root}", id=prefix)
 
-    def list_records(self, kind: Kind) -> list[dict[str, Any]]:
-        base = self.root / kind
+    def list_records(self, collection: Collection) -> list[dict[str, Any]]:
+        base = self.root / collection
         if not base.is_dir():
             return []
         records = [json.loads(p.read_text()) for p in base.glob(f"*/{RECORD}")]
         return sorted(records, key=lambda r: r.get("created_at", ""))
+
+
+def record_type(record: dict[str, Any]) -> str | None:
+    """What a record is (``"circuit"``, ``"training_step_circuit"``, ...); records written
+    before the field was renamed from ``kind`` to ``type`` still answer."""
+    found = record.get("type", record.get("kind"))
+    return None if found is None else str(found)

@@ -1,10 +1,14 @@
-"""Response bodies, as OpenAPI shows them."""
+"""Request and response bodies, as OpenAPI shows them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from prover.service.kinds import KINDS
+from prover.service.options import CompileRequest
 
 
 class Open(BaseModel):
@@ -42,7 +46,7 @@ class JobAccepted(BaseModel):
 
 class JobView(Open):
     job_id: str
-    kind: str = Field(description="compile, prove, train_step, deploy, submit or ledger")
+    kind: str = Field(description="the job kind", json_schema_extra={"enum": list(KINDS)})
     subject_id: str
     state: str = Field(description="queued, running, succeeded or failed")
     phase: str = Field(description="queued, intake, search, setup, witness, proving, ...")
@@ -91,6 +95,25 @@ class Health(Open):
     database: str
     broker: str
     workers: int
+
+
+class CompileForm(CompileRequest):
+    """Compile options, as form fields beside the model file; each is optional. A bad value
+    is answered 422 invalid_input, naming the field."""
+
+    # The form's file parts reach the model too: they are not options, so extra fields
+    # are ignored here (CompileRequest itself forbids them).
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def parsed(cls, data: Any) -> Any:
+        """The options ``CompileRequest.parse`` makes of the form's values (its
+        ``InvalidInputError`` is not a ``ValueError``, so it reaches the error handler)."""
+        if isinstance(data, Mapping):
+            fields = {name: data.get(name) for name in CompileRequest.model_fields}
+            return CompileRequest.parse(fields).model_dump()
+        return data
 
 
 class ProofRequest(BaseModel):

@@ -9,6 +9,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError
+from web3.types import TxParams
 
 from prover.errors import ChainError, ChainUnavailableError
 
@@ -37,7 +38,7 @@ def connect(rpc_url: str, private_key: str) -> Chain:
     return Chain(w3, account)
 
 
-def send(chain: Chain, tx: dict[str, Any]) -> Any:
+def send(chain: Chain, tx: TxParams) -> Any:
     """Sign, send and wait for a transaction; raises ``ChainError`` if it reverts."""
     tx = {
         **tx,
@@ -49,7 +50,8 @@ def send(chain: Chain, tx: dict[str, Any]) -> Any:
     tx.setdefault("gas", int(chain.w3.eth.estimate_gas(tx, "pending") * 1.2))
     if "maxFeePerGas" not in tx:
         tx.setdefault("gasPrice", chain.w3.eth.gas_price)
-    signed = chain.account.sign_transaction(tx)
+    # eth_account types a transaction as a plain dict, web3 as the TxParams TypedDict.
+    signed = chain.account.sign_transaction(tx)  # type: ignore[arg-type]
     receipt = chain.w3.eth.wait_for_transaction_receipt(
         chain.w3.eth.send_raw_transaction(signed.raw_transaction), timeout=120
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode
+from eth_typing import ChecksumAddress, HexAddress, HexStr
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
@@ -83,7 +84,7 @@ def infrastructure(
     )
     record = {
         "id": entry_id,
-        "kind": "contracts",
+        "type": "contracts",
         "chain_id": chain.chain_id,
         "registry_address": registry,
         "results_address": results,
@@ -94,8 +95,14 @@ def infrastructure(
     return record
 
 
+def _checksummed(address: str) -> ChecksumAddress:
+    """An address from a deploy receipt, already checksummed (typed as such, not checked:
+    web3 refuses any other)."""
+    return ChecksumAddress(HexAddress(HexStr(address)))
+
+
 def contract(chain: Chain, name: str, address: str) -> Any:
-    return chain.w3.eth.contract(address=address, abi=compiled()[name].abi)
+    return chain.w3.eth.contract(address=_checksummed(address), abi=compiled()[name].abi)
 
 
 def vk_digest(circuit_dir: Path) -> bytes:

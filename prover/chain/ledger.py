@@ -30,13 +30,12 @@ from prover.chain.onchain import deploy_circuit, verifier_arguments
 from prover.circuits.search import Progress
 from prover.errors import ChainError, InvalidInputError
 from prover.proving.proofs import resolve_proof
-from prover.store import ArtifactStore, canonical_digest, now_iso
-from prover.training.steps import COMMITMENTS
+from prover.store import ArtifactStore, canonical_digest, now_iso, record_type
+from prover.training.steps import COMMITMENTS, STEP_CIRCUIT_TYPE
 
 LEDGER = "TrainingLedger"
 _BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _NO_VKA = "0x" + "00" * 20  # a circuit checked by its own verifier
-STEP_KIND = "training_step_circuit"  # as prover.training.steps records step circuits
 
 
 def run_key(run_id: str) -> bytes:
@@ -106,7 +105,7 @@ def _save_schedule(store: ArtifactStore, batches: list[str] | None) -> tuple[byt
     root = schedule_root(batches)
     if not store.exists("schedules", root[2:]):
         store.save_record(
-            "schedules", root[2:], {"id": root[2:], "kind": "batch_schedule", "batches": batches}
+            "schedules", root[2:], {"id": root[2:], "type": "batch_schedule", "batches": batches}
         )
     return _word(root), len(batches)
 
@@ -142,7 +141,7 @@ def deploy_ledger(chain: Chain, store: ArtifactStore, deploy_missing: bool = Tru
     address, receipt = deploy(chain, ledger.abi, ledger.bytecode)
     record = {
         "id": entry_id,
-        "kind": "contracts",
+        "type": "contracts",
         "chain_id": chain.chain_id,
         "ledger_address": address,
         "gas_used": receipt["gasUsed"],
@@ -174,12 +173,12 @@ def _verifier(chain: Chain, store: ArtifactStore, ledger: Any, circuit_id: str) 
 def _circuit(store: ArtifactStore, circuit_ref: str, step: bool) -> str:
     """The id of a step circuit (``step``) or of an aggregation circuit (any other)."""
     circuit_id = str(store.read_record("circuits", circuit_ref)["id"])
-    kind = (
-        store.read_record("training", circuit_id)["kind"]
+    circuit_type = (
+        record_type(store.read_record("training", circuit_id))
         if store.exists("training", circuit_id)
         else None
     )
-    if step != (kind == STEP_KIND):
+    if step != (circuit_type == STEP_CIRCUIT_TYPE):
         wanted = "a training step circuit" if step else "an aggregation circuit"
         raise InvalidInputError(f"circuit {circuit_id[:16]} is not {wanted}")
     return circuit_id

@@ -12,6 +12,7 @@ import ezkl
 from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector
 from web3.exceptions import ContractLogicError
+from web3.types import TxParams
 
 from prover.chain.client import Chain, deploy
 from prover.chain.contracts import contract, infrastructure, transact, vk_digest
@@ -55,7 +56,7 @@ def _deploy_verifier(
     address, receipt = deploy(chain, artifact["abi"], artifact["bytecode"])
     record = {
         "id": entry_id,
-        "kind": "verifier",
+        "type": "verifier",
         "chain_id": chain.chain_id,
         "verifier_address": address,
         "tx_hash": receipt["transactionHash"].to_0x_hex(),
@@ -148,7 +149,7 @@ def call_verifier(
         )
     else:
         data = VERIFY + encode(["bytes", "uint256[]"], [proof, instances])
-    tx = {"to": verifier_address, "data": data}
+    tx: TxParams = {"to": verifier_address, "data": data}
     try:
         answer = chain.w3.eth.call(tx)
     except ContractLogicError as exc:

@@ -38,6 +38,8 @@ CIRCUIT_FORMAT = 1
 EZKL_VERSION = version("ezkl")
 CIRCUIT_FILES = ("settings.json", "model.compiled", "vk.key", "pk.key")
 
+Strategy = Literal["search", "ezkl-default"]
+
 
 @dataclass(frozen=True)
 class CompileOptions:
@@ -45,7 +47,7 @@ class CompileOptions:
 
     visibility: Visibility = field(default_factory=Visibility)
     tolerance: float = 0.01
-    strategy: Literal["search", "ezkl-default"] = "search"
+    strategy: Strategy = "search"
     space: SearchSpace = field(default_factory=SearchSpace)
     measure_top: int = 3
     # Lookup tables (exp, sigmoid, ...) cover the calibration range times this margin.
@@ -81,7 +83,7 @@ def store_model(store: ArtifactStore, info: ModelInfo) -> dict[str, Any]:
             shutil.copyfile(info.path, out / "model.onnx")
             record = {
                 "id": info.model_id,
-                "kind": "model",
+                "type": "model",
                 "name": info.path.name,
                 "bytes": info.path.stat().st_size,
                 "created_at": now_iso(),
@@ -172,6 +174,7 @@ def plan_compile(
 ) -> CompilePlan:
     """Check the model and calibration data and derive the circuit id (no circuit work)."""
     info = load_model(Path(model_path), settings)
+    source: Literal["user", "synthetic"]
     if calibration is None:
         samples, source = synthetic_samples(info), "synthetic"
     else:
@@ -188,7 +191,7 @@ def plan_compile(
             "srs": srs_source(settings.srs_path),
         }
     )
-    return CompilePlan(info, samples, source, calibration_digest, circuit_id)  # type: ignore[arg-type]
+    return CompilePlan(info, samples, source, calibration_digest, circuit_id)
 
 
 def compile_model(
@@ -259,7 +262,7 @@ def build_circuit(
         assert chosen.accuracy is not None
         record = {
             "id": circuit_id,
-            "kind": "circuit",
+            "type": "circuit",
             "model_id": info.model_id,
             "model_name": info.path.name,
             "created_at": now_iso(),

@@ -143,20 +143,32 @@ def _attribute(node: onnx.NodeProto, name: str) -> object | None:
     return None
 
 
+def _ints(node: onnx.NodeProto, name: str) -> list[int]:
+    """An INTS attribute (empty when absent)."""
+    value = _attribute(node, name)
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else []
+
+
+def _string(node: onnx.NodeProto, name: str) -> str | None:
+    """A STRING attribute (ONNX keeps bytes), decoded; ``None`` when absent."""
+    value = _attribute(node, name)
+    return value.decode() if isinstance(value, bytes) else None
+
+
 def _unsupported_form(node: onnx.NodeProto) -> str | None:
     """A reason when a supported operator is used in a form ezkl rejects."""
     if node.op_type in ("Conv", "ConvTranspose"):
-        dilations = _attribute(node, "dilations")
-        if dilations and any(d != 1 for d in dilations):  # type: ignore[union-attr]
-            return f"{node.op_type} with dilations {list(dilations)}"  # type: ignore[arg-type]
+        dilations = _ints(node, "dilations")
+        if any(d != 1 for d in dilations):
+            return f"{node.op_type} with dilations {dilations}"
     if node.op_type == "Pad":
-        mode = _attribute(node, "mode")
-        if mode not in (None, b"constant"):
-            return f"Pad in {mode.decode()!r} mode"  # type: ignore[union-attr]
+        mode = _string(node, "mode")
+        if mode not in (None, "constant"):
+            return f"Pad in {mode!r} mode"
     if node.op_type == "Resize":
-        mode = _attribute(node, "mode")
-        if mode not in (None, b"nearest"):
-            return f"Resize in {mode.decode()!r} mode"  # type: ignore[union-attr]
+        mode = _string(node, "mode")
+        if mode not in (None, "nearest"):
+            return f"Resize in {mode!r} mode"
     return None
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, cast
 
 import ezkl
 import numpy as np
@@ -30,6 +31,21 @@ Progress = Callable[[str, float], None]
 
 INPUT_VISIBILITIES = ("public", "private", "hashed", "polycommit")
 PARAM_VISIBILITIES = ("fixed", "private", "public", "hashed", "polycommit")
+
+
+class _RunArgFields(Protocol):
+    """The ``ezkl.PyRunArgs`` attributes the search sets: ezkl's stub declares the class
+    without its attributes, so they are typed here."""
+
+    input_visibility: str
+    param_visibility: str
+    output_visibility: str
+    variables: list[tuple[str, int]]
+    input_scale: int
+    param_scale: int
+    decomp_base: int
+    decomp_legs: int
+    num_inner_cols: int
 
 
 @dataclass(frozen=True)
@@ -162,16 +178,17 @@ class Workspace:
 
     def run_args(self, candidate: Candidate | None) -> ezkl.PyRunArgs:
         args = ezkl.PyRunArgs()
-        args.input_visibility = self.visibility.input
-        args.param_visibility = self.visibility.param
-        args.output_visibility = self.visibility.output
-        args.variables = self.info.variables or [("batch_size", 1)]
+        fields = cast(_RunArgFields, args)
+        fields.input_visibility = self.visibility.input
+        fields.param_visibility = self.visibility.param
+        fields.output_visibility = self.visibility.output
+        fields.variables = self.info.variables or [("batch_size", 1)]
         if candidate is not None:
-            args.input_scale = candidate.scale
-            args.param_scale = candidate.scale
-            args.decomp_base = candidate.decomp_base
-            args.decomp_legs = candidate.decomp_legs
-            args.num_inner_cols = candidate.num_inner_cols
+            fields.input_scale = candidate.scale
+            fields.param_scale = candidate.scale
+            fields.decomp_base = candidate.decomp_base
+            fields.decomp_legs = candidate.decomp_legs
+            fields.num_inner_cols = candidate.num_inner_cols
         return args
 
     def evaluate(self, candidate: Candidate | None) -> Trial:
@@ -183,6 +200,7 @@ class Workspace:
         model = str(self.info.path)
         try:
             ezkl.gen_settings(model, str(trial.settings_path), py_run_args=self.run_args(candidate))
+            calibration: tuple[float, list[int] | None, list[int], int | None]
             if candidate is None:  # ezkl's own defaults throughout
                 calibration = (2.0, None, [1, 2, 10], None)
             else:
@@ -312,17 +330,14 @@ def search(
 
 
 def _raise_no_candidate(trials: list[Trial], tolerance: float) -> None:
-    best = min(
-        (t for t in trials if t.accuracy),
-        key=lambda t: t.accuracy.relative_error,  # type: ignore[union-attr]
-        default=None,
-    )
-    if best is None or best.accuracy is None:
+    measured = [(t, t.accuracy) for t in trials if t.accuracy]
+    if not measured:
         reasons = "; ".join(f"{t.name}: {t.error}" for t in trials)
         raise CircuitError(f"ezkl could not build a circuit for this model ({reasons})")
+    best, accuracy = min(measured, key=lambda m: m[1].relative_error)
     raise CircuitError(
         f"no candidate reaches the accuracy tolerance {tolerance}: the best, {best.name}, "
-        f"has relative error {best.accuracy.relative_error:.4g}; raise the tolerance or "
+        f"has relative error {accuracy.relative_error:.4g}; raise the tolerance or "
         "add larger scales to the search",
         trials=[t.summary() for t in trials],
     )

@@ -118,7 +118,7 @@ def build_proof(
         outputs = rescaled_outputs(witness, _specs(circuit["outputs"]))
         record = {
             "id": proof_id,
-            "kind": "proof",
+            "type": "proof",
             "circuit_id": circuit["id"],
             "model_id": circuit["model_id"],
             "created_at": now_iso(),

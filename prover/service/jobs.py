@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from prover.errors import NotFoundError
@@ -23,6 +23,7 @@ from prover.service.db import session_scope
 from prover.service.tables import Circuit, Job, Proof, utcnow
 
 TERMINAL = ("succeeded", "failed")
+Made = TypeVar("Made", Circuit, Proof)  # a row a job makes
 # What a job's end does to the rows it is about, in the transaction that records it;
 # returns the (job id, kind) of jobs it created, to enqueue after the commit.
 OnEnd = Callable[[Session, Job, bool], list[tuple[str, str]]]
@@ -113,7 +114,8 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
     now = utcnow()
     token = uuid.uuid4().hex
     with session_scope(db_url) as session:
-        taken = session.execute(
+        taken = _updated(
+            session,
             update(Job)
             .where(
                 Job.id == job_id,
@@ -130,8 +132,8 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
                 worker=worker,
                 started_at=now,
                 phase="starting",
-            )
-        ).rowcount
+            ),
+        )
         job = session.scalar(select(Job).where(Job.id == job_id))
         if job is None:
             return Claim("missing")
@@ -155,19 +157,23 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
     return claimed
 
 
-def _held(job_id: str, token: str) -> Any:
+def _updated(session: Session, statement: Update) -> bool:
+    """Run an UPDATE; whether it changed a row (the compare-and-set every lease step is)."""
+    return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
+
+
+def _held(job_id: str, token: str | None) -> Any:
     return (Job.id == job_id) & (Job.lease_token == token) & (Job.state == "running")
 
 
 def renew(db_url: str, job_id: str, token: str, lease_s: float) -> bool:
     """Extend a lease; False when the lease was lost to another worker."""
     with session_scope(db_url) as session:
-        return bool(
-            session.execute(
-                update(Job)
-                .where(_held(job_id, token))
-                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
-            ).rowcount
+        return _updated(
+            session,
+            update(Job)
+            .where(_held(job_id, token))
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s)),
         )
 
 
@@ -176,21 +182,18 @@ def report(
 ) -> bool:
     """Record progress of a held job."""
     with session_scope(db_url) as session:
-        return bool(
-            session.execute(
-                update(Job)
-                .where(_held(job_id, token))
-                .values(phase=phase, progress=progress, timings=timings)
-            ).rowcount
+        return _updated(
+            session,
+            update(Job)
+            .where(_held(job_id, token))
+            .values(phase=phase, progress=progress, timings=timings),
         )
 
 
 def release(db_url: str, job_id: str, token: str) -> bool:
     """Give a held job back to the queue (after a transient error), keeping its attempts."""
     with session_scope(db_url) as session:
-        return bool(
-            session.execute(update(Job).where(_held(job_id, token)).values(**_REQUEUED)).rowcount
-        )
+        return _updated(session, update(Job).where(_held(job_id, token)).values(**_REQUEUED))
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ def _settle(
         return Settled(on_end(session, job, ok))
 
 
-def subject_follows(table: type[Circuit] | type[Proof]) -> OnEnd:
+def subject_follows(table: type[Made]) -> OnEnd:
     """The ending of a job that makes one row (a compile job's circuit, a prove job's
     proof): the row becomes ready, or failed, if this job is still the row's job."""
 
@@ -293,11 +296,12 @@ def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
             )
         ).all()
         for job_id, kind, token in lapsed:
-            moved = session.execute(
+            moved = _updated(
+                session,
                 update(Job)
                 .where(_held(job_id, token), Job.lease_expires_at < now)
-                .values(**_REQUEUED)
-            ).rowcount
+                .values(**_REQUEUED),
+            )
             if moved:
                 requeued.append((job_id, kind))
     return requeued

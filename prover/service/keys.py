@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from prover.errors import AuthError, NotFoundError
 from prover.service.db import session_scope
@@ -33,17 +34,16 @@ def create_key(db_url: str, name: str = "default") -> dict[str, Any]:
     return {"key": key, "key_id": row.id, "name": name}
 
 
-def authenticate(db_url: str, key: str | None) -> str:
+def authenticate(session: Session, key: str | None) -> str:
     """The key id of a presented key; raises ``AuthError`` naming what is wrong."""
     if not key:
         raise AuthError("this endpoint needs an API key: send 'Authorization: Bearer <key>'")
-    with session_scope(db_url) as session:
-        row = session.scalar(select(ApiKey).where(ApiKey.key_hash == _hash(key)))
-        if row is None:
-            raise AuthError("unknown API key (create one with `prover keys create`)")
-        if row.revoked_at is not None:
-            raise AuthError(f"API key {row.id} was revoked")
-        return row.id
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == _hash(key)))
+    if row is None:
+        raise AuthError("unknown API key (create one with `prover keys create`)")
+    if row.revoked_at is not None:
+        raise AuthError(f"API key {row.id} was revoked")
+    return row.id
 
 
 def revoke_key(db_url: str, key_id: str) -> None:
@@ -56,6 +56,7 @@ def revoke_key(db_url: str, key_id: str) -> None:
 
 
 def list_keys(db_url: str) -> list[dict[str, Any]]:
+    """Every key, revoked ones too (for the operator: secrets are never listed)."""
     with session_scope(db_url) as session:
         rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at)).all()
         return [

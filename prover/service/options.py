@@ -3,14 +3,15 @@ the job a compile request becomes, and the core's ``CompileOptions``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prover.circuits.compiler import CompileOptions
-from prover.circuits.search import Visibility
 from prover.config import Settings
 from prover.errors import InvalidInputError
+
+if TYPE_CHECKING:  # the CLI reads these options at start; ezkl and onnx load only to compile
+    from prover.circuits.compiler import CompileOptions
 
 TensorVisibility = Literal["public", "private", "hashed", "polycommit"]
 ParamVisibility = Literal["fixed", "private", "public", "hashed", "polycommit"]
@@ -33,7 +34,9 @@ class CompileRequest(BaseModel):
         "search", description="search (tune run args) or ezkl-default (ezkl's own calibration)"
     )
     objective: Literal["prove-time", "verify-gas"] = Field(
-        "prove-time", description="what the finalists compete on"
+        "prove-time",
+        description="what the finalists compete on: prove-time, or verify-gas (fewest "
+        "committed columns first)",
     )
     lookup_margin: float = Field(
         2.0, ge=1, description="lookup tables cover the calibration range times this"
@@ -56,6 +59,9 @@ class CompileRequest(BaseModel):
 
     def core_options(self, settings: Settings) -> CompileOptions:
         """The core's options; the tolerance falls back to the configured one."""
+        from prover.circuits.compiler import CompileOptions
+        from prover.circuits.search import Visibility
+
         return CompileOptions(
             visibility=Visibility(
                 self.input_visibility, self.param_visibility, self.output_visibility

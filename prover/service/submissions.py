@@ -4,13 +4,17 @@ Everything a client can get wrong is checked here, before any job exists: the mo
 (intake), the calibration data, the options, the input's shape. The same compile request
 twice is one circuit and one job; the same (circuit, input) twice is one proof unless the
 client asks for a fresh one.
+
+Each submission commits in a transaction of its own (by database URL), not in the
+caller's: its jobs must be committed before they are enqueued (a worker that claims a job
+must find it), and an insert that lost a race with an identical request is retried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +27,7 @@ from prover.errors import ConflictError
 from prover.proving.proofs import plan_proof
 from prover.service import grants, jobs
 from prover.service.db import session_scope
+from prover.service.grants import SubjectType
 from prover.service.options import CompileRequest
 from prover.service.tables import Circuit, Job, Proof
 from prover.store import ArtifactStore
@@ -66,28 +71,31 @@ def _row_with_job(
 
 
 def submit_compile(
+    db_url: str,
+    store: ArtifactStore,
     settings: Settings,
     owner: str,
     model_path: Path,
     calibration: Any | None,
     requested: CompileRequest,
 ) -> Accepted:
-    """Accept a model for compilation; returns the response and the jobs to enqueue."""
+    """Accept a model for compilation; returns the response and the jobs to enqueue.
+    ``settings`` give the intake limits and the default tolerance."""
     options = requested.core_options(settings)
     plan = plan_compile(model_path, calibration, options, settings)
     params = {
         "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
         "options": requested.settled(settings),
     }
-    return accept_compile(settings, owner, plan, params)
+    return accept_compile(db_url, store, owner, plan, params)
 
 
 def accept_compile(
-    settings: Settings, owner: str, plan: CompilePlan, params: dict[str, Any]
+    db_url: str, store: ArtifactStore, owner: str, plan: CompilePlan, params: dict[str, Any]
 ) -> Accepted:
     """Record a checked compile plan: its model, circuit row and compile job (unless the
     circuit exists and has not failed). ``params`` tell the worker how to build it."""
-    store_model(ArtifactStore(settings.data_dir), plan.info)
+    store_model(store, plan.info)
     params = {"model_id": plan.info.model_id, "model_name": plan.info.path.name, **params}
 
     def make_circuit(job_id: str) -> Circuit:
@@ -110,11 +118,12 @@ def accept_compile(
             params,
             "compiling",
         )
-        for kind, subject in (
+        granted: list[tuple[SubjectType, str]] = [
             ("model", plan.info.model_id),
             ("circuit", circuit.id),
             ("job", circuit.job_id),
-        ):
+        ]
+        for kind, subject in granted:
             grants.grant(session, owner, kind, subject)
         response = {
             "model_id": plan.info.model_id,
@@ -124,34 +133,38 @@ def accept_compile(
         }
         return response, enqueue
 
-    return with_retry(settings.sqlalchemy_url(), body)
+    return with_retry(db_url, body)
 
 
-def ready_circuit(settings: Settings, owner: str, circuit_id: str) -> Circuit:
+def ready_circuit(session: Session, owner: str, circuit_id: str) -> Circuit:
     """A circuit the key may see and that has compiled; 404 or 409 otherwise."""
-    with session_scope(settings.sqlalchemy_url()) as session:
-        circuit = grants.visible_row(session, owner, "circuit", Circuit, circuit_id)
-        if circuit.state != "ready":
-            job = session.scalar(select(Job).where(Job.id == circuit.job_id))
-            detail = f"job {circuit.job_id}"
-            if circuit.state == "failed" and job is not None and job.error:
-                detail += f" failed: {job.error.get('message')}"
-            advice = "wait for the job" if circuit.state == "compiling" else "submit it again"
-            raise ConflictError(
-                f"circuit {circuit_id} is {circuit.state}, not ready ({detail}); {advice}",
-                circuit_id=circuit_id,
-                job_id=circuit.job_id,
-                state=circuit.state,
-            )
-        return circuit
+    circuit = grants.visible_row(session, owner, "circuit", Circuit, circuit_id)
+    if circuit.state != "ready":
+        job = session.scalar(select(Job).where(Job.id == circuit.job_id))
+        detail = f"job {circuit.job_id}"
+        if circuit.state == "failed" and job is not None and job.error:
+            detail += f" failed: {job.error.get('message')}"
+        advice = "wait for the job" if circuit.state == "compiling" else "submit it again"
+        raise ConflictError(
+            f"circuit {circuit_id} is {circuit.state}, not ready ({detail}); {advice}",
+            circuit_id=circuit_id,
+            job_id=circuit.job_id,
+            state=circuit.state,
+        )
+    return circuit
 
 
 def request_proof(
-    settings: Settings, owner: str, circuit_id: str, input_obj: Any, fresh: bool = False
+    db_url: str,
+    store: ArtifactStore,
+    owner: str,
+    circuit_id: str,
+    input_obj: Any,
+    fresh: bool = False,
 ) -> Accepted:
     """Accept a proof request for a compiled circuit; returns the response and the jobs."""
-    ready_circuit(settings, owner, circuit_id)
-    store = ArtifactStore(settings.data_dir)
+    with session_scope(db_url) as session:
+        ready_circuit(session, owner, circuit_id)
     plan = plan_proof(store, circuit_id, input_obj, fresh)
     params = {
         "circuit_id": circuit_id,
@@ -184,23 +197,26 @@ def request_proof(
         response = {"proof_id": proof.id, "job_id": proof.job_id, "state": proof.state}
         return response, enqueue
 
-    return with_retry(settings.sqlalchemy_url(), body)
+    return with_retry(db_url, body)
 
 
 def submit_chain_job(
-    settings: Settings, owner: str, kind: str, subject_id: str, params: dict[str, Any]
+    db_url: str,
+    owner: str,
+    kind: Literal["deploy", "submit"],
+    subject_id: str,
+    params: dict[str, Any],
 ) -> Accepted:
     """A deploy (subject: a ready circuit) or submit (subject: a ready proof) job."""
-    with session_scope(settings.sqlalchemy_url()) as session:
-        if kind == "deploy":
-            table, what = Circuit, "circuit"
-        else:
-            table, what = Proof, "proof"
+    table: type[Circuit] | type[Proof]
+    what: SubjectType
+    table, what = (Circuit, "circuit") if kind == "deploy" else (Proof, "proof")
+    with session_scope(db_url) as session:
         row = grants.visible_row(session, owner, what, table, subject_id)
         if row.state != "ready":
             raise ConflictError(
                 f"{what} {subject_id} is {row.state}, not ready (job {row.job_id})",
                 job_id=row.job_id,
             )
-        job = jobs.new_job(session, kind, subject_id, owner, params)  # type: ignore[arg-type]
+        job = jobs.new_job(session, kind, subject_id, owner, params)
         return {"job_id": job.id, "state": job.state}, [(job.id, kind)]

@@ -48,6 +48,8 @@ MAX_RUN_STEPS = 10_000
 
 
 def submit_step_circuit(
+    db_url: str,
+    store: ArtifactStore,
     settings: Settings,
     owner: str,
     graph_path: Path,
@@ -55,7 +57,8 @@ def submit_step_circuit(
     reusable_verifier: bool = True,
 ) -> Accepted:
     """Accept an exported step graph and a sample step ``{"weights", "x", "y"}`` for
-    compilation into a step circuit (a compile job); everything is checked first."""
+    compilation into a step circuit (a compile job); everything is checked first.
+    ``settings`` give the intake limits and the search's defaults."""
     step = plan_step(graph_path, sample, settings, reusable_verifier)
     params = {
         "step": {
@@ -65,7 +68,7 @@ def submit_step_circuit(
             "reusable_verifier": reusable_verifier,
         }
     }
-    return accept_compile(settings, owner, step.compile, params)
+    return accept_compile(db_url, store, owner, step.compile, params)
 
 
 def _training_record(store: ArtifactStore, circuit_id: str) -> dict[str, Any]:
@@ -88,12 +91,12 @@ def _batches(meta: dict[str, Any], batches: Any) -> list[dict[str, list[Any]]]:
 
 
 def submit_run(
-    settings: Settings, owner: str, circuit_id: str, weights: Any, batches: Any
+    db_url: str, store: ArtifactStore, owner: str, circuit_id: str, weights: Any, batches: Any
 ) -> Accepted:
     """Accept a training run: a step from ``weights`` on the first batch, then a step from
     its proven new weights on the next batch, and so on (one job per step, in order)."""
-    ready_circuit(settings, owner, circuit_id)
-    store = ArtifactStore(settings.data_dir)
+    with session_scope(db_url) as session:
+        ready_circuit(session, owner, circuit_id)
     meta = _training_record(store, circuit_id)
     request = {
         "circuit_id": circuit_id,
@@ -102,7 +105,7 @@ def submit_run(
     }
     run_id = canonical_digest(request)
     if not store.exists("runs", run_id):
-        record = {"id": run_id, "kind": "training_run", "created_at": now_iso(), **request}
+        record = {"id": run_id, "type": "training_run", "created_at": now_iso(), **request}
         store.save_record("runs", run_id, record)
 
     def body(session: Session) -> Accepted:
@@ -122,26 +125,27 @@ def submit_run(
         elif run.state == "failed":  # resume after the last proven step
             enqueue.append(start_step(session, run, owner))
         grants.grant(session, owner, "run", run_id)
-        for kind, subject in [("job", run.job_id), *(("proof", p) for p in run.proof_ids)]:
-            grants.grant(session, owner, kind, subject)
+        grants.grant(session, owner, "job", run.job_id)
+        for proof_id in run.proof_ids:
+            grants.grant(session, owner, "proof", proof_id)
         return run_summary(run), enqueue
 
-    return with_retry(settings.sqlalchemy_url(), body)
+    return with_retry(db_url, body)
 
 
-def get_run(settings: Settings, owner: str, run_id: str, steps: bool = True) -> dict[str, Any]:
+def get_run(
+    session: Session, store: ArtifactStore, owner: str, run_id: str, steps: bool = True
+) -> dict[str, Any]:
     """A run's state, and the error if it failed; with ``steps``, also each proven step
     (proof id, commitments, loss proven and float, error against the float step) and the
     final weights once it succeeded. Without, nothing is read from the store: for polling."""
-    with session_scope(settings.sqlalchemy_url()) as session:
-        run = grants.visible_row(session, owner, "run", TrainingRun, run_id)
-        view, proof_ids = run_summary(run), list(run.proof_ids)
-        failed = run.state == "failed"
-        job = session.scalar(select(Job).where(Job.id == run.job_id)) if failed else None
-        view["error"] = job.error if job is not None else None
+    run = grants.visible_row(session, owner, "run", TrainingRun, run_id)
+    view, proof_ids = run_summary(run), list(run.proof_ids)
+    failed = run.state == "failed"
+    job = session.scalar(select(Job).where(Job.id == run.job_id)) if failed else None
+    view["error"] = job.error if job is not None else None
     if not steps:
         return view
-    store = ArtifactStore(settings.data_dir)
     records = [store.read_record("steps", proof_id) for proof_id in proof_ids]
     view["scale"] = store.read_record("training", view["circuit_id"])["scale"]
     view["steps"] = [
@@ -166,7 +170,8 @@ def step_inputs(
 
 
 def verify_steps(
-    settings: Settings,
+    session: Session,
+    store: ArtifactStore,
     owner: str,
     proof_ids: list[str],
     batches: list[Any] | None = None,
@@ -176,19 +181,18 @@ def verify_steps(
     step) are the batches each step should have been proven on."""
     if not proof_ids:
         raise InvalidInputError("give at least one step proof")
-    with session_scope(settings.sqlalchemy_url()) as session:
-        for proof_id in proof_ids:
-            if not grants.can_see(session, owner, "proof", proof_id):
-                raise NotFoundError(f"no proof with id {proof_id!r}", id=proof_id)
-    store = ArtifactStore(settings.data_dir)
+    for proof_id in proof_ids:
+        if not grants.can_see(session, owner, "proof", proof_id):
+            raise NotFoundError(f"no proof with id {proof_id!r}", id=proof_id)
     expected = batch_commitments(store, proof_ids[0], batches) if batches else None
     return verify_chain(store, proof_ids, expected, initial_weights)
 
 
-def submit_ledger(settings: Settings, owner: str, run_id: str) -> Accepted:
+def submit_ledger(db_url: str, owner: str, run_id: str) -> Accepted:
     """Accept putting a succeeded run on the chain's TrainingLedger (a ``ledger`` job on
-    the chain queue; see ``put_on_ledger``); 409 while the run is not done."""
-    with session_scope(settings.sqlalchemy_url()) as session:
+    the chain queue; see ``put_on_ledger``); 409 while the run is not done. Committed in
+    its own transaction, before the job is enqueued."""
+    with session_scope(db_url) as session:
         run = grants.visible_row(session, owner, "run", TrainingRun, run_id)
         if run.state != "succeeded":
             raise ConflictError(

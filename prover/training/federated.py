@@ -26,10 +26,10 @@ from prover.circuits.search import Progress, SearchSpace, Visibility
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError, ProverError
 from prover.proving.proofs import proof_file, prove_input, public_instances, verify
-from prover.store import ArtifactStore, now_iso
-from prover.training.steps import commitments_of, io_scales
+from prover.store import ArtifactStore, now_iso, record_type
+from prover.training.steps import STEP_CIRCUIT_TYPE, commitments_of, io_scales
 
-AGGREGATION_KIND = "aggregation_circuit"
+AGGREGATION_TYPE = "aggregation_circuit"
 
 
 class _WeightedSum(nn.Module):
@@ -148,7 +148,7 @@ def compile_aggregation(
             circuit_id,
             {
                 "id": circuit_id,
-                "kind": AGGREGATION_KIND,
+                "type": AGGREGATION_TYPE,
                 "created_at": now_iso(),
                 "clients": k,
                 "client_weights": [float(n) for n in client_weights],
@@ -163,15 +163,15 @@ def compile_aggregation(
 
 def _aggregation_meta(store: ArtifactStore, circuit_id: str) -> dict[str, Any]:
     meta = store.read_record("training", circuit_id)
-    if meta.get("kind") != AGGREGATION_KIND:
+    if record_type(meta) != AGGREGATION_TYPE:
         raise InvalidInputError(f"circuit {circuit_id} is not an aggregation circuit")
     return meta
 
 
-def _training_kind(store: ArtifactStore, circuit_id: str) -> str | None:
+def _training_type(store: ArtifactStore, circuit_id: str) -> str | None:
     if not store.exists("training", circuit_id):
         return None
-    return store.read_record("training", circuit_id).get("kind")
+    return record_type(store.read_record("training", circuit_id))
 
 
 def aggregation_commitments(store: ArtifactStore, proof_id: str) -> dict[str, Any]:
@@ -248,10 +248,10 @@ def verify_round(
         try:
             result = verify(store, proof_id)
             found = commitments_of(store, proof_id)
-            kind = _training_kind(store, result["circuit_id"])
+            circuit_type = _training_type(store, result["circuit_id"])
         except ProverError as exc:
             return fail(f"client {i}: {exc.message}", i)
-        if kind != "training_step_circuit":
+        if circuit_type != STEP_CIRCUIT_TYPE:
             return fail(f"client {i}'s proof is not a training-step proof", i)
         clients.append({"proof_id": result["proof_id"], "valid": result["valid"], **found})
         if not result["valid"]:

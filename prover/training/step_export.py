@@ -108,7 +108,7 @@ def unflatten_into(module: nn.Module, flat: np.ndarray | torch.Tensor) -> None:
 
 
 def _pair(value: Any) -> tuple[Any, Any]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)  # type: ignore[return-value]
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def _layer_problem(layer: nn.Module) -> str | None:
@@ -466,7 +466,8 @@ def _trace_step(
     def folded_step(
         flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        out, pullback = torch.func.vjp(lambda w: forward(w, x), flat)
+        # Without has_aux, vjp returns (output, pullback); its stub also allows a 3-tuple.
+        out, pullback = torch.func.vjp(lambda w: forward(w, x), flat)[:2]
         value, seed = _loss_and_seed(out, y, loss, lr)
         (scaled_grad,) = pullback(seed)
         return flat - scaled_grad, value.reshape(1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import ezkl
 import numpy as np
 
-from prover.circuits.compiler import CompileOptions, CompilePlan, build_circuit, plan_compile
+from prover.circuits.compiler import (
+    CompileOptions,
+    CompilePlan,
+    Strategy,
+    build_circuit,
+    plan_compile,
+)
 from prover.circuits.intake import FloatReference, TensorSpec, load_model
 from prover.circuits.search import Progress, SearchSpace, Visibility
 from prover.config import Settings
@@ -47,6 +54,8 @@ UPDATE_FRACTION = 0.1
 # its value range is 2^4 = 16 times wider than the smallest that holds the sample step.
 STEP_MARGIN_BITS = 4
 COMMITMENTS = ("weights_in", "x", "y", "weights_out", "loss")
+# The ``type`` of a step circuit's ``training`` record.
+STEP_CIRCUIT_TYPE = "training_step_circuit"
 
 
 def commitment(values: np.ndarray | list[float], scale: int) -> str:
@@ -88,7 +97,7 @@ def plan_step(
     sample: dict[str, Any],
     settings: Settings,
     reusable_verifier: bool = True,
-    strategy: str = "search",
+    strategy: Strategy = "search",
 ) -> StepPlan:
     """Check a step graph and a sample step ``{"weights", "x", "y"}`` and plan its circuit.
 
@@ -126,14 +135,14 @@ def step_options(
     tolerance: float,
     settings: Settings,
     reusable_verifier: bool = True,
-    strategy: str = "search",
+    strategy: Strategy = "search",
 ) -> CompileOptions:
     """The compile options of a step circuit: hashed inputs and outputs, fixed params,
     the search over ``STEP_SCALES``."""
     return CompileOptions(
         visibility=Visibility("hashed", "fixed", "hashed"),
         tolerance=tolerance,
-        strategy=strategy,  # type: ignore[arg-type]
+        strategy=strategy,
         space=SearchSpace(scales=STEP_SCALES, margin_bits=STEP_MARGIN_BITS),
         measure_top=settings.measure_top,
         reusable_verifier=reusable_verifier,
@@ -181,7 +190,7 @@ def build_step_circuit(
     error = float(record["accuracy"]["max_abs_error"])
     meta = {
         "id": circuit_id,
-        "kind": "training_step_circuit",
+        "type": STEP_CIRCUIT_TYPE,
         "created_at": now_iso(),
         **step.graph.to_dict(),
         "scale": int(record["settings"]["input_scale"]),
@@ -262,7 +271,7 @@ def prove_step(
     new_weights = np.asarray(proof["outputs"][0], dtype=np.float64).reshape(-1)
     step = {
         "id": proof["id"],
-        "kind": "training_step",
+        "type": "training_step",
         "proof_id": proof["id"],
         "circuit_id": meta["id"],
         "input_digest": proof["input_digest"],
@@ -326,14 +335,14 @@ class Link:
     reason: str
 
 
-def _expected(batches: list[str | None] | None, i: int) -> str | None:
+def _expected(batches: Sequence[str | None] | None, i: int) -> str | None:
     return batches[i] if batches and i < len(batches) else None
 
 
 def verify_chain(
     store: ArtifactStore,
     proof_ids: list[str],
-    batches: list[str | None] | None = None,
+    batches: Sequence[str | None] | None = None,
     initial_weights: str | None = None,
 ) -> dict[str, Any]:
     """Check each step proof and that each step starts from the weights the previous one

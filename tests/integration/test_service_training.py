@@ -18,10 +18,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from service_stack import Service, postgres_database, private_redis, wait_job
 from sqlalchemy import func, select
 
-from conftest import make_mlp, step_batch, step_model, write_json
+from helpers.files import write_json
+from helpers.models import make_mlp, step_batch, step_model
+from helpers.stack import Service, postgres_database, private_redis, wait_job
 from prover.chain.client import connect
 from prover.chain.ledger import run_state, schedule_root
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
@@ -35,6 +36,8 @@ from prover.training.step_export import (
     unflatten_into,
 )
 from prover.training.steps import batch_commitment, commitment
+
+pytestmark = pytest.mark.slow
 
 LR = 0.5
 

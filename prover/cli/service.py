@@ -1,24 +1,23 @@
-"""Service commands: ``keys``, ``worker``, ``serve``, ``up``, ``jobs``; and ``--remote``
-versions of compile and prove that go through a running service."""
+"""Running the service: ``prover keys`` (API keys), ``worker``, ``serve``, ``up`` (the
+local stack) and ``jobs`` (follow or requeue the jobs of a running service)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from prover.cli import JsonOpt, _emit, _load_data, _run, app, err
+from prover.cli import remote as api
+from prover.cli.output import JsonOpt, emit, err, run_action
 from prover.config import get_settings
 
+app = typer.Typer()
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of the service.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs of a running service.")
-app.add_typer(keys_app, name="keys")
-app.add_typer(jobs_app, name="jobs")
 
 
 @keys_app.command("create")
@@ -34,9 +33,9 @@ def keys_create(
         db = get_settings().sqlalchemy_url()
         migrate(db)
         record = create_key(db, name)
-        _emit(record, as_json, lambda c: c.print(record["key"]))
+        emit(record, as_json, lambda c: c.print(record["key"]))
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @keys_app.command("list")
@@ -50,9 +49,9 @@ def keys_list(as_json: bool = JsonOpt) -> None:
         db = get_settings().sqlalchemy_url()
         migrate(db)
         keys = list_keys(db)
-        _emit({"keys": keys}, as_json, lambda c: c.print_json(json.dumps(keys)))
+        emit({"keys": keys}, as_json, lambda c: c.print_json(json.dumps(keys)))
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @keys_app.command("revoke")
@@ -63,9 +62,9 @@ def keys_revoke(key_id: str, as_json: bool = JsonOpt) -> None:
         from prover.service.keys import revoke_key
 
         revoke_key(get_settings().sqlalchemy_url(), key_id)
-        _emit({"revoked": key_id}, as_json, lambda c: c.print(f"revoked {key_id}"))
+        emit({"revoked": key_id}, as_json, lambda c: c.print(f"revoked {key_id}"))
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @app.command()
@@ -149,37 +148,16 @@ def up() -> None:
     stack.stop()
 
 
-def remote_client() -> Any:
-    from prover.client import Client
-
-    settings = get_settings()
-    return Client(settings.api_url, settings.api_key)
-
-
-def _watch(client: Any, job_id: str, show: bool) -> dict[str, Any]:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    if not show or not err.is_terminal:
-        return client.wait(job_id)
-    columns = (TextColumn(f"job {job_id[:8]}"), BarColumn(), TextColumn("{task.description}"))
-    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("", total=1.0)
-        return client.wait(
-            job_id,
-            on_progress=lambda j: bar.update(task, completed=j["progress"], description=j["phase"]),
-        )
-
-
 @jobs_app.command("watch")
 def jobs_watch(job_id: str, as_json: bool = JsonOpt) -> None:
     """Follow a job of the running service (PROVER_API_URL) until it ends."""
 
     def action() -> None:
-        with remote_client() as client:
-            job = _watch(client, job_id, not as_json)
-        _emit(job, as_json, lambda c: _print_job(c, job))
+        with api.client() as service:
+            job = api.wait_job(service, job_id, not as_json)
+        emit(job, as_json, lambda c: print_job(c, job))
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @jobs_app.command("show")
@@ -187,11 +165,11 @@ def jobs_show(job_id: str, as_json: bool = JsonOpt) -> None:
     """A job's state, phase, progress and error or result."""
 
     def action() -> None:
-        with remote_client() as client:
-            job = client.job(job_id)
-        _emit(job, as_json, lambda c: _print_job(c, job))
+        with api.client() as service:
+            job = service.job(job_id)
+        emit(job, as_json, lambda c: print_job(c, job))
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @jobs_app.command("requeue")
@@ -211,12 +189,13 @@ def jobs_requeue(
         for job_id, kind in found:
             enqueue(job_id, kind, settings)
         ids = [job_id for job_id, _ in found]
-        _emit({"requeued": ids}, as_json, lambda c: c.print(f"requeued {len(ids)} job(s)"))
+        emit({"requeued": ids}, as_json, lambda c: c.print(f"requeued {len(ids)} job(s)"))
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
-def _print_job(out: Console, job: dict[str, Any]) -> None:
+def print_job(out: Console, job: dict[str, Any]) -> None:
+    """A job for people: state, timings, then its error or result."""
     out.print(f"job      {job['job_id']}  {job['kind']}  {job['state']}  ({job['phase']})")
     if job["timings"]:
         out.print("timings  " + "  ".join(f"{k} {v}s" for k, v in job["timings"].items()))
@@ -224,63 +203,3 @@ def _print_job(out: Console, job: dict[str, Any]) -> None:
         out.print(f"[red]error[/red]    {job['error']['code']}: {job['error']['message']}")
     if job["result"]:
         out.print(f"result   {json.dumps(job['result'])}")
-
-
-def remote_job(submit: Any, as_json: bool) -> dict[str, Any]:
-    """Submit a job with ``submit(client)``, wait for it, and return its result."""
-    with remote_client() as client:
-        accepted = submit(client)
-        return _watch(client, accepted["job_id"], not as_json)["result"]
-
-
-def remote_compile(model: Path, calibration: Path | None, options: dict[str, Any], as_json: bool):
-    """compile --remote: submit to the service and wait for the compile job."""
-    with remote_client() as client:
-        accepted = client.submit_model(model, calibration, **options)
-        _watch(client, accepted["job_id"], not as_json)
-        return {**client.circuit(accepted["circuit_id"]), "job_id": accepted["job_id"]}
-
-
-def remote_prove(circuit_id: str, input_path: Path, fresh: bool, as_json: bool):
-    """prove --remote: request a proof from the service and wait for it."""
-    with remote_client() as client:
-        accepted = client.request_proof(circuit_id, _load_data(input_path), fresh)
-        _watch(client, accepted["job_id"], not as_json)
-        return client.proof(accepted["proof_id"])
-
-
-def remote_step_circuit(
-    graph: Path, sample: dict[str, Any], reusable_verifier: bool, as_json: bool
-) -> dict[str, Any]:
-    """train compile --remote: upload the step graph, wait for the compile job; returns
-    the circuit record with its ``training`` record."""
-    with remote_client() as client:
-        accepted = client.submit_step_circuit(graph, sample, reusable_verifier)
-        _watch(client, accepted["job_id"], not as_json)
-        view = client.circuit(accepted["circuit_id"])
-        return {**view["record"], "training": view["training"]}
-
-
-def remote_run(
-    circuit_id: str, weights: list[float], batches: list[dict[str, Any]], as_json: bool
-) -> dict[str, Any]:
-    """train run --remote: start a training run and follow it step by step."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with remote_client() as client:
-        run = client.start_run(circuit_id, weights, batches)
-        if as_json or not err.is_terminal:
-            return client.wait_run(run["run_id"])
-        columns = (
-            TextColumn(f"run {run['run_id'][:8]}"),
-            BarColumn(),
-            TextColumn("{task.description}"),
-        )
-        with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("", total=run["steps_total"])
-            return client.wait_run(
-                run["run_id"],
-                on_progress=lambda r: bar.update(
-                    task, completed=r["steps_done"], description=f"{r['steps_done']} steps proven"
-                ),
-            )

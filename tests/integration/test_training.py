@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import one_json, run_cli
 
-from conftest import step_batch, step_model, write_json
+from helpers.cli import one_json, run_cli
+from helpers.files import write_json
+from helpers.models import step_batch, step_model
 from prover.circuits.witness import generate_witness
 from prover.config import Settings
-from prover.errors import CircuitError
 from prover.store import ArtifactStore
 from prover.training.graph import read_step_graph
 from prover.training.step_export import flatten_params, reference_step, unflatten_into
@@ -24,6 +24,8 @@ from prover.training.steps import (
     prove_step,
     verify_chain,
 )
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -110,12 +112,6 @@ def test_forged_chains_are_rejected_at_the_broken_link(trained: dict) -> None:
     wrong_batch = prove_step(store, circuit["id"], steps[0]["new_weights"], x, y)
     result = verify_chain(store, [ids[0], wrong_batch["proof_id"]], committed)
     assert not result["valid"] and result["broken_at"] == 1 and "batch" in result["reason"]
-
-
-def test_an_update_drowned_by_quantization_is_refused(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, measure_top=1)
-    with pytest.raises(CircuitError, match="drown"):
-        compile_step(step_model(), "mse", 1e-7, *step_batch(0), ArtifactStore(tmp_path), settings)
 
 
 MODEL_FILE = """

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from helpers.files import EXAMPLES, REPO
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.data import parse_sample
 from prover.circuits.intake import FloatReference, TensorSpec, load_model
@@ -16,11 +16,7 @@ from prover.config import Settings
 from prover.proving.proofs import prove_input, verify
 from prover.store import ArtifactStore
 
-EXAMPLES = sorted(p.parent.name for p in (REPO / "models").glob("*/model.onnx"))
-
-
-def test_examples_present() -> None:
-    assert {"digits_mlp", "digits_cnn", "digits_attention"} <= set(EXAMPLES)
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -17,13 +17,15 @@ import httpx
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from service_stack import Service, postgres_database, private_redis, wait_job
 from sqlalchemy import func, select
 
-from conftest import calibration_data, make_mlp
+from helpers.models import calibration_data, make_mlp
+from helpers.stack import Service, postgres_database, private_redis, wait_job
 from prover.chain.node import free_port
 from prover.service.db import session_scope
 from prover.service.tables import Job, Proof
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

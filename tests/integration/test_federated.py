@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import step_batch, step_model
+from helpers.models import step_batch, step_model
 from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.store import ArtifactStore
 from prover.training.federated import compile_aggregation, prove_aggregation, verify_round
 from prover.training.step_export import flatten_params
 from prover.training.steps import commitment, compile_step, prove_step
+
+pytestmark = pytest.mark.slow
 
 CLIENT_WEIGHTS = [1.0, 3.0]  # client 1 holds three times the data: c = (0.25, 0.75)
 

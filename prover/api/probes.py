@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select, text
@@ -47,7 +48,7 @@ class ServiceCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
             "prover_queue_depth", "Messages waiting in each queue.", labels=["queue"]
         )

@@ -1,4 +1,6 @@
-"""``prover train``: compile a model's SGD step into a circuit, prove steps, verify chains."""
+"""``prover train``: proven training. Export or compile a model's SGD step into a circuit,
+prove steps and runs of steps, verify that a chain of step proofs links up, and put a
+service run on the chain's TrainingLedger."""
 
 from __future__ import annotations
 
@@ -7,17 +9,22 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
+from rich.console import Console
 
-from prover.cli import JsonOpt, RemoteOpt, _emit, _progress, _run, _store, app
+from prover.cli import remote as api
+from prover.cli.inputs import store
+from prover.cli.output import JsonOpt, emit, progress, run_action
+from prover.cli.remote import RemoteOpt
 from prover.config import get_settings
 from prover.errors import InvalidInputError
 
+if TYPE_CHECKING:  # numpy is imported by the commands that need it
+    import numpy as np
+
 train_app = typer.Typer(no_args_is_help=True, help="Proven training: SGD steps and chains.")
-app.add_typer(train_app, name="train")
 
 
 def load_module(ref: str) -> Any:
@@ -49,6 +56,8 @@ def load_batch(path: Path) -> dict[str, Any]:
 
 def load_weights(path: Path) -> np.ndarray:
     """A weights file: ``{"weights": [...]}``, a step record, or a flat list."""
+    import numpy as np
+
     from prover.circuits.data import load_json
 
     data = load_json(path)
@@ -63,6 +72,7 @@ def _export(
     model: str, loss: str, lr: float, batch: int, sample_batch: Path, out: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Export the model's step graph to ``out``; returns (graph description, sample step)."""
+    import numpy as np
     import torch
 
     from prover.training.graph import read_step_graph, step_batch
@@ -104,15 +114,15 @@ def train_export(
             sample_out.write_text(json.dumps(sample))
         result = {"path": str(out), **graph}
 
-        def human(console: Any) -> None:
+        def human(console: Console) -> None:
             console.print(
                 f"step graph {out}  {graph['parameter_count']} weights  loss {graph['loss']}  "
                 f"lr {graph['lr']}  x {graph['x_shape']}  y {graph['y_shape']}"
             )
 
-        _emit(result, as_json, human)
+        emit(result, as_json, human)
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @train_app.command("compile")
@@ -139,13 +149,11 @@ def train_compile(
             path = Path(tmp) / "sgd_step.onnx"
             _, sample = _export(model, loss, lr, batch, sample_batch, path)
             if remote:
-                from prover.cli_service import remote_step_circuit
-
-                record = remote_step_circuit(path, sample, reusable_verifier, as_json)
+                record = api.compile_step(path, sample, reusable_verifier, as_json)
             else:
-                with _progress(not as_json, "train compile") as progress:
+                with progress(not as_json, "train compile") as update:
                     record = compile_step_graph(
-                        path, sample, _store(), get_settings(), progress, reusable_verifier
+                        path, sample, store(), get_settings(), update, reusable_verifier
                     )
         meta = record["training"]
         if weights_out is not None:
@@ -158,7 +166,7 @@ def train_compile(
             "dev_srs": record["dev_srs"],
         }
 
-        def human(out: Any) -> None:
+        def human(out: Console) -> None:
             out.print(f"step circuit {record['id']}  logrows {record['logrows']}")
             out.print(
                 f"scale {meta['scale']}  quantization error {meta['quantization_error']:.3g}  "
@@ -166,9 +174,9 @@ def train_compile(
             )
             out.print(f"initial weights {result['initial_weights_commitment']}")
 
-        _emit(result, as_json, human)
+        emit(result, as_json, human)
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @train_app.command("step")
@@ -184,17 +192,17 @@ def train_step(
     def action() -> None:
         from prover.training.steps import prove_step
 
-        store = _store()
-        circuit = store.read_record("circuits", circuit_id)
+        artifacts = store()
+        circuit = artifacts.read_record("circuits", circuit_id)
         data = load_batch(batch)
-        with _progress(not as_json, "train step") as progress:
+        with progress(not as_json, "train step") as update:
             step = prove_step(
-                store, circuit["id"], load_weights(weights), data["x"], data["y"], progress
+                artifacts, circuit["id"], load_weights(weights), data["x"], data["y"], update
             )
         if out is not None:
             out.write_text(json.dumps({"weights": step["new_weights"]}))
 
-        def human(console: Any) -> None:
+        def human(console: Console) -> None:
             c = step["commitments"]
             console.print(f"proof    {step['proof_id']}")
             console.print(f"loss     {step['loss']:.6f}  (float {step['float_loss']:.6f})")
@@ -202,9 +210,9 @@ def train_step(
             console.print(f"batch    x {c['x']}  y {c['y']}")
             console.print(f"error vs float step {step['max_error_vs_float']:.3g}")
 
-        _emit(step, as_json, human)
+        emit(step, as_json, human)
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @train_app.command("run")
@@ -220,19 +228,17 @@ def train_run(
     (with --remote: a training run of the service, one queued job per step)."""
 
     def action() -> None:
-        from prover.training.steps import prove_steps
-
         data = [load_batch(p) for p in batches]
         initial = load_weights(weights).tolist()
         if remote:
-            from prover.cli_service import remote_run
-
-            run = remote_run(circuit_id, initial, data, as_json)
+            run = api.train(circuit_id, initial, data, as_json)
         else:
-            store = _store()
-            circuit = store.read_record("circuits", circuit_id)
-            with _progress(not as_json, "train run") as progress:
-                steps = prove_steps(store, circuit["id"], initial, data, progress)
+            from prover.training.steps import prove_steps
+
+            artifacts = store()
+            circuit = artifacts.read_record("circuits", circuit_id)
+            with progress(not as_json, "train run") as update:
+                steps = prove_steps(artifacts, circuit["id"], initial, data, update)
             run = {
                 "circuit_id": circuit["id"],
                 "state": "succeeded",
@@ -243,7 +249,7 @@ def train_run(
         if out is not None:
             out.write_text(json.dumps({"weights": run["final_weights"]}))
 
-        def human(console: Any) -> None:
+        def human(console: Console) -> None:
             for s in run["steps"]:
                 console.print(
                     f"step {s['step']:>3}  proof {s['proof_id'][:16]}  loss {s['loss']:.6f} "
@@ -251,9 +257,9 @@ def train_run(
                 )
             console.print(f"final weights {run['final_commitment']}")
 
-        _emit(run, as_json, human)
+        emit(run, as_json, human)
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @train_app.command("verify-chain")
@@ -268,20 +274,18 @@ def train_verify_chain(
     (and, if given, from the initial weights and on the committed batches)."""
 
     def action() -> None:
-        from prover.training.steps import batch_commitments, verify_chain
-
         data = [load_batch(p) for p in batches] or None
         if remote:
-            from prover.cli_service import remote_client
-
-            with remote_client() as client:
-                result = client.verify_chain(proof_ids, data, initial)
+            with api.client() as service:
+                result = service.verify_chain(proof_ids, data, initial)
         else:
-            store = _store()
-            expected = batch_commitments(store, proof_ids[0], data) if data else None
-            result = verify_chain(store, proof_ids, expected, initial)
+            from prover.training.steps import batch_commitments, verify_chain
 
-        def human(console: Any) -> None:
+            artifacts = store()
+            expected = batch_commitments(artifacts, proof_ids[0], data) if data else None
+            result = verify_chain(artifacts, proof_ids, expected, initial)
+
+        def human(console: Console) -> None:
             if result["valid"]:
                 console.print(
                     f"[green]valid[/green]  {len(proof_ids)} steps, final weights "
@@ -292,11 +296,11 @@ def train_verify_chain(
                     f"[red]BROKEN[/red] at step {result['broken_at']}: {result['reason']}"
                 )
 
-        _emit(result, as_json, human)
+        emit(result, as_json, human)
         if not result["valid"]:
             raise typer.Exit(1)
 
-    _run(as_json, action)
+    run_action(as_json, action)
 
 
 @train_app.command("ledger")
@@ -309,11 +313,9 @@ def train_ledger(
     submitted in order; repeating it submits only what the ledger lacks."""
 
     def action() -> None:
-        from prover.cli_service import remote_job
+        result = api.run_job(lambda client: client.put_on_ledger(run_id), as_json)
 
-        result = remote_job(lambda client: client.put_on_ledger(run_id), as_json)
-
-        def human(console: Any) -> None:
+        def human(console: Console) -> None:
             schedule = result["batch_schedule"]
             console.print(
                 f"run {result['run_key']} on ledger {result['ledger_address']} "
@@ -328,6 +330,6 @@ def train_ledger(
                     f"step {s['step']:>3}  accepted  tx {s['tx_hash']}  gas {s['gas_used']}"
                 )
 
-        _emit(result, as_json, human)
+        emit(result, as_json, human)
 
-    _run(as_json, action)
+    run_action(as_json, action)

@@ -11,14 +11,16 @@ import ezkl
 import numpy as np
 import pytest
 
-from conftest import calibration_data, make_mlp
+from helpers.models import calibration_data, make_mlp
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.intake import FloatReference, load_model
 from prover.circuits.search import SearchSpace, Visibility
 from prover.config import Settings
-from prover.errors import InvalidInputError, SRSError, UnsupportedOperatorError
+from prover.errors import InvalidInputError
 from prover.proving.proofs import export_proof, prove_input, verify
 from prover.store import ArtifactStore
+
+pytestmark = pytest.mark.slow
 
 SMALL = SearchSpace(scales=(10,), legs=(3,), inner_cols=(2,))
 
@@ -179,11 +181,6 @@ def test_visibility_modes(
         assert len(proof["instances"][0]) == 1
 
 
-def test_bad_visibility_is_refused() -> None:
-    with pytest.raises(InvalidInputError, match="input visibility 'secret'"):
-        Visibility("secret")
-
-
 def test_ceremony_srs_serves_smaller_circuits(
     mlp_path: Path, tmp_path: Path, sample_input: dict
 ) -> None:
@@ -199,49 +196,6 @@ def test_ceremony_srs_serves_smaller_circuits(
     proof = prove_input(store, circuit["id"], sample_input)
     assert proof["dev_srs"] is False
     assert verify(store, proof["id"])["valid"] is True
-
-
-def test_unusable_ceremony_srs(mlp_path: Path, tmp_path: Path) -> None:
-    small = tmp_path / "small.srs"
-    ezkl.gen_srs(str(small), 5)
-    garbage = tmp_path / "garbage.srs"
-    garbage.write_bytes(b"\x0c\x00\x00\x00not an srs")
-    cases = (
-        (small, "has 2\\^5 points"),
-        (garbage, "not a raw halo2 KZG SRS"),
-        (tmp_path / "missing.srs", "does not exist"),
-    )
-    for srs, message in cases:
-        settings = Settings(data_dir=tmp_path / "data", srs_path=srs, measure_top=1)
-        store = ArtifactStore(settings.data_dir)
-        with pytest.raises(SRSError, match=message):
-            compile_model(
-                mlp_path, calibration_data(), CompileOptions(space=SMALL), store, settings
-            )
-        assert store.list_records("circuits") == []
-
-
-def test_failed_compile_leaves_nothing(
-    tmp_path: Path, settings: Settings, store: ArtifactStore
-) -> None:
-    import onnx
-    from onnx import TensorProto, helper
-
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    graph = helper.make_graph(
-        [helper.make_node("IsNaN", ["x"], ["n"]), helper.make_node("Cast", ["n"], ["y"], to=1)],
-        "g",
-        [x],
-        [y],
-    )
-    path = tmp_path / "isnan.onnx"
-    onnx.save(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path
-    )
-    with pytest.raises(UnsupportedOperatorError, match="IsNaN"):
-        compile_model(path, None, CompileOptions(space=SMALL), store, settings)
-    assert store.list_records("circuits") == [] and store.list_records("models") == []
 
 
 def test_ezkl_default_strategy_and_synthetic_calibration(

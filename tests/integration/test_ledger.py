@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
-from conftest import step_batch, step_model
+from helpers.chain import OTHER_KEY
+from helpers.models import step_batch, step_model
 from prover.chain.client import Chain, connect
 from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
@@ -16,14 +15,12 @@ from prover.chain.ledger import (
     record_run,
     run_key,
     run_state,
-    schedule_path,
     schedule_root,
     start_federated_run,
     start_run,
     submit_round,
     submit_step,
 )
-from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.chain.onchain import call_verifier, verifier_arguments
 from prover.chain.solidity import EIP170_LIMIT
 from prover.config import Settings
@@ -33,8 +30,7 @@ from prover.training.federated import compile_aggregation, prove_aggregation
 from prover.training.step_export import flatten_params
 from prover.training.steps import commitment, compile_step, prove_step
 
-# anvil's second development account (public, well-known).
-OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +66,6 @@ def proven(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "round2": (next_clients, round2),
         "aggregation": aggregation,
     }
-
-
-@pytest.fixture(scope="module")
-def chain() -> Iterator[Chain]:
-    with LocalChain() as node:
-        yield connect(node.rpc_url, ANVIL_DEV_KEY)
 
 
 def _spent(chain: Chain) -> tuple[int, int]:
@@ -271,22 +261,6 @@ def test_federated_rounds(proven: dict, chain: Chain) -> None:
 def _batch(step: dict) -> str:
     """A step's batch commitment as a schedule lists it."""
     return f"{step['commitments']['x']}:{step['commitments']['y']}"
-
-
-def test_schedule_tree() -> None:
-    words = [f"0x{i:064x}:0x{i + 100:064x}" for i in range(1, 6)]
-    # Every batch's path leads to the one root (5 leaves, padded to 8: paths of 3).
-    root = schedule_root(words)
-    for position in range(5):
-        assert len(schedule_path(words, position)) == 3
-    assert schedule_root(words[:1]) != root and schedule_path(words[:1], 0) == []
-    assert schedule_root(words[::-1]) != root  # the order is committed
-    with pytest.raises(InvalidInputError, match="no batch 5"):
-        schedule_path(words, 5)
-    with pytest.raises(InvalidInputError, match="is not H"):
-        schedule_root(["0x12"])
-    with pytest.raises(InvalidInputError, match="at least one"):
-        schedule_root([])
 
 
 def test_a_pinned_schedule_takes_only_its_batches_in_order(proven: dict, chain: Chain) -> None:

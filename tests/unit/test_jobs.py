@@ -9,11 +9,16 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from service_stack import postgres_database
 
+from helpers.stack import postgres_database
+from prover.config import Settings
 from prover.service import jobs
 from prover.service.db import engine_for, migrate, session_scope
+from prover.service.execution import run_job
+from prover.service.kinds import job_kind
 from prover.service.tables import Base, Circuit
+
+COMPILE_ENDS = job_kind("compile").on_end  # the jobs below compile a circuit row
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,13 +57,11 @@ def test_claim_is_exclusive_and_only_the_holder_records(db: str) -> None:
     assert first.status == "claimed" and first.attempts == 1
     second = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
     assert second.status == "busy" and second.retry_in_s > 0
-    assert not jobs.succeed(db, job_id, "not-the-token", {}, {}, jobs.nothing_follows)
+    assert not jobs.succeed(db, job_id, "not-the-token", {}, {}, COMPILE_ENDS)
     assert jobs.report(db, job_id, first.token, "search", 0.5, {"intake": 0.1})
     assert jobs.get_job(db, job_id)["phase"] == "search"
-    assert jobs.succeed(
-        db, job_id, first.token, {"ok": True}, {"search": 1.0}, jobs.nothing_follows
-    )
-    assert not jobs.succeed(db, job_id, first.token, {"again": True}, {}, jobs.nothing_follows)
+    assert jobs.succeed(db, job_id, first.token, {"ok": True}, {"search": 1.0}, COMPILE_ENDS)
+    assert not jobs.succeed(db, job_id, first.token, {"again": True}, {}, COMPILE_ENDS)
     assert jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3).status == "done"
     view = jobs.get_job(db, job_id)
     assert (view["state"], view["result"], view["progress"]) == ("succeeded", {"ok": True}, 1.0)
@@ -75,15 +78,17 @@ def test_a_lapsed_lease_is_requeued_once_and_taken_over(db: str) -> None:
     alive = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
     assert alive.status == "claimed" and alive.attempts == 2
     assert not jobs.renew(db, job_id, dead.token, 30)  # the dead worker's token is void
-    assert not jobs.succeed(db, job_id, dead.token, {}, {}, jobs.nothing_follows)
-    assert jobs.succeed(db, job_id, alive.token, {}, {}, jobs.nothing_follows)
+    assert not jobs.succeed(db, job_id, dead.token, {}, {}, COMPILE_ENDS)
+    assert jobs.succeed(db, job_id, alive.token, {}, {}, COMPILE_ENDS)
 
 
-def test_a_job_whose_workers_keep_dying_fails_with_the_reason(db: str) -> None:
+def test_a_job_whose_workers_keep_dying_fails_with_the_reason(db: str, tmp_path: Path) -> None:
     job_id = _job(db)
     for _ in range(2):
         assert jobs.claim(db, job_id, "w", lease_s=0.05, max_attempts=2).status == "claimed"
         time.sleep(0.1)
+    settings = Settings(data_dir=tmp_path, database_url=db, job_lease_s=0.05, max_attempts=2)
+    assert run_job(job_id, "w", settings).state == "failed"
     assert jobs.claim(db, job_id, "w", lease_s=0.05, max_attempts=2).status == "done"
     view = jobs.get_job(db, job_id)
     assert view["state"] == "failed" and view["error"]["code"] == "worker_lost"
@@ -98,7 +103,7 @@ def test_a_failure_keeps_its_reason_and_released_jobs_go_back_to_the_queue(db: s
     assert jobs.get_job(db, job_id)["state"] == "queued"
     claim = jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
     error = {"code": "invalid_input", "message": "input 'x' expects 4 values"}
-    assert jobs.fail(db, job_id, claim.token, error, jobs.nothing_follows)
+    assert jobs.fail(db, job_id, claim.token, error, COMPILE_ENDS)
     assert jobs.get_job(db, job_id)["error"] == error
 
 

@@ -1,0 +1,1 @@
+"""The routes, one router per domain; ``prover.api.app`` includes them all."""

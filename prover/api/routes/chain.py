@@ -1,0 +1,54 @@
+"""The chain: deploying a circuit's verifier, submitting a proven result (chain jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from prover.api.deps import DispatcherDep, Owner, SettingsDep
+from prover.api.responses import errors
+from prover.api.schemas import DeployRequest, JobAccepted, SubmitRequest
+from prover.service import submissions
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/circuits/{circuit_id}/deployments",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=errors(409, 413),
+)
+def deploy(
+    circuit_id: str,
+    key: Owner,
+    settings: SettingsDep,
+    dispatch: DispatcherDep,
+    body: DeployRequest | None = None,
+) -> dict[str, Any]:
+    """Deploy the circuit's verifier contract and register it, on the service's chain
+    (a job on the chain queue; its result has the addresses)."""
+    params = {"force": bool(body and body.force)}
+    db_url = settings.sqlalchemy_url()
+    return dispatch(submissions.submit_chain_job(db_url, key, "deploy", circuit_id, params))
+
+
+@router.post(
+    "/v1/proofs/{proof_id}/submissions",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=errors(409, 413),
+)
+def submit_onchain(
+    proof_id: str,
+    key: Owner,
+    settings: SettingsDep,
+    dispatch: DispatcherDep,
+    body: SubmitRequest | None = None,
+) -> dict[str, Any]:
+    """Submit the proven result to the chain's ProvenResults contract (a chain job;
+    deploy the circuit first)."""
+    params = {"commit_reveal": bool(body and body.commit_reveal)}
+    db_url = settings.sqlalchemy_url()
+    return dispatch(submissions.submit_chain_job(db_url, key, "submit", proof_id, params))

@@ -1,0 +1,86 @@
+"""Jobs: a job's state (optionally waiting for its end) and the key's jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import redis
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from prover.api.deps import Limit, Owner, RedisDep, SessionDep, SettingsDep, StoreDep
+from prover.api.responses import errors
+from prover.api.schemas import JobView, Page
+from prover.config import Settings
+from prover.service import jobs, queries
+from prover.service.db import session_scope
+from prover.worker.app import job_channel
+
+router = APIRouter()
+JOB_POLL_S = 0.25  # how often a waiting request reads the job when Redis cannot wake it
+
+
+def read_job(settings: Settings, owner: str, job_id: str) -> dict[str, Any]:
+    """The job as committed now. A transaction per read (not the request's): a waiting
+    request must see the worker's commit, and holds no connection between reads."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        return queries.get_job(session, owner, job_id)
+
+
+async def wait_for_end(
+    client: aioredis.Redis, settings: Settings, owner: str, job_id: str, deadline: float
+) -> dict[str, Any]:
+    """Re-read the job whenever a worker announces its end (or every second; every
+    ``JOB_POLL_S`` when Redis does not answer) until it ends or the deadline passes."""
+    pubsub: Any = client.pubsub()
+    try:
+        await pubsub.subscribe(job_channel(job_id))  # before the re-read: no lost wake-up
+    except redis.RedisError:
+        pubsub = None
+    try:
+        while True:
+            job = await run_in_threadpool(read_job, settings, owner, job_id)
+            remaining = deadline - time.monotonic()
+            if job["state"] in jobs.TERMINAL or remaining <= 0:
+                return job
+            if pubsub is None:
+                await asyncio.sleep(min(remaining, JOB_POLL_S))
+                continue
+            await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
+    finally:
+        if pubsub is not None:
+            await pubsub.aclose()
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobView, responses=errors())
+async def get_job(
+    job_id: str,
+    key: Owner,
+    settings: SettingsDep,
+    client: RedisDep,
+    wait: Annotated[
+        float, Query(ge=0, le=60, description="seconds to wait for the job to end")
+    ] = 0,
+) -> dict[str, Any]:
+    """A job's state, phase, progress (0..1), timings, and error or result. With
+    ``wait``, answers as soon as the job ends (or when the wait is over)."""
+    job = await run_in_threadpool(read_job, settings, key, job_id)
+    if job["state"] in jobs.TERMINAL or wait <= 0:
+        return job
+    return await wait_for_end(client, settings, key, job_id, time.monotonic() + wait)
+
+
+@router.get(
+    "/v1/jobs",
+    response_model=Page,
+    responses=errors(),
+    summary="List jobs",
+    description="This key's jobs, newest first; pass next_cursor as cursor.",
+)
+def list_jobs(
+    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+) -> dict[str, Any]:
+    return queries.list_items(session, store, key, "job", limit, cursor)

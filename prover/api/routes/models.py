@@ -1,0 +1,66 @@
+"""Models: uploading one for compilation, reading and listing them."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from prover.api.deps import DispatcherDep, Limit, Owner, SessionDep, SettingsDep, StoreDep
+from prover.api.responses import errors
+from prover.api.schemas import CompileAccepted, CompileForm, Page
+from prover.api.uploads import json_part, saved_model
+from prover.service import queries, submissions
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/models",
+    status_code=202,
+    response_model=CompileAccepted,
+    responses=errors(413),
+)
+def submit_model(
+    key: Owner,
+    settings: SettingsDep,
+    store: StoreDep,
+    dispatch: DispatcherDep,
+    model: Annotated[UploadFile, File(description="ONNX model file")],
+    options: Annotated[CompileForm, Form()],
+    calibration: Annotated[
+        UploadFile | None, File(description="calibration data (ezkl input.json, ...)")
+    ] = None,
+) -> dict[str, Any]:
+    """Accept a model for compilation into a circuit (202; the job compiles it).
+
+    The model and calibration data are checked before the job exists; the same
+    request twice answers with the same circuit and job."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = saved_model(model, Path(tmp))
+        cal = None if calibration is None else json_part(calibration, "calibration")
+        db_url = settings.sqlalchemy_url()
+        return dispatch(
+            submissions.submit_compile(db_url, store, settings, key, path, cal, options)
+        )
+
+
+@router.get("/v1/models/{model_id}", responses=errors())
+def get_model(model_id: str, key: Owner, session: SessionDep, store: StoreDep) -> dict[str, Any]:
+    """A model's record: inputs, outputs, operators, parameter count."""
+    return queries.get_model(session, store, key, model_id)
+
+
+@router.get(
+    "/v1/models",
+    response_model=Page,
+    responses=errors(),
+    summary="List models",
+    description="This key's models, newest first; pass next_cursor as cursor.",
+)
+def list_models(
+    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+) -> dict[str, Any]:
+    return queries.list_items(session, store, key, "model", limit, cursor)

@@ -1,0 +1,68 @@
+"""Proofs: requesting a proven inference on a circuit, reading, verifying and listing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from prover.api.deps import DispatcherDep, Limit, Owner, SessionDep, SettingsDep, StoreDep
+from prover.api.responses import errors
+from prover.api.schemas import Page, ProofAccepted, ProofRequest, ProofView, VerifyResult
+from prover.service import queries, submissions
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/circuits/{circuit_id}/proofs",
+    status_code=202,
+    response_model=ProofAccepted,
+    responses=errors(409, 413),
+)
+def request_proof(
+    circuit_id: str,
+    body: ProofRequest,
+    key: Owner,
+    settings: SettingsDep,
+    store: StoreDep,
+    dispatch: DispatcherDep,
+) -> dict[str, Any]:
+    """Request a proven inference (202; the job proves it). The input is checked
+    against the circuit's input shapes first; the same input twice is one proof."""
+    db_url = settings.sqlalchemy_url()
+    accepted = submissions.request_proof(db_url, store, key, circuit_id, body.input, body.fresh)
+    return dispatch(accepted)
+
+
+@router.get("/v1/proofs/{proof_id}", response_model=ProofView, responses=errors())
+def get_proof(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> dict[str, Any]:
+    """A proof's state; once ready the proof, public instances, outputs and timings."""
+    return queries.get_proof(session, store, key, proof_id)
+
+
+@router.get("/v1/proofs/{proof_id}/ezkl", responses=errors())
+def get_proof_file(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> FileResponse:
+    """The proof in ezkl's own JSON format (`ezkl verify` accepts it)."""
+    path = queries.proof_file(session, store, key, proof_id)
+    return FileResponse(path, filename="proof.json")
+
+
+@router.post("/v1/proofs/{proof_id}/verify", response_model=VerifyResult, responses=errors(413))
+def verify(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> dict[str, Any]:
+    """Verify a ready proof with ezkl against its circuit's verifying key."""
+    return queries.verify_proof(session, store, key, proof_id)
+
+
+@router.get(
+    "/v1/proofs",
+    response_model=Page,
+    responses=errors(),
+    summary="List proofs",
+    description="This key's proofs, newest first; pass next_cursor as cursor.",
+)
+def list_proofs(
+    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+) -> dict[str, Any]:
+    return queries.list_items(session, store, key, "proof", limit, cursor)

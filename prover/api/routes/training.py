@@ -1,0 +1,121 @@
+"""Proven training: step circuits, runs, their ledger entries and chain verification."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from prover.api.deps import DispatcherDep, Limit, Owner, SessionDep, SettingsDep, StoreDep
+from prover.api.responses import errors
+from prover.api.schemas import (
+    ChainRequest,
+    ChainResult,
+    CompileAccepted,
+    JobAccepted,
+    Page,
+    RunRequest,
+    RunSummary,
+    RunView,
+)
+from prover.api.uploads import json_part, saved_model
+from prover.service import queries, training
+
+router = APIRouter(tags=["training"])
+
+
+@router.post(
+    "/v1/training/circuits",
+    status_code=202,
+    response_model=CompileAccepted,
+    responses=errors(413),
+)
+def submit_step_circuit(
+    key: Owner,
+    settings: SettingsDep,
+    store: StoreDep,
+    dispatch: DispatcherDep,
+    model: Annotated[
+        UploadFile, File(description="an exported SGD step graph (`prover train export`)")
+    ],
+    sample: Annotated[UploadFile, File(description='a sample step, JSON {"weights", "x", "y"}')],
+    reusable_verifier: Annotated[bool, Form()] = True,
+) -> dict[str, Any]:
+    """Accept a training-step graph for compilation into a step circuit (202; a compile
+    job). The scale is chosen against the sample step's weight update."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path, data = saved_model(model, Path(tmp)), json_part(sample, "sample")
+        db_url = settings.sqlalchemy_url()
+        return dispatch(
+            training.submit_step_circuit(
+                db_url, store, settings, key, path, data, reusable_verifier
+            )
+        )
+
+
+@router.post(
+    "/v1/training/runs",
+    status_code=202,
+    response_model=RunSummary,
+    responses=errors(409, 413),
+)
+def submit_run(
+    body: RunRequest, key: Owner, settings: SettingsDep, store: StoreDep, dispatch: DispatcherDep
+) -> dict[str, Any]:
+    """Start a training run: one proven step per batch, each from the weights the
+    previous step produced (202; one job per step, in order). The same run twice is
+    one run; a failed run submitted again resumes after its last proven step."""
+    db_url = settings.sqlalchemy_url()
+    return dispatch(
+        training.submit_run(db_url, store, key, body.circuit_id, body.weights, body.batches)
+    )
+
+
+@router.get("/v1/training/runs/{run_id}", response_model=RunView, responses=errors())
+def get_run(
+    run_id: str,
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    steps: Annotated[bool, Query(description="false: only the state (cheap, for polling)")] = True,
+) -> dict[str, Any]:
+    """A run's state and its proven steps (proof ids, commitments, losses, error
+    against float training); the final weights once it succeeded."""
+    return training.get_run(session, store, key, run_id, steps)
+
+
+@router.post(
+    "/v1/training/runs/{run_id}/ledger",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=errors(409, 413),
+)
+def put_run_on_ledger(
+    run_id: str, key: Owner, settings: SettingsDep, dispatch: DispatcherDep
+) -> dict[str, Any]:
+    """Put a succeeded run on the service chain's TrainingLedger (a job on the chain
+    queue): start it under its id with its initial weights and its batch schedule
+    pinned, then submit every step proof the ledger has not accepted yet. Safe to
+    repeat; the job's result is the run as the ledger holds it."""
+    return dispatch(training.submit_ledger(settings.sqlalchemy_url(), key, run_id))
+
+
+@router.get("/v1/training/runs", response_model=Page, responses=errors())
+def list_runs(
+    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+) -> dict[str, Any]:
+    """This key's training runs, newest first; pass next_cursor as cursor."""
+    return queries.list_items(session, store, key, "run", limit, cursor)
+
+
+@router.post("/v1/training/verify-chain", response_model=ChainResult, responses=errors(413))
+def verify_chain(
+    body: ChainRequest, key: Owner, session: SessionDep, store: StoreDep
+) -> dict[str, Any]:
+    """Check step proofs and that each starts from the weights the previous one
+    produced (and, if given, from the initial weights, on the given batches)."""
+    return training.verify_steps(
+        session, store, key, body.proof_ids, body.batches, body.initial_weights
+    )

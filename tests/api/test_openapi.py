@@ -1,0 +1,90 @@
+"""The OpenAPI document: every route's errors, the form of a model upload, the job kinds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from prover.service.kinds import KINDS
+from prover.service.options import CompileRequest
+
+ROUTES = {  # every route of the API, as clients know it
+    ("get", "/health"),
+    ("get", "/metrics"),
+    ("get", "/v1/circuits"),
+    ("get", "/v1/circuits/{circuit_id}"),
+    ("post", "/v1/circuits/{circuit_id}/deployments"),
+    ("post", "/v1/circuits/{circuit_id}/proofs"),
+    ("get", "/v1/jobs"),
+    ("get", "/v1/jobs/{job_id}"),
+    ("get", "/v1/models"),
+    ("post", "/v1/models"),
+    ("get", "/v1/models/{model_id}"),
+    ("get", "/v1/proofs"),
+    ("get", "/v1/proofs/{proof_id}"),
+    ("get", "/v1/proofs/{proof_id}/ezkl"),
+    ("post", "/v1/proofs/{proof_id}/submissions"),
+    ("post", "/v1/proofs/{proof_id}/verify"),
+    ("post", "/v1/training/circuits"),
+    ("get", "/v1/training/runs"),
+    ("post", "/v1/training/runs"),
+    ("get", "/v1/training/runs/{run_id}"),
+    ("post", "/v1/training/runs/{run_id}/ledger"),
+    ("post", "/v1/training/verify-chain"),
+}
+SUBMISSIONS = {  # the routes that refuse work on what is not ready (409)
+    ("post", "/v1/circuits/{circuit_id}/proofs"),
+    ("post", "/v1/circuits/{circuit_id}/deployments"),
+    ("post", "/v1/proofs/{proof_id}/submissions"),
+    ("post", "/v1/training/runs"),
+    ("post", "/v1/training/runs/{run_id}/ledger"),
+}
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, op)
+        for path, methods in spec["paths"].items()
+        for method, op in methods.items()
+    ]
+
+
+def test_every_route_documents_its_errors(app: FastAPI) -> None:
+    spec = app.openapi()
+    found = operations(spec)
+    missing = ROUTES - {(method, path) for method, path, _ in found}
+    assert not missing, missing
+    for method, path, op in found:
+        assert op.get("summary"), (method, path)
+        if path in ("/health", "/metrics"):
+            continue
+        documented = set(op["responses"])
+        expected = {"401", "404", "422", "503"}
+        expected |= {"413"} if method == "post" else set()
+        expected |= {"409"} if (method, path) in SUBMISSIONS else set()
+        assert expected <= documented, (method, path, documented)
+        for status in expected:
+            schema = op["responses"][status]["content"]["application/json"]["schema"]
+            assert schema["$ref"].endswith("/ErrorBody"), (method, path, status)
+        assert op["security"] == [{"HTTPBearer": []}], (method, path)
+    assert spec["paths"]["/health"]["get"]["responses"]["503"]
+
+
+def test_the_model_upload_takes_every_compile_option_as_an_optional_form_field(
+    app: FastAPI,
+) -> None:
+    spec = app.openapi()
+    body = spec["paths"]["/v1/models"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    schemas = spec["components"]["schemas"]
+    form = schemas[body["schema"]["$ref"].rsplit("/", 1)[-1]]
+    fields = dict(form.get("properties", {}))
+    for part in form.get("allOf", []):
+        fields.update(schemas[part["$ref"].rsplit("/", 1)[-1]]["properties"])
+    assert set(fields) == {"model", "calibration", *CompileRequest.model_fields}
+    assert set(form["required"]) == {"model"}
+
+
+def test_the_job_kinds_are_the_declared_ones(app: FastAPI) -> None:
+    kind = app.openapi()["components"]["schemas"]["JobView"]["properties"]["kind"]
+    assert kind["enum"] == list(KINDS)
