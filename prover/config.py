@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PROVER_", extra="ignore")
 
+    # production refuses what only development may use: a development SRS (compile fails)
+    # and the default chain key (these settings fail to load). See ``mode_line``.
+    env: Literal["development", "production"] = "development"
     data_dir: Path = Field(default_factory=_default_data_dir)
     # A ceremony SRS file (raw halo2 KZG params of 2^k); when unset a development SRS is made.
     srs_path: Path | None = None
@@ -32,6 +36,19 @@ class Settings(BaseSettings):
     max_parameters: int = 2_000_000
     max_input_elements: int = 65_536
     max_logrows: int = 22
+    # Every tensor the graph computes, bounded before anything runs it (a 131-byte Expand
+    # can ask for 10^9 values): the largest one, all of them together, and the circuit's
+    # estimated cells (output values, multiply-accumulates for matmuls and convolutions).
+    max_tensor_elements: int = 2**21
+    max_total_elements: int = 2**24
+    max_circuit_cells: int = 2**28  # 16x what 2^max_logrows rows of 4 columns hold
+    # Intake parses, checks with ezkl and runs the float reference in a child process under
+    # these limits, so a hostile file takes down neither the API nor a worker.
+    intake_memory_bytes: int = 4 * 1024**3
+    intake_time_s: float = 120.0
+    # A compile's ezkl work runs in a child under this address-space limit; unset: 3/4 of
+    # the machine's memory.
+    compile_memory_bytes: int | None = None
 
     # Settings search.
     tolerance: float = 0.01
@@ -48,6 +65,11 @@ class Settings(BaseSettings):
     # Clients (CLI --remote): where the service is and the key to use.
     api_url: str = "http://127.0.0.1:8000"
     api_key: str | None = None
+    # Quotas per API key, answered 429 with Retry-After; 0 turns one off. The rate is a
+    # token bucket in Redis shared by every API process (per process while Redis is away).
+    max_jobs_in_flight: int = 100  # queued + running jobs the key created
+    rate_limit_per_s: float = 20.0  # requests per second, sustained
+    rate_limit_burst: int = 100  # requests at once (the bucket's size)
 
     # Queue reliability. A job is held by a worker under a lease it renews while it works;
     # another worker may take the job over only once the lease has lapsed.
@@ -58,6 +80,27 @@ class Settings(BaseSettings):
     compile_time_limit_s: int = 3 * 3600  # hard limits; the soft limit is 90% of each
     prove_time_limit_s: int = 3600
     chain_time_limit_s: int = 600
+    # Transient faults (chain, database or broker away): a job waits with exponential backoff
+    # (doubling from transient_backoff_s, capped) and fails with the fault's own code only
+    # once it has been failing for transient_deadline_s. These retries are not attempts.
+    transient_deadline_s: float = 3600.0
+    transient_backoff_s: float = 2.0
+    transient_backoff_max_s: float = 120.0
+    # A job queued this long with no message in the broker (Redis restarted and lost it) is
+    # sent again by the workers' sweep.
+    requeue_after_s: float = 120.0
+
+    @model_validator(mode="after")
+    def _production_key(self) -> Settings:
+        """Production refuses anvil's well-known key: anyone can send from its account."""
+        default = type(self).model_fields["private_key"].default
+        if self.env == "production" and _key_hex(self.private_key) == _key_hex(default):
+            raise ValueError(
+                "production mode (PROVER_ENV=production) refuses the default development "
+                "chain key (anvil's well-known account): set PROVER_PRIVATE_KEY to your "
+                "own sending account's key"
+            )
+        return self
 
     def environment(self) -> dict[str, str]:
         """These settings as ``PROVER_*`` variables, for processes that must share them."""
@@ -71,6 +114,24 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The metadata database URL (SQLite file under the data dir unless set)."""
         return self.database_url or f"sqlite:///{self.data_dir / 'prover.db'}"
+
+
+def _key_hex(key: str) -> str:
+    return key.strip().lower().removeprefix("0x")
+
+
+def mode_line(settings: Settings) -> str:
+    """The line the API, a worker and ``prover up`` say at start: which mode, and what it
+    enforces, so an operator sees at once whether development shortcuts are allowed."""
+    if settings.env == "production":
+        return (
+            "mode production: a ceremony SRS is required (PROVER_SRS_PATH; development SRS "
+            "refused) and the default development chain key is refused"
+        )
+    return (
+        "mode development: development SRS and anvil's default chain key allowed, NOT for "
+        "production (set PROVER_ENV=production to refuse both)"
+    )
 
 
 @lru_cache

@@ -48,6 +48,14 @@ class ModelTooLargeError(ProverError):
     status = 413
 
 
+class ResourceLimitError(ProverError):
+    """Work on a model ran past its memory or time limit in a child process (an oversized
+    or hostile model): refused for good, since the same work would hit the same limit."""
+
+    code = "resource_limit"
+    status = 413
+
+
 class InvalidInputError(ProverError):
     """Input or calibration data does not match the model's inputs."""
 
@@ -152,3 +160,28 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ProverError):
         return exc.transient
     return isinstance(exc, _infrastructure_errors())
+
+
+class UnsupportedMediaTypeError(ProverError):
+    """A body sent with a content type the endpoint does not read (e.g. text/plain for a
+    JSON body)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class QuotaError(ProverError):
+    """A key is at one of its quotas (jobs in flight); the same request may succeed after
+    ``retry_after_s`` seconds (the API's ``Retry-After``)."""
+
+    code = "quota_exceeded"
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+
+
+class RateLimitError(QuotaError):
+    """A key sent more requests than its rate allows."""
+
+    code = "rate_limited"

@@ -1,7 +1,9 @@
 """What the routes share, as ``Annotated`` dependencies.
 
 * ``SettingsDep``: the app's settings (``app.state.settings``).
-* ``Owner``: the id of the caller's API key (bearer token).
+* ``Owner``: the id of the caller's API key (bearer token), within its request rate.
+* ``Submitter``: the same, on a request that may create jobs: within its jobs quota too.
+* ``JSON_ONLY``: the dependencies of a route with a JSON body (415 for another type).
 * ``SessionDep``: the request's database session, one transaction for its reads.
 * ``StoreDep``: the artifact store.
 * ``RedisDep``: the Redis client a request waits on (job ends are published there).
@@ -22,13 +24,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from prover.config import Settings
-from prover.errors import UnavailableError
+from prover.errors import UnavailableError, UnsupportedMediaTypeError
 from prover.service import jobs
 from prover.service.db import session_scope
 from prover.service.keys import authenticate
 from prover.service.kinds import job_kind
-from prover.service.queries import MAX_PAGE
-from prover.service.submissions import Accepted
+from prover.service.queries import MAX_CURSOR, MAX_PAGE
+from prover.service.submissions import Accepted, require_room
 from prover.store import ArtifactStore
 from prover.worker.app import enqueue
 
@@ -43,17 +45,47 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `prover keys 
 
 
 def owner(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    """The id of the presented API key. Checked in a short transaction of its own, not
-    the request's: a request that then waits (``GET /v1/jobs/{id}?wait=``) holds no
-    database connection meanwhile."""
+    """The id of the presented API key, 429 when the key is over its request rate.
+    Checked in a short transaction of its own, not the request's: a request that then
+    waits (``GET /v1/jobs/{id}?wait=``) holds no database connection meanwhile."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        return authenticate(session, credentials.credentials if credentials else None)
+        key_id = authenticate(session, credentials.credentials if credentials else None)
+    request.app.state.limiter.check(key_id)
+    return key_id
 
 
 Owner = Annotated[str, Depends(owner)]
+
+
+def submitter(key: Owner, settings: SettingsDep) -> str:
+    """The caller's key on a request that may create jobs: 429 while the key has
+    ``max_jobs_in_flight`` jobs queued or running."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        require_room(session, key, settings.max_jobs_in_flight)
+    return key
+
+
+Submitter = Annotated[str, Depends(submitter)]
+
+
+async def json_only(request: Request) -> None:
+    """415 for a body sent as another type than JSON: FastAPI would pass it on as raw
+    bytes, to be refused with a validation error that does not say what is wrong."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in ("", "application/json") or media.endswith("+json"):
+        return
+    if await request.body():
+        raise UnsupportedMediaTypeError(
+            f"the body must be JSON (content-type: application/json), not {media!r}",
+            content_type=media,
+        )
+
+
+JSON_ONLY = [Depends(json_only)]
 
 
 def db_session(settings: SettingsDep) -> Iterator[Session]:
@@ -118,3 +150,7 @@ DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
 
 # A page size: one page is at most MAX_PAGE items.
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+# Where a page starts: the previous page's next_cursor (a row number).
+Cursor = Annotated[
+    int | None, Query(ge=0, le=MAX_CURSOR, description="the previous page's next_cursor")
+]

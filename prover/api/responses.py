@@ -9,7 +9,14 @@ from fastapi.responses import JSONResponse
 
 from prover.api.schemas import ErrorBody
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before sending the request again",
+        "schema": {"type": "integer"},
+    }
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body could not be read (malformed)"},
     401: {"model": ErrorBody, "description": "missing, unknown or revoked API key"},
     404: {"model": ErrorBody, "description": "no such id, or not visible to this key"},
     409: {
@@ -17,15 +24,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "not ready yet (still compiling or proving) or failed",
     },
     413: {"model": ErrorBody, "description": "request body or model over the limits"},
+    415: {"model": ErrorBody, "description": "a body that is not JSON (send application/json)"},
     422: {"model": ErrorBody, "description": "bad input: the error names the problem"},
+    429: {
+        "model": ErrorBody,
+        "description": "over a quota of this key: rate_limited (requests per second) or "
+        "quota_exceeded (jobs queued or running); wait Retry-After seconds",
+        "headers": RETRY_AFTER,
+    },
     503: {"model": ErrorBody, "description": "the broker or the database does not answer"},
 }
+BODY = (400, 413)  # what any route with a request body may answer besides
+JSON_BODY = (*BODY, 415)  # ... and with a JSON body
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: what any authenticated route may answer (401, 404,
-    422, 503) and the route's own ``codes``."""
-    return {code: ERRORS[code] for code in (401, 404, 422, 503, *codes)}
+    422, 429, 503) and the route's own ``codes``."""
+    return {code: ERRORS[code] for code in sorted({401, 404, 422, 429, 503, *codes})}
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:

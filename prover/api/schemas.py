@@ -57,11 +57,16 @@ class JobView(Open):
     timings: dict[str, float] = Field(description="seconds spent in each phase")
 
 
+OWN_JOB = "this key's job for it (keys sharing a proof or circuit each have their own)"
+ASKED_AT = "when this key first asked for it"
+
+
 class ProofView(Open):
     proof_id: str
     state: str
-    job_id: str
+    job_id: str | None = Field(description=OWN_JOB)
     circuit_id: str
+    created_at: str | None = Field(None, description=ASKED_AT)
     proof: str | None = Field(None, description="hex proof bytes (verifier calldata)")
     instances: list[list[str]] | None = Field(None, description="public instances, 0x felts")
     outputs: list[Any] | None = Field(None, description="rescaled outputs, model-shaped")
@@ -71,9 +76,10 @@ class ProofView(Open):
 class CircuitView(Open):
     circuit_id: str
     state: str
-    job_id: str
+    job_id: str | None = Field(description=OWN_JOB)
     model_id: str
-    model_name: str
+    model_name: str = Field(description="the model's file name as this key uploaded it")
+    created_at: str | None = Field(None, description=ASKED_AT)
     record: dict[str, Any] | None = Field(None, description="settings, accuracy, search, ...")
     training: dict[str, Any] | None = Field(
         None, description="step circuits: loss, lr, scale, quantization error vs. the update"

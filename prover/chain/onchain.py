@@ -3,18 +3,18 @@ submission of proven results to the ProvenResults contract."""
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import ezkl
 from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector
+from eth_account.messages import encode_defunct
+from eth_utils import function_signature_to_4byte_selector, keccak
 from web3.exceptions import ContractLogicError
 from web3.types import TxParams
 
-from prover.chain.client import Chain, deploy
+from prover.chain.client import Chain, deploy, noted_receipt
 from prover.chain.contracts import contract, infrastructure, transact, vk_digest
 from prover.chain.evm_verifier import verifier_artifact
 from prover.errors import ChainError
@@ -188,6 +188,14 @@ def verify_onchain(
     }
 
 
+def _salt(chain: Chain, circuit_key: bytes, proof: bytes, instances: list[int]) -> bytes:
+    """A commitment's salt: secret (from the account's signature, which only the key
+    holder can make) yet the same on every retry, so a retried commit-reveal repeats the
+    transactions it noted instead of committing anew."""
+    message = encode_defunct(keccak(circuit_key + proof + encode(["uint256[]"], [instances])))
+    return keccak(bytes(chain.account.sign_message(message).signature))
+
+
 def submit_result(
     store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
 ) -> dict[str, Any]:
@@ -213,7 +221,7 @@ def submit_result(
     gas_used = 0
     try:
         if commit_reveal:
-            salt = secrets.token_bytes(32)
+            salt = _salt(chain, circuit_key, proof, instances)
             commitment = results.functions.commitment(
                 circuit_key, proof, instances, chain.account.address, salt
             ).call()
@@ -221,7 +229,11 @@ def submit_result(
             call = results.functions.reveal(circuit_key, proof, instances, vka, salt)
         else:
             call = results.functions.submit(circuit_key, proof, instances, vka)
-        receipt = transact(chain, call)
+        # A retry whose earlier try was accepted but lost its receipt: the contract would
+        # now refuse the replay (AlreadyAccepted), so the noted transaction answers.
+        data = results.encode_abi(call.fn_name, args=call.args)
+        receipt = noted_receipt(chain, {"to": results.address, "data": data})
+        receipt = receipt or transact(chain, call)
     except ChainError as exc:
         return {
             **base,

@@ -3,6 +3,10 @@
 A circuit id is the digest of everything that determines the circuit (model digest,
 calibration digest, requested options, SRS source, ezkl version), so the same request is
 answered from the store without recompiling.
+
+The ezkl work (search, compile, setup) runs in a sandboxed child under a memory limit
+(``compile_limits``): ezkl aborts its process when an allocation fails, and that must fail
+the compile with a ``ResourceLimitError``, not kill the worker or the CLI.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import numpy as np
 from prover.circuits.backend import prove_witness, setup_keys
 from prover.circuits.data import Sample, parse_samples, sample_digest_material
 from prover.circuits.intake import ModelInfo, load_model
+from prover.circuits.sandbox import Limits, machine_memory, run_limited
 from prover.circuits.search import (
     Progress,
     SearchSpace,
     Trial,
     Visibility,
     Workspace,
+    choose_finalist,
     search,
 )
 from prover.circuits.srs import SRS, resolve_srs, srs_source
@@ -34,7 +40,9 @@ from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
 from prover.store import ArtifactStore, canonical_digest, now_iso
 
-CIRCUIT_FORMAT = 1
+# 2: the finalist is the one with the smallest proving key, no longer the measured fastest
+# (format 1 ids could name different circuits on different machines).
+CIRCUIT_FORMAT = 2
 EZKL_VERSION = version("ezkl")
 CIRCUIT_FILES = ("settings.json", "model.compiled", "vk.key", "pk.key")
 
@@ -121,12 +129,8 @@ def _measure(trial: Trial, ws: Workspace, settings: Settings, reusable_verifier:
         4,
     )
     trial.setup_s = round(setup_s, 4)
+    trial.pk_bytes = pk.stat().st_size
     return srs
-
-
-# A finalist must prove this much faster than a cheaper-ranked one to displace it, so that
-# timing noise does not pick a different circuit for the same request on every run.
-MEASURED_MARGIN = 0.85
 
 
 def _eligible(ranked: list[Trial], objective: str) -> list[Trial]:
@@ -135,15 +139,6 @@ def _eligible(ranked: list[Trial], objective: str) -> list[Trial]:
         return ranked
     fewest = min(int(t.run_args["num_inner_cols"]) for t in ranked)
     return [t for t in ranked if int(t.run_args["num_inner_cols"]) == fewest]
-
-
-def _fastest(finalists: list[Trial]) -> Trial:
-    """The measured-fastest finalist, preferring the search's ranking within the margin."""
-    chosen = finalists[0]
-    for trial in finalists[1:]:
-        if (trial.prove_s or float("inf")) < (chosen.prove_s or float("inf")) * MEASURED_MARGIN:
-            chosen = trial
-    return chosen
 
 
 @dataclass(frozen=True)
@@ -188,7 +183,7 @@ def plan_compile(
             "model": info.model_id,
             "calibration": calibration_digest,
             "options": _id_options(options),
-            "srs": srs_source(settings.srs_path),
+            "srs": srs_source(settings.srs_path, settings.env == "production"),
         }
     )
     return CompilePlan(info, samples, source, calibration_digest, circuit_id)
@@ -209,6 +204,19 @@ def compile_model(
     return build_circuit(plan, options, store, settings, say)
 
 
+def compile_limits(settings: Settings) -> Limits:
+    """A compile's child: the configured memory (3/4 of the machine's when unset), and a
+    time limit inside the worker's soft limit (90% of the hard one), so the child's end
+    is reported as a limit, not a killed task."""
+    return Limits(
+        "compile",
+        settings.compile_memory_bytes or int(machine_memory() * 0.75),
+        settings.compile_time_limit_s * 0.85,
+        "PROVER_COMPILE_MEMORY_BYTES",
+        "PROVER_COMPILE_TIME_LIMIT_S",
+    )
+
+
 def build_circuit(
     plan: CompilePlan,
     options: CompileOptions,
@@ -216,15 +224,60 @@ def build_circuit(
     settings: Settings,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Search, compile and set up the planned circuit (or fetch it when already built)."""
+    """Search, compile and set up the planned circuit (or fetch it when already built).
+
+    The work runs in a child under ``compile_limits``; ``ResourceLimitError`` when the
+    child runs out of memory or time.
+    """
+    say = progress or (lambda _m, _f: None)
+    if store.exists("circuits", plan.circuit_id):
+        say("cached", 1.0)
+        return {**store.read_record("circuits", plan.circuit_id), "cached": True}
+    record = run_limited(
+        build_in_process,
+        plan,
+        options,
+        store,
+        settings,
+        limits=compile_limits(settings),
+        progress=say,
+    )
+    say("done", 1.0)
+    return {**record, "cached": False}
+
+
+UNCHECKED_SETTINGS = (
+    "ezkl's own calibration (ezkl-default): without a float reference the search has "
+    "no accuracy to compare its candidates on"
+)
+
+
+def _trials(
+    ws: Workspace, options: CompileOptions, unchecked: bool, say: Progress
+) -> tuple[list[Trial], list[Trial]]:
+    """(ranked, tried): the search's, or ezkl's own calibration alone (asked for, or the
+    only choice without a float reference)."""
+    if options.strategy == "search" and not unchecked:
+        return search(ws, options.space, options.tolerance, lambda m, f: say(m, 0.05 + 0.75 * f))
+    say("ezkl calibration", 0.05)
+    trial = ws.evaluate(None)
+    if trial.error:
+        raise CircuitError(f"ezkl could not build a circuit for this model: {trial.error}")
+    return [trial], [trial]
+
+
+def build_in_process(
+    plan: CompilePlan,
+    options: CompileOptions,
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """``build_circuit``'s work in this process, without limits: its sandboxed child."""
     say = progress or (lambda _m, _f: None)
     started = time.perf_counter()
     info, samples, circuit_id = plan.info, plan.samples, plan.circuit_id
-    source, calibration_digest = plan.source, plan.calibration_digest
-    if store.exists("circuits", circuit_id):
-        say("cached", 1.0)
-        return {**store.read_record("circuits", circuit_id), "cached": True}
-
+    unchecked = info.unchecked is not None
     store_model(store, info)
     with store.create("circuits", circuit_id) as out:
         ws = Workspace(
@@ -236,16 +289,7 @@ def build_circuit(
             options.lookup_margin,
         )
         search_started = time.perf_counter()
-        if options.strategy == "search":
-            ranked, tried = search(
-                ws, options.space, options.tolerance, lambda m, f: say(m, 0.05 + 0.75 * f)
-            )
-        else:
-            say("ezkl calibration", 0.05)
-            trial = ws.evaluate(None)
-            if trial.error:
-                raise CircuitError(f"ezkl could not build a circuit for this model: {trial.error}")
-            ranked, tried = [trial], [trial]
+        ranked, tried = _trials(ws, options, unchecked, say)
         search_s = time.perf_counter() - search_started
 
         finalists = _eligible(ranked, options.objective)[: max(1, options.measure_top)]
@@ -253,7 +297,7 @@ def build_circuit(
         for i, trial in enumerate(finalists):
             say(f"setup + trial proof: {trial.name}", 0.8 + 0.2 * i / len(finalists))
             srs_by_trial[trial.name] = _measure(trial, ws, settings, options.reusable_verifier)
-        chosen = _fastest(finalists)
+        chosen = choose_finalist(finalists)
         srs = srs_by_trial[chosen.name]
         for name in CIRCUIT_FILES:
             shutil.move(chosen.compiled_path.parent / name, out / name)
@@ -273,18 +317,18 @@ def build_circuit(
             "settings": chosen.run_args,
             "visibility": asdict(options.visibility),
             "reusable_verifier": options.reusable_verifier,
-            "strategy": options.strategy,
+            "strategy": "ezkl-default" if unchecked else options.strategy,
             "objective": options.objective,
             "tolerance": options.tolerance,
-            "accuracy": asdict(chosen.accuracy),
+            "accuracy": _accuracy(chosen, info),
             "calibration": {
-                "source": source,
+                "source": plan.source,
                 "samples": len(samples),
-                "digest": calibration_digest,
+                "digest": plan.calibration_digest,
             },
             "inputs": [t.to_dict() for t in info.inputs],
             "outputs": [t.to_dict() for t in info.outputs],
-            "search": {"chosen": chosen.name, "trials": [t.summary() for t in tried]},
+            "search": {"chosen": chosen.name, "trials": [_summary(t, unchecked) for t in tried]},
             "timings": {
                 "search_s": round(search_s, 3),
                 "setup_s": chosen.setup_s,
@@ -295,5 +339,16 @@ def build_circuit(
             "vk_bytes": (out / "vk.key").stat().st_size,
         }
         (out / "record.json").write_text(_json(record))
-    say("done", 1.0)
-    return {**record, "cached": False}
+    return record
+
+
+def _accuracy(chosen: Trial, info: ModelInfo) -> dict[str, Any]:
+    """The chosen circuit's accuracy against onnxruntime, or why it is unchecked."""
+    if info.unchecked is not None:
+        return {"status": "unchecked", "reason": info.unchecked, "settings": UNCHECKED_SETTINGS}
+    assert chosen.accuracy is not None
+    return {**asdict(chosen.accuracy), "status": "checked"}
+
+
+def _summary(trial: Trial, unchecked: bool) -> dict[str, Any]:
+    return {**trial.summary(), "accuracy": None} if unchecked else trial.summary()

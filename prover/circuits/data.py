@@ -24,12 +24,34 @@ def load_json(path: Path) -> Any:
         raise InvalidInputError(f"data file {str(path)!r} is not valid JSON: {exc}") from exc
 
 
+def _out_of_range(value: Any, at: str = "") -> str | None:
+    """The position (``[i][j]``) of the first integer too large for a float64, if any."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _out_of_range(item, f"{at}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return at
+    return None
+
+
 def _as_numbers(value: Any, what: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"{what} must be a (nested) list of numbers of even shape: {exc}"
+        ) from exc
+    except OverflowError as exc:  # an integer literal beyond float64 (about 1.8e308)
+        at = _out_of_range(value) or ""
+        raise InvalidInputError(
+            f"{what}{at} is a number out of range (a float64 holds at most about 1.8e308)",
+            position=at,
         ) from exc
     if not np.all(np.isfinite(arr)):
         raise InvalidInputError(f"{what} contains NaN or infinite values")

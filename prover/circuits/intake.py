@@ -1,4 +1,11 @@
-"""Model intake: load and check an ONNX file before any long work starts."""
+"""Model intake: load and check an ONNX file before any long work starts.
+
+Everything that reads the file runs in a sandboxed child (``circuits.sandbox``): parsing,
+bounding every tensor's size, asking ezkl whether it can lay the circuit out, and the
+float reference run, so a hostile file costs a refused request, not the process.
+onnxruntime is the float reference where it can run the model; where it cannot but ezkl
+can, the model is accepted with its accuracy unchecked (``ModelInfo.unchecked``).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from prover.circuits.operators import unsupported_operators
+from prover.circuits.operators import ezkl_verdict, refusal
+from prover.circuits.sandbox import Limits, run_limited
+from prover.circuits.shapes import Sizes, measure
 from prover.config import Settings
-from prover.errors import (
-    InvalidInputError,
-    InvalidModelError,
-    ModelTooLargeError,
-    UnsupportedOperatorError,
-)
+from prover.errors import InvalidInputError, InvalidModelError, ModelTooLargeError
 from prover.store import sha256_bytes
 
 _ONNX_TO_NUMPY = {
@@ -53,7 +57,10 @@ class TensorSpec:
 
 @dataclass
 class ModelInfo:
-    """What intake learned about a model; ``variables`` fixes symbolic batch dims to 1."""
+    """What intake learned about a model; ``variables`` fixes symbolic batch dims to 1.
+
+    ``unchecked`` is why onnxruntime gives no float reference (``None``: it does), so no
+    accuracy can be measured against it."""
 
     model_id: str
     path: Path
@@ -63,9 +70,14 @@ class ModelInfo:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec] = field(default_factory=list)
     variables: list[tuple[str, int]] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+    unchecked: str | None = None
 
     def to_dict(self) -> dict:
+        reference = {"accuracy": "unchecked", "reason": self.unchecked} if self.unchecked else {}
         return {
+            **reference,
+            "sizes": self.sizes,
             "model_id": self.model_id,
             "opset": self.opset,
             "operators": self.operators,
@@ -130,10 +142,21 @@ def _input_specs(graph: onnx.GraphProto) -> tuple[list[TensorSpec], list[tuple[s
     return specs, sorted(variables.items())
 
 
-def load_model(path: Path, settings: Settings) -> ModelInfo:
-    """Check an ONNX file against format, operator support and size limits, then run it once.
+def intake_limits(settings: Settings) -> Limits:
+    return Limits(
+        "intake",
+        settings.intake_memory_bytes,
+        settings.intake_time_s,
+        "PROVER_INTAKE_MEMORY_BYTES",
+        "PROVER_INTAKE_TIME_S",
+    )
 
-    Raises a ``ProverError`` subclass naming the first problem found.
+
+def load_model(path: Path, settings: Settings) -> ModelInfo:
+    """Check an ONNX file against format, size limits and ezkl's support, then run it once.
+
+    The checks run in a child under ``intake_limits``. Raises a ``ProverError`` subclass
+    naming the first problem found (``ResourceLimitError`` when the child hits a limit).
     """
     path = Path(path)
     if not path.is_file():
@@ -146,7 +169,10 @@ def load_model(path: Path, settings: Settings) -> ModelInfo:
             bytes=size,
             limit=settings.max_model_bytes,
         )
-    data = path.read_bytes()
+    return run_limited(inspect_model, path, settings, limits=intake_limits(settings))
+
+
+def _parse(path: Path, data: bytes) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(data)
     except Exception as exc:
@@ -158,18 +184,40 @@ def load_model(path: Path, settings: Settings) -> ModelInfo:
         raise InvalidModelError(f"{path.name} fails the ONNX checker: {first_line}") from exc
     if not model.graph.node:
         raise InvalidModelError(f"{path.name} has an empty graph")
+    return model
 
-    operators = Counter(node.op_type for node in model.graph.node)
-    unsupported = unsupported_operators(model)
-    if unsupported:
-        names = ", ".join(sorted(unsupported))
-        raise UnsupportedOperatorError(
-            f"ezkl cannot put these operators in a circuit: {names}; "
-            "replace them (or the layers that export them) before compiling",
-            operators=sorted(unsupported),
-            nodes={op: nodes[:5] for op, nodes in sorted(unsupported.items())},
+
+def _check_sizes(sizes: Sizes, settings: Settings) -> None:
+    """Refuse a graph whose tensors or circuit exceed the limits, naming the node."""
+    if sizes.unbounded_node:
+        raise ModelTooLargeError(
+            f"the output size of node {sizes.unbounded_node} cannot be bounded before running "
+            "it (its shape comes from values only known at run time); circuits need shapes "
+            "fixed by the model",
+            node=sizes.unbounded_node,
         )
+    checks = (
+        ("largest tensor", sizes.largest, settings.max_tensor_elements, "MAX_TENSOR_ELEMENTS"),
+        ("tensors together", sizes.total, settings.max_total_elements, "MAX_TOTAL_ELEMENTS"),
+        ("estimated circuit", sizes.cells, settings.max_circuit_cells, "MAX_CIRCUIT_CELLS"),
+    )
+    for what, value, limit, name in checks:
+        if value > limit:
+            unit = "cells" if what == "estimated circuit" else "values"
+            raise ModelTooLargeError(
+                f"the model's {what} holds {value} {unit} (largest: node "
+                f"{sizes.largest_node}, {sizes.largest} values); the limit is {limit} "
+                f"(PROVER_{name})",
+                node=sizes.largest_node,
+                size=value,
+                limit=limit,
+            )
 
+
+def inspect_model(path: Path, settings: Settings) -> ModelInfo:
+    """``load_model``'s checks, in order of cost; run in the intake sandbox."""
+    data = path.read_bytes()
+    model = _parse(path, data)
     params = _parameter_count(model.graph)
     if params > settings.max_parameters:
         raise ModelTooLargeError(
@@ -187,26 +235,61 @@ def load_model(path: Path, settings: Settings) -> ModelInfo:
             elements=elements,
             limit=settings.max_input_elements,
         )
+    sizes = measure(model, dict(variables) or {"batch_size": 1})
+    _check_sizes(sizes, settings)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     info = ModelInfo(
         model_id=sha256_bytes(data),
         path=path,
         opset=opset,
-        operators=dict(sorted(operators.items())),
+        operators=dict(sorted(Counter(node.op_type for node in model.graph.node).items())),
         parameter_count=params,
         inputs=inputs,
         variables=variables,
+        sizes=sizes.to_dict(),
     )
-    try:
-        zeros = [np.zeros(t.shape, dtype=t.dtype) for t in inputs]
-        outputs = FloatReference(info.path, inputs).run(zeros)
-    except InvalidInputError as exc:
-        raise InvalidModelError(f"the model does not run in onnxruntime: {exc.message}") from exc
-    info.outputs = [
-        TensorSpec(o.name, tuple(int(d) for d in arr.shape), arr.dtype.name)
-        for o, arr in zip(model.graph.output, outputs, strict=True)
-    ]
+    outputs, reference_error = _reference_outputs(info)
+    verdict = ezkl_verdict(path, variables)
+    if verdict.error is not None:
+        if reference_error is not None:
+            raise InvalidModelError(
+                f"the model does not run in onnxruntime ({reference_error}), nor in ezkl "
+                f"({verdict.error})"
+            )
+        raise refusal(model, verdict)
+    if outputs is None:
+        info.unchecked = reference_error
+        info.outputs = _declared_outputs(model, sizes)
+    else:
+        info.outputs = [
+            TensorSpec(o.name, tuple(int(d) for d in arr.shape), arr.dtype.name)
+            for o, arr in zip(model.graph.output, outputs, strict=True)
+        ]
     return info
+
+
+def _reference_outputs(info: ModelInfo) -> tuple[list[np.ndarray] | None, str | None]:
+    """onnxruntime's outputs on zeros, or why it cannot give them."""
+    try:
+        zeros = [np.zeros(t.shape, dtype=t.dtype) for t in info.inputs]
+        return FloatReference(info.path, info.inputs).run(zeros), None
+    except (InvalidModelError, InvalidInputError) as exc:
+        return None, exc.message
+
+
+def _declared_outputs(model: onnx.ModelProto, sizes: Sizes) -> list[TensorSpec]:
+    """Output specs from shape inference, for a model onnxruntime cannot run."""
+    specs = []
+    for value in model.graph.output:
+        dims = sizes.shapes.get(value.name)
+        if dims is None or any(d is None for d in dims):
+            raise InvalidModelError(
+                f"output {value.name!r} has no shape known before running the model, and "
+                "onnxruntime cannot run it to find one"
+            )
+        dtype = _ONNX_TO_NUMPY.get(value.type.tensor_type.elem_type, np.float32)
+        specs.append(TensorSpec(value.name, tuple(int(d or 0) for d in dims), np.dtype(dtype).name))
+    return specs
 
 
 class FloatReference:

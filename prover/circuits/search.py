@@ -5,8 +5,10 @@ ezkl's own calibration optimises scales but keeps its default range-check decomp
 decomposition to the values the circuit must represent: for a fixed-point scale s and
 ``headroom_bits`` h, every (base, legs) with base^legs >= 2^(s+h) represents |x| < 2^h.
 More legs mean a smaller table but more rows per check; more inner columns mean fewer
-rows but more columns. Both trade-offs depend on the model, so candidates are compiled,
-checked for accuracy, and the finalists are proven for real to pick the fastest.
+rows but more columns. Both trade-offs depend on the model, so candidates are compiled and
+checked for accuracy, and the finalists are set up: the one with the smallest proving key
+wins. A circuit id names one circuit, so the choice is a function of the request alone,
+never of how fast the machine that compiled it happened to be.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ Progress = Callable[[str, float], None]
 
 INPUT_VISIBILITIES = ("public", "private", "hashed", "polycommit")
 PARAM_VISIBILITIES = ("fixed", "private", "public", "hashed", "polycommit")
+# The largest scale the search widens to: ezkl warns that scales above 20 may impact
+# performance, and each bit of scale doubles every range-check table's span.
+MAX_SCALE = 20
 
 
 class _RunArgFields(Protocol):
@@ -107,6 +112,17 @@ class SearchSpace:
     def candidate(self, scale: int, legs: int, cols: int, headroom: int) -> Candidate:
         return Candidate(scale, *self.decomposition(scale, legs, headroom), cols)
 
+    def wider_scales(self) -> tuple[int, ...]:
+        """Scales to try when none of ``scales`` is accurate enough: onward from the largest
+        in the space's own step, up to ``MAX_SCALE``. A space of one scale pins the scale
+        (a circuit that must share its scale with another) and never widens."""
+        ordered = sorted(set(self.scales))
+        if len(ordered) < 2:
+            return ()
+        return tuple(
+            range(ordered[-1] + ordered[-1] - ordered[-2], MAX_SCALE + 1, ordered[-1] - ordered[-2])
+        )
+
 
 @dataclass
 class Accuracy:
@@ -131,6 +147,7 @@ class Trial:
     error: str | None = None
     setup_s: float | None = None
     prove_s: float | None = None
+    pk_bytes: int | None = None  # the proving key's size once set up: what finalists compete on
     search_s: float | None = None
     run_args: dict = field(default_factory=dict)
 
@@ -147,6 +164,7 @@ class Trial:
             "est_cost": None if self.logrows is None else self.est_cost,
             "setup_s": self.setup_s,
             "prove_s": self.prove_s,
+            "pk_bytes": self.pk_bytes,
             "search_s": self.search_s,
             "accuracy": asdict(self.accuracy) if self.accuracy else None,
             "error": self.error,
@@ -154,7 +172,11 @@ class Trial:
 
 
 class Workspace:
-    """Shared state of one search: the model, its float reference, calibration samples."""
+    """Shared state of one search: the model, its float reference, calibration samples.
+
+    A model onnxruntime cannot run (``info.unchecked``) has no float outputs; its trials
+    carry an unmeasured accuracy (NaN errors), and only ezkl's own calibration builds it.
+    """
 
     def __init__(
         self,
@@ -173,8 +195,10 @@ class Workspace:
         self.lookup_margin = lookup_margin
         self.dir.mkdir(parents=True, exist_ok=True)
         self.calibration_path = write_input(self.dir / "calibration.json", samples)
-        reference = FloatReference(info.path, info.inputs)
-        self.float_outputs = [reference.run(s) for s in samples]
+        self.float_outputs = []
+        if info.unchecked is None:
+            reference = FloatReference(info.path, info.inputs)
+            self.float_outputs = [reference.run(s) for s in samples]
 
     def run_args(self, candidate: Candidate | None) -> ezkl.PyRunArgs:
         args = ezkl.PyRunArgs()
@@ -226,6 +250,8 @@ class Workspace:
         return trial
 
     def accuracy(self, trial: Trial) -> Accuracy:
+        if self.info.unchecked is not None:
+            return Accuracy(math.nan, math.nan, None, 0)
         errors, scale, agree = [], 1.0, []
         for i, (sample, expected) in enumerate(zip(self.samples, self.float_outputs, strict=True)):
             input_path = write_input(trial.compiled_path.parent / "input.json", [sample])
@@ -261,6 +287,12 @@ def _rank_key(trial: Trial) -> tuple[float, int, float]:
     return (trial.est_cost, trial.num_rows, trial.accuracy.relative_error)
 
 
+def _finalist_key(trial: Trial) -> tuple[float, float, int, float]:
+    """Across column counts: the advice area (rows x inner columns), then the fewer rows."""
+    cols = int(trial.run_args["num_inner_cols"])
+    return (trial.est_cost * cols, *_rank_key(trial))
+
+
 def search(
     ws: Workspace,
     space: SearchSpace,
@@ -271,11 +303,14 @@ def search(
 
     Stage 1 picks the scale: each scale at a reference structure (the middle legs and
     column counts) and the smallest value range that builds (widened by the space's
-    margin); the cheapest passing one wins, ties going to the more accurate.
+    margin); the cheapest passing one wins, ties going to the more accurate. When none is
+    accurate enough, larger scales are tried one at a time (``SearchSpace.wider_scales``,
+    while the range-check table fits ``max_logrows``) before the request is refused.
     Stage 2 tries every legs x columns combination at that scale, skipping those whose
     range-check table alone is larger than the best circuit found. The finalists are the
-    cheapest passing trial for each column count, cheapest first: rows trade against
-    columns in a way only a real proof measures.
+    cheapest passing trial for each column count, the smallest rows x columns first (a
+    compile that sets up only one keeps that one); ``choose_finalist`` picks among those
+    set up.
     """
     say = progress or (lambda _m, _f: None)
     ref_legs = sorted(space.legs)[len(space.legs) // 2]
@@ -284,7 +319,7 @@ def search(
     tried: list[Trial] = []
 
     def run(candidate: Candidate) -> Trial:
-        say(f"trying {candidate.key}", len(tried) / total)
+        say(f"trying {candidate.key}", min(0.99, len(tried) / total))
         started = time.perf_counter()
         trial = ws.evaluate(candidate)
         trial.search_s = round(time.perf_counter() - started, 3)
@@ -302,11 +337,22 @@ def search(
             trial = run(space.candidate(scale, ref_legs, ref_cols, headroom))
         return trial, headroom
 
-    by_scale = [first_that_builds(s) for s in space.scales]
-    scale_trials = [t for t, _ in by_scale]
-    passing = sorted((t for t in scale_trials if _passes(t, tolerance)), key=_rank_key)
+    def passing_of(by_scale: list[tuple[Trial, int]]) -> list[Trial]:
+        return sorted((t for t, _ in by_scale if _passes(t, tolerance)), key=_rank_key)
+
+    scales = list(space.scales)
+    by_scale = [first_that_builds(s) for s in scales]
+    passing = passing_of(by_scale)
+    for wider in space.wider_scales():
+        base, _ = space.decomposition(wider, ref_legs, space.headroom_bits[0] + space.margin_bits)
+        if passing or math.ceil(math.log2(base)) + 1 > ws.max_logrows:
+            break
+        say(f"no scale up to {scales[-1]} is accurate enough: widening to {wider}", 0.5)
+        scales.append(wider)
+        by_scale.append(first_that_builds(wider))
+        passing = passing_of(by_scale)
     if not passing:
-        _raise_no_candidate(scale_trials, tolerance)
+        _raise_no_candidate([t for t, _ in by_scale], tolerance, scales)
     scale = int(passing[0].run_args["input_scale"])
     headroom = next(h for t, h in by_scale if t is passing[0])
     best_logrows = passing[0].logrows or ws.max_logrows
@@ -326,18 +372,35 @@ def search(
     finalists: dict[int, Trial] = {}
     for trial in ranked:
         finalists.setdefault(int(trial.run_args["num_inner_cols"]), trial)
-    return sorted(finalists.values(), key=_rank_key), tried
+    return sorted(finalists.values(), key=_finalist_key), tried
 
 
-def _raise_no_candidate(trials: list[Trial], tolerance: float) -> None:
+def choose_finalist(finalists: list[Trial]) -> Trial:
+    """The set-up finalist with the smallest proving key; ties go to the search's ranking.
+
+    A proving key holds the circuit's fixed and permutation polynomials over its evaluation
+    domain, so its size grows with the rows times the fixed and equality-constrained columns
+    (ezkl adds selectors per inner column): the work a proof does beyond the advice columns,
+    which cost about the same rows x columns for every finalist. It is an exact byte count
+    fixed by the circuit and ezkl's version, so every machine picks the same finalist; the
+    trial proofs' times are recorded but cannot change the choice. ``finalists`` are in the
+    search's order; one that was not set up (no ``pk_bytes``) ranks after those that were.
+    """
+    order = {id(t): i for i, t in enumerate(finalists)}
+    return min(finalists, key=lambda t: (t.pk_bytes is None, t.pk_bytes or 0, order[id(t)]))
+
+
+def _raise_no_candidate(trials: list[Trial], tolerance: float, scales: list[int]) -> None:
     measured = [(t, t.accuracy) for t in trials if t.accuracy]
     if not measured:
         reasons = "; ".join(f"{t.name}: {t.error}" for t in trials)
         raise CircuitError(f"ezkl could not build a circuit for this model ({reasons})")
     best, accuracy = min(measured, key=lambda m: m[1].relative_error)
     raise CircuitError(
-        f"no candidate reaches the accuracy tolerance {tolerance}: the best, {best.name}, "
-        f"has relative error {accuracy.relative_error:.4g}; raise the tolerance or "
-        "add larger scales to the search",
+        f"no candidate reaches the accuracy tolerance {tolerance} at scales "
+        f"{', '.join(map(str, scales))}: the best, {best.name}, has relative error "
+        f"{accuracy.relative_error:.4g}; raise the tolerance",
         trials=[t.summary() for t in trials],
+        scales=scales,
+        best_relative_error=accuracy.relative_error,
     )

@@ -1,7 +1,8 @@
 """Structured reference strings: a user's ceremony file, or a cached development one.
 
 A development SRS is generated locally, so whoever made it knows its secret and could
-forge proofs: every artifact built on one is marked ``dev_srs`` and is not for production.
+forge proofs: every artifact built on one is marked ``dev_srs`` and is not for production,
+where (``PROVER_ENV=production``) it is refused before any work.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import ezkl
 
@@ -69,9 +71,21 @@ def srs_digest(path: Path) -> str:
     return digest
 
 
-def srs_source(ceremony: Path | None) -> str:
+def refuse_dev_srs() -> NoReturn:
+    """Production mode's refusal of a development SRS, naming the setting to use."""
+    raise SRSError(
+        "production mode (PROVER_ENV=production) refuses a development SRS: whoever generated "
+        "it could forge proofs; set PROVER_SRS_PATH to a ceremony SRS file (raw halo2 KZG "
+        "params)",
+        setting="PROVER_SRS_PATH",
+    )
+
+
+def srs_source(ceremony: Path | None, production: bool = False) -> str:
     """What a circuit's SRS will be: "dev", or the digest of the ceremony file."""
     if ceremony is None:
+        if production:
+            refuse_dev_srs()
         return "dev"
     if not Path(ceremony).is_file():
         raise SRSError(f"SRS file {str(ceremony)!r} does not exist")
@@ -111,8 +125,13 @@ def dev_srs(cache_dir: Path, logrows: int) -> SRS:
     return SRS(path, logrows, dev=True)
 
 
-def resolve_srs(logrows: int, data_dir: Path, ceremony: Path | None) -> SRS:
-    """The ceremony SRS when one is configured, else the cached development SRS."""
+def resolve_srs(
+    logrows: int, data_dir: Path, ceremony: Path | None, production: bool = False
+) -> SRS:
+    """The ceremony SRS when one is configured, else the cached development SRS (refused
+    in production)."""
     if ceremony is not None:
         return ceremony_srs(ceremony, logrows)
+    if production:
+        refuse_dev_srs()
     return dev_srs(data_dir / "srs", logrows)

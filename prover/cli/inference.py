@@ -62,11 +62,14 @@ def print_circuit(out: Console, record: dict[str, Any]) -> None:
         f"decomp {run_args['decomp_base']}x{run_args['decomp_legs']}   "
         f"inner cols {run_args['num_inner_cols']}"
     )
-    out.print(
-        f"accuracy max abs err {acc['max_abs_error']:.3g}  relative "
-        f"{acc['relative_error']:.3g}  argmax agreement {acc['argmax_agreement']}  "
-        f"({acc['samples']} samples, tolerance {record['tolerance']})"
-    )
+    if acc.get("status") == "unchecked":
+        out.print(f"accuracy unchecked: {acc['reason']}")
+    else:
+        out.print(
+            f"accuracy max abs err {acc['max_abs_error']:.3g}  relative "
+            f"{acc['relative_error']:.3g}  argmax agreement {acc['argmax_agreement']}  "
+            f"({acc['samples']} samples, tolerance {record['tolerance']})"
+        )
     dev_warning(out, record["dev_srs"])
 
 

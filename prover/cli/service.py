@@ -125,7 +125,8 @@ def serve(loglevel: str = typer.Option("INFO")) -> None:
 @app.command()
 def up() -> None:
     """The local stack in the foreground: Redis (if none answers), anvil (if no chain
-    answers), PROVER_WORKERS workers and the API; prints `ready`; Ctrl-C stops it."""
+    answers), PROVER_WORKERS workers and the API; prints `ready`, then starts again any
+    part that dies; Ctrl-C (or SIGTERM) stops it."""
     from prover.stack import Stack
 
     stack = Stack(get_settings(), lambda line: err.print(line, highlight=False, soft_wrap=True))
@@ -135,6 +136,7 @@ def up() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)  # also when started in the background (SIGINT ignored)
+    failed: Exception | None = None
     try:
         stack.start()
         err.print("[green]ready[/green]")
@@ -143,9 +145,12 @@ def up() -> None:
         pass
     except Exception as exc:
         err.print(f"[red]error[/red]: {exc}")
-        stack.stop()
-        raise typer.Exit(1) from exc
+        failed = exc
+    for signum in (signal.SIGTERM, signal.SIGINT):  # a second Ctrl-C must not cut the stop
+        signal.signal(signum, signal.SIG_IGN)
     stack.stop()
+    if failed is not None:
+        raise typer.Exit(1) from failed
 
 
 @jobs_app.command("watch")

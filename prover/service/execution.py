@@ -6,10 +6,14 @@ artifact store only, so it can be driven directly from Python too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from prover.config import Settings
 from prover.errors import ProverError, is_transient
@@ -17,6 +21,7 @@ from prover.metrics import JOB_FAILURES, JOB_SECONDS, PHASE_SECONDS
 from prover.service import jobs
 from prover.service.kinds import JobKind, job_kind
 from prover.service.lease import LeaseKeeper
+from prover.service.tables import utcnow
 from prover.store import ArtifactStore
 
 log = logging.getLogger("prover.worker")
@@ -82,9 +87,13 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
         PHASE_SECONDS.labels(claim.kind, "queued").observe(claim.queued_s)
     keeper = lease_keeper(db, settings.job_lease_s)
     keeper.hold(job_id, claim.token)
+    journal = _journal(settings, job_id) if kind.queue == "chain" else None
     try:
-        result = kind.runner(claim, ArtifactStore(settings.data_dir), settings, tracker)
+        with _noting_transactions(journal):
+            result = kind.runner(claim, ArtifactStore(settings.data_dir), settings, tracker)
     except Exception as exc:
+        if is_transient(exc):
+            return _retry_later(db, claim, job_id, exc, settings, tracker)
         return _record_error(db, job_id, claim.token, kind, exc, tracker, started)
     finally:
         keeper.release()
@@ -95,6 +104,8 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
         return Outcome("superseded")
     JOB_SECONDS.labels(claim.kind, "succeeded").observe(time.monotonic() - started)
     log.info("job %s succeeded in %.3f s", job_id, time.monotonic() - started)
+    if journal is not None:
+        journal.unlink(missing_ok=True)
     return Outcome("succeeded", follow_ups=settled.follow_ups)
 
 
@@ -106,24 +117,91 @@ def _record_error(
     exc: Exception,
     tracker: Tracker,
     started: float,
+    error: dict[str, Any] | None = None,
 ) -> Outcome:
-    """A transient error gives the job back to the queue; any other fails it with its
-    reason (a ``ProverError``'s own, else ``internal_error``)."""
-    if is_transient(exc):
-        jobs.release(db, job_id, token)
-        log.warning("job %s: transient error, will retry: %s", job_id, exc)
-        return Outcome("queued", retry_in_s=5.0)
+    """Fail the job with its reason (a ``ProverError``'s own, a transient fault's code past
+    its deadline, else ``internal_error``)."""
     tracker.close_phase()
-    error = (
-        exc.to_dict()
-        if isinstance(exc, ProverError)
-        else {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
-    )
+    error = error or error_of(exc)
     log.error("job %s failed: %s", job_id, error["message"], exc_info=exc)
     if jobs.fail(db, job_id, token, error, kind.on_end, tracker.timings):
         JOB_FAILURES.labels(kind.name, error["code"]).inc()
         JOB_SECONDS.labels(kind.name, "failed").observe(time.monotonic() - started)
     return Outcome("failed")
+
+
+def _journal(settings: Settings, job_id: str) -> Path:
+    """Where a chain job's signed transactions are noted before they are sent (shared by
+    every worker, like the store), so a retry finds a transaction whose receipt was lost."""
+    return settings.data_dir / "chain" / "journal" / f"{job_id}.json"
+
+
+def _noting_transactions(journal: Path | None) -> contextlib.AbstractContextManager[Any]:
+    if journal is None:
+        return contextlib.nullcontext()
+    from prover.chain.client import transactions  # web3: only on workers that run chain jobs
+
+    return transactions(journal)
+
+
+def error_of(exc: BaseException) -> dict[str, Any]:
+    """The recorded form of an error: a ``ProverError``'s own; a library's transient fault
+    named by the part that did not answer; else ``internal_error``."""
+    if isinstance(exc, ProverError):
+        return exc.to_dict()
+    message = f"{type(exc).__name__}: {exc}"
+    if is_transient(exc):
+        part = type(exc).__module__.split(".")[0]
+        codes = {
+            "requests": "chain_unavailable",  # web3's HTTP client
+            "sqlalchemy": "database_unavailable",
+            "redis": "broker_unavailable",
+        }
+        return {"code": codes.get(part, "unavailable"), "message": message}
+    return {"code": "internal_error", "message": message}
+
+
+def backoff_s(retries: int, settings: Settings) -> float:
+    """The wait before retry number ``retries`` (1, 2, ...): doubling, capped."""
+    doubled = settings.transient_backoff_s * 2 ** min(max(retries - 1, 0), 30)
+    return float(min(doubled, settings.transient_backoff_max_s))
+
+
+def _retry_later(
+    db: str,
+    claim: jobs.Claim,
+    job_id: str,
+    exc: Exception,
+    settings: Settings,
+    tracker: Tracker,
+) -> Outcome:
+    """A transient fault: the job goes back to the queue to be tried again after a backoff,
+    with the fault on it (``GET /v1/jobs/{id}`` says why it waits), until it has been
+    failing for ``transient_deadline_s``; then it fails with the fault's own code."""
+    assert claim.token is not None and claim.kind is not None
+    now = utcnow()
+    since = datetime.fromisoformat(claim.failing_since) if claim.failing_since else now
+    error = error_of(exc)
+    if now - since >= timedelta(seconds=settings.transient_deadline_s):
+        error["message"] = (
+            f"{error['message']} (still failing after {claim.retries} retries over "
+            f"{(now - since).total_seconds():.0f} s, past PROVER_TRANSIENT_DEADLINE_S)"
+        )
+        kind = job_kind(claim.kind)
+        return _record_error(db, job_id, claim.token, kind, exc, tracker, time.monotonic(), error)
+    delay = backoff_s(claim.retries + 1, settings)
+    waiting = {
+        **error,
+        "transient": True,
+        "retries": claim.retries + 1,
+        "failing_since": since.isoformat(),
+        "retry_at": (now + timedelta(seconds=delay)).isoformat(),
+    }
+    jobs.release(db, job_id, claim.token, waiting)
+    log.warning(
+        "job %s: transient fault, retry %d in %.1f s: %s", job_id, claim.retries + 1, delay, exc
+    )
+    return Outcome("queued", retry_in_s=delay)
 
 
 def _record_lost(db: str, job_id: str, claim: jobs.Claim, max_attempts: int) -> Outcome:

@@ -4,6 +4,10 @@ Delivery is at least once (a task is re-delivered when its worker dies); recordi
 exactly once: a worker must *claim* a job, which gives it a lease token, and only the
 holder of an unexpired lease may report progress or record the outcome. A job whose
 worker died is claimed again once its lease has lapsed.
+
+``attempts`` counts starts that may have killed their worker (a start that ended in a
+transient fault is given back with ``release`` and does not count); ``retries`` counts
+those transient give-backs, which a deadline bounds instead (``execution``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import CursorResult, Update, or_, select, update
@@ -20,7 +24,7 @@ from sqlalchemy.orm import Session
 from prover.errors import NotFoundError
 from prover.service import grants
 from prover.service.db import session_scope
-from prover.service.tables import Circuit, Job, Proof, utcnow
+from prover.service.tables import Circuit, Job, Proof, as_utc, iso_utc, utcnow
 
 TERMINAL = ("succeeded", "failed")
 Made = TypeVar("Made", Circuit, Proof)  # a row a job makes
@@ -31,15 +35,6 @@ OnEnd = Callable[[Session, Job, bool], list[tuple[str, str]]]
 
 # Sending a job back to the queue (after a transient error, or when its worker died).
 _REQUEUED = {"state": "queued", "phase": "queued", "lease_token": None, "lease_expires_at": None}
-
-
-def _utc(when: datetime) -> datetime:
-    """An aware UTC time (SQLite hands back naive datetimes; every stored time is UTC)."""
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _aware(when: datetime | None) -> str | None:
-    return None if when is None else _utc(when).isoformat()
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -54,11 +49,12 @@ def job_view(job: Job) -> dict[str, Any]:
         "error": job.error,
         "result": job.result,
         "attempts": job.attempts,
+        "retries": job.retries,
         "worker": job.worker,
         "timings": job.timings,
-        "created_at": _aware(job.created_at),
-        "started_at": _aware(job.started_at),
-        "finished_at": _aware(job.finished_at),
+        "created_at": iso_utc(job.created_at),
+        "started_at": iso_utc(job.started_at),
+        "finished_at": iso_utc(job.finished_at),
     }
 
 
@@ -76,6 +72,7 @@ def new_job(
         params=params,
         timings={},
         attempts=0,
+        retries=0,
     )
     session.add(job)
     session.flush()
@@ -107,6 +104,8 @@ class Claim:
     attempts: int = 0
     queued_s: float = 0.0
     retry_in_s: float = 0.0
+    retries: int = 0  # transient give-backs so far
+    failing_since: str | None = None  # when the current run of transient faults began
 
 
 def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: int) -> Claim:
@@ -141,7 +140,7 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
             if job.state in TERMINAL:
                 return Claim("done")
             expires = job.lease_expires_at
-            wait = (_utc(expires) - now).total_seconds() if expires else lease_s
+            wait = (as_utc(expires) - now).total_seconds() if expires else lease_s
             return Claim("busy", retry_in_s=max(1.0, wait + 1.0))
         claimed = Claim(
             "claimed",
@@ -150,7 +149,9 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
             dict(job.params),
             job.subject_id,
             job.attempts,
-            queued_s=max(0.0, (now - _utc(job.created_at)).total_seconds()),
+            queued_s=max(0.0, (now - as_utc(job.created_at)).total_seconds()),
+            retries=job.retries,
+            failing_since=(job.error or {}).get("failing_since"),
         )
     if claimed.attempts > max_attempts:
         return replace(claimed, status="exhausted")
@@ -190,10 +191,18 @@ def report(
         )
 
 
-def release(db_url: str, job_id: str, token: str) -> bool:
-    """Give a held job back to the queue (after a transient error), keeping its attempts."""
+def release(db_url: str, job_id: str, token: str, error: dict[str, Any] | None = None) -> bool:
+    """Give a held job back to the queue after a transient fault: the start is taken back
+    from ``attempts`` (the worker was not lost, so it must not bring the job nearer to
+    ``worker_lost``) and counted in ``retries``; ``error`` says why the job waits."""
+    values: dict[str, Any] = {
+        **_REQUEUED,
+        "attempts": Job.attempts - 1,
+        "retries": Job.retries + 1,
+        "error": error,
+    }
     with session_scope(db_url) as session:
-        return _updated(session, update(Job).where(_held(job_id, token)).values(**_REQUEUED))
+        return _updated(session, update(Job).where(_held(job_id, token)).values(**values))
 
 
 @dataclass(frozen=True)
@@ -219,12 +228,18 @@ def _settle(
 
 def subject_follows(table: type[Made]) -> OnEnd:
     """The ending of a job that makes one row (a compile job's circuit, a prove job's
-    proof): the row becomes ready, or failed, if this job is still the row's job."""
+    proof). Several keys' jobs may make the same row: any of them succeeding makes it
+    ready; a failure fails it only while that job is the row's own and nothing else made
+    it meanwhile."""
 
     def follow(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
         row = session.get(table, job.subject_id)
-        if row is not None and row.job_id == job.id:
-            row.state = "ready" if ok else "failed"
+        if row is None:
+            return []
+        if ok:
+            row.state = "ready"
+        elif row.job_id == job.id and row.state != "ready":
+            row.state = "failed"
         return []
 
     return follow
@@ -245,6 +260,7 @@ def succeed(
 ) -> Settled | None:
     """Record success (only the lease holder can); None if the lease was lost."""
     values = {"state": "succeeded", "phase": "done", "progress": 1.0, "result": result}
+    values["error"] = None  # a transient fault it waited through is over
     return _settle(db_url, job_id, token, {**values, "timings": timings}, on_end, True)
 
 

@@ -5,6 +5,10 @@ Everything a client can get wrong is checked here, before any job exists: the mo
 twice is one circuit and one job; the same (circuit, input) twice is one proof unless the
 client asks for a fresh one.
 
+Circuits and proofs are shared between keys (their ids are content digests), jobs are not:
+a key asking for what another key already made gets a job of its own, so that no key
+learns another's job ids or times.
+
 Each submission commits in a transaction of its own (by database URL), not in the
 caller's: its jobs must be committed before they are enqueued (a worker that claims a job
 must find it), and an insert that lost a race with an identical request is retried.
@@ -13,17 +17,18 @@ must find it), and an insert that lost a race with an identical request is retri
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from prover.circuits.compiler import CompilePlan, plan_compile, store_model
 from prover.circuits.data import sample_digest_material, to_ezkl_input
 from prover.config import Settings
-from prover.errors import ConflictError
+from prover.errors import ConflictError, QuotaError
 from prover.proving.proofs import plan_proof
 from prover.service import grants, jobs
 from prover.service.db import session_scope
@@ -33,6 +38,26 @@ from prover.service.tables import Circuit, Job, Proof
 from prover.store import ArtifactStore
 
 Accepted = tuple[dict[str, Any], list[tuple[str, str]]]  # (response, jobs to enqueue)
+IN_FLIGHT = ("queued", "running")
+QUOTA_RETRY_S = 10  # the wait a key at its jobs quota is told: a job takes seconds at least
+
+
+def require_room(session: Session, owner: str, limit: int) -> None:
+    """``QuotaError`` when the key already has ``limit`` jobs queued or running (0: no
+    limit): checked before a request that may create jobs, so one key cannot fill the
+    queues. A soft limit: concurrent requests may pass it by a few jobs."""
+    if limit <= 0:
+        return
+    query = select(func.count()).where(Job.owner == owner, Job.state.in_(IN_FLIGHT))
+    in_flight = session.scalar(query) or 0
+    if in_flight >= limit:
+        raise QuotaError(
+            f"this key has {in_flight} jobs queued or running, its quota "
+            f"(PROVER_MAX_JOBS_IN_FLIGHT={limit}); wait for some to end",
+            retry_after_s=QUOTA_RETRY_S,
+            in_flight=in_flight,
+            limit=limit,
+        )
 
 
 def with_retry(db_url: str, body: Any) -> Any:
@@ -46,28 +71,45 @@ def with_retry(db_url: str, body: Any) -> Any:
             return body(session)
 
 
+@dataclass(frozen=True)
+class Making:
+    """What a request makes: a circuit (compile job) or a proof (prove job)."""
+
+    kind: str
+    subject_id: str
+    params: dict[str, Any]
+    working: str  # the row's state while a job makes it
+    make_row: Callable[[str], Any]  # the new row, made by the job of this id
+    reused: Callable[[], dict[str, Any]]  # the result of a job answered by a ready row
+
+
 def _row_with_job(
-    session: Session,
-    row: Any,
-    make_row: Callable[[str], Any],
-    kind: str,
-    subject_id: str,
-    owner: str,
-    params: dict[str, Any],
-    working: str,
-) -> tuple[Any, list[tuple[str, str]]]:
-    """The circuit or proof row of a request, with a new job when it has none yet or its
-    last one failed; returns (row, jobs to enqueue)."""
-    if row is not None and row.state != "failed":
-        return row, []
-    job = jobs.new_job(session, kind, subject_id, owner, params)
-    if row is None:
-        row = make_row(job.id)
-        session.add(row)
-    else:
-        row.state, row.job_id = working, job.id
-    session.flush()
-    return row, [(job.id, job.kind)]
+    session: Session, owner: str, making: Making, row: Any
+) -> tuple[Any, Job, list[tuple[str, str]]]:
+    """The row of a request and this key's job for it; returns (row, job, jobs to enqueue).
+
+    A new or failed row gets a new job that makes it. Otherwise the key's own job on the
+    row is kept (the same request twice is one job); a key without one gets a job of its
+    own, never another key's: one already succeeded when the row is ready, else one that
+    makes it too (the store keeps one copy: whichever job comes second finds it made)."""
+    if row is None or row.state == "failed":
+        job = jobs.new_job(session, making.kind, making.subject_id, owner, making.params)
+        if row is None:
+            row = making.make_row(job.id)
+            session.add(row)
+        else:
+            row.state, row.job_id = making.working, job.id
+        session.flush()
+        return row, job, [(job.id, job.kind)]
+    own = grants.own_job(session, owner, making.kind, row.id, row.job_id)
+    if own is not None and own.state != "failed":
+        return row, own, []
+    job = jobs.new_job(session, making.kind, making.subject_id, owner, making.params)
+    if row.state != "ready":
+        return row, job, [(job.id, job.kind)]
+    job.state, job.phase, job.progress = "succeeded", "done", 1.0
+    job.result, job.finished_at = making.reused(), job.created_at
+    return row, job, []
 
 
 def submit_compile(
@@ -94,41 +136,36 @@ def accept_compile(
     db_url: str, store: ArtifactStore, owner: str, plan: CompilePlan, params: dict[str, Any]
 ) -> Accepted:
     """Record a checked compile plan: its model, circuit row and compile job (unless the
-    circuit exists and has not failed). ``params`` tell the worker how to build it."""
+    circuit exists and has not failed). ``params`` tell the worker how to build it. The
+    model's file name is this key's own (on its grants), not the shared rows'."""
     store_model(store, plan.info)
-    params = {"model_id": plan.info.model_id, "model_name": plan.info.path.name, **params}
+    name = plan.info.path.name
+    params = {"model_id": plan.info.model_id, "model_name": name, **params}
 
     def make_circuit(job_id: str) -> Circuit:
         return Circuit(
             id=plan.circuit_id,
             model_id=plan.info.model_id,
-            model_name=plan.info.path.name,
+            model_name=name,
             state="compiling",
             job_id=job_id,
         )
 
+    def reused() -> dict[str, Any]:
+        record = store.read_record("circuits", plan.circuit_id)
+        return {"circuit_id": plan.circuit_id, "logrows": record["logrows"], "cached": True}
+
+    making = Making("compile", plan.circuit_id, params, "compiling", make_circuit, reused)
+
     def body(session: Session) -> Accepted:
-        circuit, enqueue = _row_with_job(
-            session,
-            session.get(Circuit, plan.circuit_id),
-            make_circuit,
-            "compile",
-            plan.circuit_id,
-            owner,
-            params,
-            "compiling",
-        )
-        granted: list[tuple[SubjectType, str]] = [
-            ("model", plan.info.model_id),
-            ("circuit", circuit.id),
-            ("job", circuit.job_id),
-        ]
-        for kind, subject in granted:
-            grants.grant(session, owner, kind, subject)
+        row = session.get(Circuit, plan.circuit_id)
+        circuit, job, enqueue = _row_with_job(session, owner, making, row)
+        grants.grant(session, owner, "model", plan.info.model_id, name)
+        grants.grant(session, owner, "circuit", circuit.id, name)
         response = {
             "model_id": plan.info.model_id,
             "circuit_id": circuit.id,
-            "job_id": circuit.job_id,
+            "job_id": job.id,
             "state": circuit.state,
         }
         return response, enqueue
@@ -136,21 +173,28 @@ def accept_compile(
     return with_retry(db_url, body)
 
 
+def _not_ready(session: Session, owner: str, what: SubjectType, row: Any) -> ConflictError:
+    """The 409 of a circuit or proof not ready, naming this key's job on it (if any)."""
+    kind = "compile" if what == "circuit" else "prove"
+    job = grants.own_job(session, owner, kind, row.id, row.job_id)
+    detail = ""
+    if job is not None:
+        why = f" failed: {job.error.get('message')}" if row.state == "failed" and job.error else ""
+        detail = f" (job {job.id}{why})"
+    advice = "submit it again" if row.state == "failed" else "wait for the job"
+    return ConflictError(
+        f"{what} {row.id} is {row.state}, not ready{detail}; {advice}",
+        **{f"{what}_id": row.id},
+        job_id=job.id if job else None,
+        state=row.state,
+    )
+
+
 def ready_circuit(session: Session, owner: str, circuit_id: str) -> Circuit:
     """A circuit the key may see and that has compiled; 404 or 409 otherwise."""
     circuit = grants.visible_row(session, owner, "circuit", Circuit, circuit_id)
     if circuit.state != "ready":
-        job = session.scalar(select(Job).where(Job.id == circuit.job_id))
-        detail = f"job {circuit.job_id}"
-        if circuit.state == "failed" and job is not None and job.error:
-            detail += f" failed: {job.error.get('message')}"
-        advice = "wait for the job" if circuit.state == "compiling" else "submit it again"
-        raise ConflictError(
-            f"circuit {circuit_id} is {circuit.state}, not ready ({detail}); {advice}",
-            circuit_id=circuit_id,
-            job_id=circuit.job_id,
-            state=circuit.state,
-        )
+        raise _not_ready(session, owner, "circuit", circuit)
     return circuit
 
 
@@ -181,20 +225,18 @@ def request_proof(
             job_id=job_id,
         )
 
+    def reused() -> dict[str, Any]:
+        record = store.read_record("proofs", plan.proof_id)
+        keep = ("outputs", "timings")
+        return {"proof_id": plan.proof_id, **{k: record[k] for k in keep}, "cached": True}
+
+    making = Making("prove", plan.proof_id, params, "proving", make_proof, reused)
+
     def body(session: Session) -> Accepted:
-        proof, enqueue = _row_with_job(
-            session,
-            session.get(Proof, plan.proof_id),
-            make_proof,
-            "prove",
-            plan.proof_id,
-            owner,
-            params,
-            "proving",
-        )
+        row = session.get(Proof, plan.proof_id)
+        proof, job, enqueue = _row_with_job(session, owner, making, row)
         grants.grant(session, owner, "proof", proof.id)
-        grants.grant(session, owner, "job", proof.job_id)
-        response = {"proof_id": proof.id, "job_id": proof.job_id, "state": proof.state}
+        response = {"proof_id": proof.id, "job_id": job.id, "state": proof.state}
         return response, enqueue
 
     return with_retry(db_url, body)
@@ -214,9 +256,6 @@ def submit_chain_job(
     with session_scope(db_url) as session:
         row = grants.visible_row(session, owner, what, table, subject_id)
         if row.state != "ready":
-            raise ConflictError(
-                f"{what} {subject_id} is {row.state}, not ready (job {row.job_id})",
-                job_id=row.job_id,
-            )
+            raise _not_ready(session, owner, what, row)
         job = jobs.new_job(session, kind, subject_id, owner, params)
         return {"job_id": job.id, "state": job.state}, [(job.id, kind)]

@@ -17,6 +17,16 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(when: datetime) -> datetime:
+    """An aware UTC time (SQLite hands back naive datetimes; every stored time is UTC)."""
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def iso_utc(when: datetime | None) -> str | None:
+    """A stored time as ISO 8601 with its UTC offset, as the API shows times."""
+    return None if when is None else as_utc(when).isoformat()
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
@@ -81,6 +91,8 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times it went back to the queue after a transient fault (not attempts: see jobs.release).
+    retries: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255), default=None)
     lease_token: Mapped[str | None] = mapped_column(String(32), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -108,7 +120,9 @@ class TrainingRun(Base):
 
 class Grant(Base):
     """Key ``key_id`` may see the row ``subject_id`` of ``subject_type`` (model, circuit,
-    proof, job, run); see ``service.grants``."""
+    proof, job, run); see ``service.grants``. What is the key's own about a shared row is
+    here too: ``name`` (a model's file name as this key uploaded it; on a circuit, its
+    model's) and ``created_at`` (when this key first asked for it)."""
 
     __tablename__ = "grants"
     __table_args__ = (UniqueConstraint("key_id", "kind", "subject_id"),)
@@ -116,4 +130,5 @@ class Grant(Base):
     key_id: Mapped[str] = mapped_column(String(32), index=True)
     subject_type: Mapped[str] = mapped_column("kind", String(16))
     subject_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,39 +4,45 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from functools import lru_cache
 
 import redis
 from celery import Task
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
-from prover.config import get_settings
+from prover.config import get_settings, mode_line
 from prover.errors import is_transient
-from prover.service import jobs
 from prover.service.db import forget_inherited_connections, migrate
-from prover.service.execution import lease_keeper, run_job
+from prover.service.execution import backoff_s, lease_keeper, run_job
 from prover.store import ArtifactStore
 from prover.worker.app import QUEUES, app, enqueue, job_channel, time_limit
+from prover.worker.sweep import sweep_once
 
 log = logging.getLogger("prover.worker")
-MAX_TRANSIENT_RETRIES = 8
 _sweeping = threading.Event()
 
 
 @app.task(name="prover.run_job", bind=True, max_retries=None)
-def run_job_task(self: Task, job_id: str) -> str:
+def run_job_task(self: Task, job_id: str, failing_since: float | None = None) -> str:
     settings = get_settings()
     try:
         outcome = run_job(job_id, self.request.hostname or "worker", settings)
     except Exception as exc:
-        if not is_transient(exc) or self.request.retries >= MAX_TRANSIENT_RETRIES:
-            raise
-        # Could not even claim or record: the database is away.
-        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 120)) from exc
+        # Could not even claim or record: the database is away. Nothing can be written on
+        # the job, so the message carries when the fault began, for the same deadline.
+        since = failing_since or time.time()
+        if not is_transient(exc) or time.time() - since > settings.transient_deadline_s:
+            raise  # the job stays as it is: the sweep sends it again (see ``sweep``)
+        countdown = backoff_s(self.request.retries + 1, settings)
+        log.warning("job %s: %s; trying again in %.0f s", job_id, exc, countdown)
+        raise self.retry(
+            exc=exc, countdown=countdown, args=[job_id], kwargs={"failing_since": since}
+        ) from exc
     if outcome.retry_in_s is not None:
         # Held by a live worker (a duplicate delivery), or released after a transient
         # error: look again later, so the message outlives the job.
-        raise self.retry(countdown=outcome.retry_in_s)
+        raise self.retry(countdown=outcome.retry_in_s, args=[job_id], kwargs={})
     for next_id, kind in outcome.follow_ups:  # e.g. a training run's next step
         enqueue(next_id, kind, settings)
     _announce(job_id)
@@ -57,19 +63,20 @@ def _publisher() -> redis.Redis:
 
 
 def _sweep(stop: threading.Event) -> None:
-    """Re-enqueue jobs whose worker died (lease lapsed), every lease period."""
+    """Every lease period, send again the jobs whose worker died or whose message the
+    broker lost (``sweep``)."""
     settings = get_settings()
+    broker = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
     while not stop.wait(settings.job_lease_s):
         try:
-            for job_id, kind in jobs.requeue_lapsed(settings.sqlalchemy_url()):
-                log.warning("job %s lost its worker; enqueued again", job_id)
-                enqueue(job_id, kind, settings)
-        except Exception:
-            log.exception("lease sweep failed; trying again next period")
+            sweep_once(settings, broker)
+        except Exception as exc:  # the database or broker away: the next period tries again
+            log.warning("sweep failed (%s); trying again next period", exc)
 
 
 @worker_init.connect
 def _migrate(**_kwargs: object) -> None:
+    log.info(mode_line(get_settings()))
     migrate(get_settings().sqlalchemy_url())
 
 

@@ -27,6 +27,8 @@ from prover.service.db import session_scope
 from prover.service.keys import create_key
 from prover.service.kinds import job_kind
 from prover.service.submissions import Accepted
+from prover.service.tables import Circuit
+from prover.store import ArtifactStore
 
 Enqueued = list[tuple[str, str, str]]  # (job id, kind, queue)
 
@@ -153,3 +155,28 @@ def count(api_settings: Settings) -> Callable[[type[Any]], int]:
             return session.scalar(select(func.count()).select_from(table)) or 0
 
     return rows
+
+
+@pytest.fixture
+def ready_circuit(alice: TestClient, upload: Upload, api_settings: Settings) -> str:
+    """The tiny model's circuit, uploaded by alice and marked ready by hand (no worker runs
+    here), with a circuit record enough to plan proofs against it (input shapes)."""
+    accepted = upload(alice).json()
+    store = ArtifactStore(api_settings.data_dir)
+    model = store.read_record("models", accepted["model_id"])
+    record = {
+        "id": accepted["circuit_id"],
+        "type": "circuit",
+        "model_id": accepted["model_id"],
+        "model_name": model["name"],
+        "created_at": model["created_at"],
+        "logrows": 10,
+        "inputs": model["inputs"],
+        "outputs": model["outputs"],
+    }
+    store.save_record("circuits", accepted["circuit_id"], record)
+    with session_scope(api_settings.sqlalchemy_url()) as session:
+        circuit = session.get(Circuit, accepted["circuit_id"])
+        assert circuit is not None
+        circuit.state = "ready"
+    return accepted["circuit_id"]

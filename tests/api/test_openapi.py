@@ -88,3 +88,18 @@ def test_the_model_upload_takes_every_compile_option_as_an_optional_form_field(
 def test_the_job_kinds_are_the_declared_ones(app: FastAPI) -> None:
     kind = app.openapi()["components"]["schemas"]["JobView"]["properties"]["kind"]
     assert kind["enum"] == list(KINDS)
+
+
+def test_quotas_and_content_types_are_documented(app: FastAPI) -> None:
+    """429 (with Retry-After) on every route with a key; 415 on every JSON body."""
+    for method, path, op in operations(app.openapi()):
+        if path in ("/health", "/metrics"):
+            continue
+        assert "Retry-After" in op["responses"]["429"]["headers"], (method, path)
+        content = op.get("requestBody", {}).get("content", {})
+        if "application/json" in content:
+            assert {"400", "413", "415"} <= set(op["responses"]), (method, path)
+        cursor = [p for p in op.get("parameters", []) if p["name"] == "cursor"]
+        for parameter in cursor:
+            bounds = parameter["schema"]["anyOf"][0]
+            assert (bounds["minimum"], bounds["maximum"]) == (0, 2**63 - 1), path

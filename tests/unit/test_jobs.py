@@ -7,15 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from helpers.stack import postgres_database
+from prover.chain.node import free_port
 from prover.config import Settings
 from prover.service import jobs
 from prover.service.db import engine_for, migrate, session_scope
 from prover.service.execution import run_job
-from prover.service.kinds import job_kind
+from prover.service.kinds import KINDS, JobKind, job_kind
 from prover.service.tables import Base, Circuit
 
 COMPILE_ENDS = job_kind("compile").on_end  # the jobs below compile a circuit row
@@ -120,3 +122,58 @@ def test_waiting_lists_only_queued_jobs(db: str) -> None:
     assert jobs.waiting(db, older_than_s=3600) == []
     jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
     assert jobs.waiting(db, older_than_s=0) == []
+
+
+def test_a_chain_outage_waits_with_backoff_without_using_attempts(db: str, tmp_path: Path) -> None:
+    with session_scope(db) as session:
+        job_id = jobs.new_job(session, "deploy", "c" * 64, "owner", {}).id
+    nowhere = f"http://127.0.0.1:{free_port()}"  # no chain answers there
+    settings = Settings(
+        data_dir=tmp_path, database_url=db, rpc_url=nowhere, max_attempts=2,
+        transient_backoff_s=1, transient_backoff_max_s=4,
+    )  # fmt: skip
+    waits = [run_job(job_id, "w", settings).retry_in_s for _ in range(4)]
+    assert waits == [1, 2, 4, 4]  # doubling, capped; four tries past max_attempts
+    view = jobs.get_job(db, job_id)
+    assert (view["state"], view["attempts"], view["retries"]) == ("queued", 0, 4)
+    assert view["error"]["code"] == "chain_unavailable" and view["error"]["transient"]
+    assert view["error"]["retries"] == 4 and "retry_at" in view["error"]
+
+    past_deadline = settings.model_copy(update={"transient_deadline_s": 0})
+    assert run_job(job_id, "w", past_deadline).state == "failed"
+    view = jobs.get_job(db, job_id)
+    assert view["state"] == "failed" and view["error"]["code"] == "chain_unavailable"
+    assert "PROVER_TRANSIENT_DEADLINE_S" in view["error"]["message"]
+
+
+def test_database_and_broker_faults_in_a_job_are_retried_not_counted(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job kind whose work meets a real dropped database connection, then a real
+    unreachable Redis, then succeeds: two retries, one attempt, no error left."""
+    faults = iter(
+        [
+            lambda: engine_for(f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x").connect(),
+            lambda: redis.Redis(port=free_port(), socket_connect_timeout=1).ping(),
+        ]
+    )
+
+    def flaky(claim: jobs.Claim, *_: object) -> dict:
+        fault = next(faults, None)
+        if fault is not None:
+            fault()
+        return {"ok": True}
+
+    flaky_kind = JobKind("flaky", "prove", "circuit", flaky, jobs.nothing_follows)
+    monkeypatch.setitem(KINDS, "flaky", flaky_kind)
+    with session_scope(db) as session:
+        job_id = jobs.new_job(session, "flaky", "c" * 64, "owner", {}).id
+    settings = Settings(data_dir=tmp_path, database_url=db, max_attempts=1)
+    first = run_job(job_id, "w", settings)
+    assert first.state == "queued"
+    assert jobs.get_job(db, job_id)["error"]["code"] == "database_unavailable"
+    assert run_job(job_id, "w", settings).state == "queued"
+    assert jobs.get_job(db, job_id)["error"]["code"] == "broker_unavailable"
+    assert run_job(job_id, "w", settings).state == "succeeded"
+    view = jobs.get_job(db, job_id)
+    assert (view["attempts"], view["retries"], view["error"]) == (1, 2, None)

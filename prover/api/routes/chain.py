@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from prover.api.deps import DispatcherDep, Owner, SettingsDep
-from prover.api.responses import errors
+from prover.api.deps import JSON_ONLY, DispatcherDep, SettingsDep, Submitter
+from prover.api.responses import JSON_BODY, errors
 from prover.api.schemas import DeployRequest, JobAccepted, SubmitRequest
 from prover.service import submissions
 
@@ -18,11 +18,12 @@ router = APIRouter()
     "/v1/circuits/{circuit_id}/deployments",
     status_code=202,
     response_model=JobAccepted,
-    responses=errors(409, 413),
+    responses=errors(409, *JSON_BODY),
+    dependencies=JSON_ONLY,
 )
 def deploy(
     circuit_id: str,
-    key: Owner,
+    key: Submitter,
     settings: SettingsDep,
     dispatch: DispatcherDep,
     body: DeployRequest | None = None,
@@ -38,11 +39,12 @@ def deploy(
     "/v1/proofs/{proof_id}/submissions",
     status_code=202,
     response_model=JobAccepted,
-    responses=errors(409, 413),
+    responses=errors(409, *JSON_BODY),
+    dependencies=JSON_ONLY,
 )
 def submit_onchain(
     proof_id: str,
-    key: Owner,
+    key: Submitter,
     settings: SettingsDep,
     dispatch: DispatcherDep,
     body: SubmitRequest | None = None,

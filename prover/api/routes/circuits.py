@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from prover.api.deps import Limit, Owner, SessionDep, StoreDep
+from prover.api.deps import Cursor, Limit, Owner, SessionDep, StoreDep
 from prover.api.responses import errors
 from prover.api.schemas import CircuitView, Page
 from prover.service import queries
@@ -30,6 +30,10 @@ def get_circuit(
     description="This key's circuits, newest first; pass next_cursor as cursor.",
 )
 def list_circuits(
-    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     return queries.list_items(session, store, key, "circuit", limit, cursor)

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from prover.api.deps import Limit, Owner, RedisDep, SessionDep, SettingsDep, StoreDep
+from prover.api.deps import Cursor, Limit, Owner, RedisDep, SessionDep, SettingsDep, StoreDep
 from prover.api.responses import errors
 from prover.api.schemas import JobView, Page
 from prover.config import Settings
@@ -81,6 +81,10 @@ async def get_job(
     description="This key's jobs, newest first; pass next_cursor as cursor.",
 )
 def list_jobs(
-    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     return queries.list_items(session, store, key, "job", limit, cursor)

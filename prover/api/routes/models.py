@@ -8,8 +8,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from prover.api.deps import DispatcherDep, Limit, Owner, SessionDep, SettingsDep, StoreDep
-from prover.api.responses import errors
+from prover.api.deps import (
+    Cursor,
+    DispatcherDep,
+    Limit,
+    Owner,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    Submitter,
+)
+from prover.api.responses import BODY, errors
 from prover.api.schemas import CompileAccepted, CompileForm, Page
 from prover.api.uploads import json_part, saved_model
 from prover.service import queries, submissions
@@ -21,10 +30,10 @@ router = APIRouter()
     "/v1/models",
     status_code=202,
     response_model=CompileAccepted,
-    responses=errors(413),
+    responses=errors(*BODY),
 )
 def submit_model(
-    key: Owner,
+    key: Submitter,
     settings: SettingsDep,
     store: StoreDep,
     dispatch: DispatcherDep,
@@ -61,6 +70,10 @@ def get_model(model_id: str, key: Owner, session: SessionDep, store: StoreDep) -
     description="This key's models, newest first; pass next_cursor as cursor.",
 )
 def list_models(
-    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     return queries.list_items(session, store, key, "model", limit, cursor)

@@ -7,8 +7,18 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from prover.api.deps import DispatcherDep, Limit, Owner, SessionDep, SettingsDep, StoreDep
-from prover.api.responses import errors
+from prover.api.deps import (
+    JSON_ONLY,
+    Cursor,
+    DispatcherDep,
+    Limit,
+    Owner,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    Submitter,
+)
+from prover.api.responses import JSON_BODY, errors
 from prover.api.schemas import Page, ProofAccepted, ProofRequest, ProofView, VerifyResult
 from prover.service import queries, submissions
 
@@ -19,12 +29,13 @@ router = APIRouter()
     "/v1/circuits/{circuit_id}/proofs",
     status_code=202,
     response_model=ProofAccepted,
-    responses=errors(409, 413),
+    responses=errors(409, *JSON_BODY),
+    dependencies=JSON_ONLY,
 )
 def request_proof(
     circuit_id: str,
     body: ProofRequest,
-    key: Owner,
+    key: Submitter,
     settings: SettingsDep,
     store: StoreDep,
     dispatch: DispatcherDep,
@@ -42,14 +53,16 @@ def get_proof(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -
     return queries.get_proof(session, store, key, proof_id)
 
 
-@router.get("/v1/proofs/{proof_id}/ezkl", responses=errors())
+@router.get("/v1/proofs/{proof_id}/ezkl", responses=errors(409))
 def get_proof_file(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> FileResponse:
     """The proof in ezkl's own JSON format (`ezkl verify` accepts it)."""
     path = queries.proof_file(session, store, key, proof_id)
     return FileResponse(path, filename="proof.json")
 
 
-@router.post("/v1/proofs/{proof_id}/verify", response_model=VerifyResult, responses=errors(413))
+@router.post(
+    "/v1/proofs/{proof_id}/verify", response_model=VerifyResult, responses=errors(409, 413)
+)
 def verify(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> dict[str, Any]:
     """Verify a ready proof with ezkl against its circuit's verifying key."""
     return queries.verify_proof(session, store, key, proof_id)
@@ -63,6 +76,10 @@ def verify(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> d
     description="This key's proofs, newest first; pass next_cursor as cursor.",
 )
 def list_proofs(
-    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     return queries.list_items(session, store, key, "proof", limit, cursor)

@@ -8,8 +8,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from prover.api.deps import DispatcherDep, Limit, Owner, SessionDep, SettingsDep, StoreDep
-from prover.api.responses import errors
+from prover.api.deps import (
+    JSON_ONLY,
+    Cursor,
+    DispatcherDep,
+    Limit,
+    Owner,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    Submitter,
+)
+from prover.api.responses import BODY, JSON_BODY, errors
 from prover.api.schemas import (
     ChainRequest,
     ChainResult,
@@ -30,10 +40,10 @@ router = APIRouter(tags=["training"])
     "/v1/training/circuits",
     status_code=202,
     response_model=CompileAccepted,
-    responses=errors(413),
+    responses=errors(*BODY),
 )
 def submit_step_circuit(
-    key: Owner,
+    key: Submitter,
     settings: SettingsDep,
     store: StoreDep,
     dispatch: DispatcherDep,
@@ -59,10 +69,15 @@ def submit_step_circuit(
     "/v1/training/runs",
     status_code=202,
     response_model=RunSummary,
-    responses=errors(409, 413),
+    responses=errors(409, *JSON_BODY),
+    dependencies=JSON_ONLY,
 )
 def submit_run(
-    body: RunRequest, key: Owner, settings: SettingsDep, store: StoreDep, dispatch: DispatcherDep
+    body: RunRequest,
+    key: Submitter,
+    settings: SettingsDep,
+    store: StoreDep,
+    dispatch: DispatcherDep,
 ) -> dict[str, Any]:
     """Start a training run: one proven step per batch, each from the weights the
     previous step produced (202; one job per step, in order). The same run twice is
@@ -93,7 +108,7 @@ def get_run(
     responses=errors(409, 413),
 )
 def put_run_on_ledger(
-    run_id: str, key: Owner, settings: SettingsDep, dispatch: DispatcherDep
+    run_id: str, key: Submitter, settings: SettingsDep, dispatch: DispatcherDep
 ) -> dict[str, Any]:
     """Put a succeeded run on the service chain's TrainingLedger (a job on the chain
     queue): start it under its id with its initial weights and its batch schedule
@@ -104,13 +119,22 @@ def put_run_on_ledger(
 
 @router.get("/v1/training/runs", response_model=Page, responses=errors())
 def list_runs(
-    key: Owner, session: SessionDep, store: StoreDep, limit: Limit = 20, cursor: int | None = None
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """This key's training runs, newest first; pass next_cursor as cursor."""
     return queries.list_items(session, store, key, "run", limit, cursor)
 
 
-@router.post("/v1/training/verify-chain", response_model=ChainResult, responses=errors(413))
+@router.post(
+    "/v1/training/verify-chain",
+    response_model=ChainResult,
+    responses=errors(*JSON_BODY),
+    dependencies=JSON_ONLY,
+)
 def verify_chain(
     body: ChainRequest, key: Owner, session: SessionDep, store: StoreDep
 ) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""`prover up` supervises its parts: one that dies is started again while the others keep
+serving, and only SIGTERM stops the stack, with everything it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers.models import calibration_data, make_mlp
+from helpers.stack import wait_job
+from prover.chain.node import free_port
+from prover.service.keys import create_key
+from prover.stack import chain_answers, redis_answers, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class Up:
+    """`prover up` as a subprocess on private ports, data dir and Redis."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        port = free_port()
+        self.api = f"http://127.0.0.1:{port}"
+        self.redis_url = f"redis://127.0.0.1:{free_port()}/0"  # none there: `up` starts one
+        self.rpc_url = f"http://127.0.0.1:{free_port()}"  # likewise anvil
+        env = {
+            **os.environ,
+            "PROVER_DATA_DIR": str(data),
+            "PROVER_DATABASE_URL": f"sqlite:///{data / 'prover.db'}",
+            "PROVER_REDIS_URL": self.redis_url,
+            "PROVER_RPC_URL": self.rpc_url,
+            "PROVER_API_PORT": str(port),
+            "PROVER_WORKERS": "2",
+            "PROVER_JOB_LEASE_S": "2",
+            # A message held by a killed worker before it claimed the job is sent again
+            # after seconds, not minutes.
+            "PROVER_REQUEUE_AFTER_S": "3",
+            "PROVER_TRANSIENT_BACKOFF_MAX_S": "4",
+            "PROVER_MEASURE_TOP": "1",
+        }
+        self.out = open(data / "up.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "prover", "up"],
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def pids(self) -> dict[str, int]:
+        return dict(json.loads((self.data / "stack.json").read_text()))
+
+    def log(self) -> str:
+        return (self.data / "up.log").read_text(errors="replace")
+
+    def health(self) -> dict:
+        return dict(httpx.get(f"{self.api}/health", timeout=5).json())
+
+    def client(self, key: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.Client(base_url=self.api, headers=headers, timeout=60)
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    stack = Up(tmp_path)
+    try:
+        wait_until(lambda: "ready" in stack.log(), 180, f"`prover up`: {stack.log()}")
+        yield stack
+    finally:
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)  # its parts die with it
+            stack.process.wait()
+        stack.out.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_a_killed_worker_is_restarted_and_sigterm_stops_everything(up: Up, tmp_path: Path) -> None:
+    key = create_key(f"sqlite:///{up.data / 'prover.db'}", "stack")["key"]
+    model = make_mlp(tmp_path / "mlp.onnx")
+    files = {
+        "model": (model.name, model.read_bytes(), "application/octet-stream"),
+        "calibration": ("cal.json", json.dumps(calibration_data()).encode(), "application/json"),
+    }
+    with up.client(key) as client:
+        compiling = client.post("/v1/models", files=files)
+        assert compiling.status_code == 202, compiling.text
+        first = up.pids()
+        os.killpg(first["worker1"], signal.SIGKILL)  # the worker and its pool
+        for _ in range(10):  # the API answers all along
+            assert up.health()["database"] == "ok"
+            time.sleep(0.2)
+        wait_until(lambda: up.pids()["worker1"] != first["worker1"], 30, "worker1 restarted")
+        assert "worker1 exited" in up.log() and "restarted worker1" in up.log()
+        assert up.pids()["api"] == first["api"] and up.pids()["worker2"] == first["worker2"]
+
+        circuit_id = compiling.json()["circuit_id"]
+        assert wait_job(client, compiling.json()["job_id"], 300)["state"] == "succeeded"
+        proofs = [
+            client.post(f"/v1/circuits/{circuit_id}/proofs", json={"input": [[i, 1, 2, 3]]})
+            for i in range(4)
+        ]
+        os.killpg(up.pids()["worker2"], signal.SIGKILL)  # with proofs in flight
+        finals = [wait_job(client, p.json()["job_id"], 300) for p in proofs]
+        assert [job["state"] for job in finals] == ["succeeded"] * 4, finals
+        assert up.health()["status"] == "ok"
+
+    last = up.pids()
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=90) == 0
+    assert not [name for name, pid in last.items() if _alive(pid)], up.log()
+    assert not redis_answers(up.redis_url) and not chain_answers(up.rpc_url)
+    stopped = [line.split()[-1] for line in up.log().splitlines() if line.startswith("stopped")]
+    assert stopped == ["api", "worker2", "worker1", "chain", "redis"]
+    assert not (up.data / "stack.json").exists()
