@@ -96,14 +96,28 @@ def test_limits_are_settings(tmp_path: Path, mlp_path: Path) -> None:
         load_model(mlp_path, Settings(data_dir=tmp_path, max_circuit_cells=10))
 
 
-def test_intake_memory_limit_is_a_resource_error(tmp_path: Path, mlp_path: Path) -> None:
-    """A child that cannot even load onnxruntime's session under its limit is refused
-    with ``resource_limit`` naming the setting, and this process carries on."""
+def wide_layer(path: Path) -> Path:
+    """One 1000 x 1500 MatMul: 6 MB of weights, which intake must read, check and run."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1000])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1500])
+    rng = np.random.default_rng(0)
+    weights = helper.make_tensor(
+        "w", TensorProto.FLOAT, [1000, 1500], rng.standard_normal(1_500_000).astype(np.float32)
+    )
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="wide")
+    return _save([node], [x], [y], [weights], path)
+
+
+def test_intake_memory_limit_is_a_resource_error(tmp_path: Path) -> None:
+    """A child whose limit is below what it already maps cannot grow at all: reading the
+    model's 6 MB of weights fails, and the request is refused with ``resource_limit``
+    naming the setting, while this process carries on."""
+    model = wide_layer(tmp_path / "wide.onnx")
     settings = Settings(data_dir=tmp_path, intake_memory_bytes=64 * 2**20)
     with pytest.raises(ResourceLimitError, match="PROVER_INTAKE_MEMORY_BYTES") as info:
-        load_model(mlp_path, settings)
+        load_model(model, settings)
     assert info.value.code == "resource_limit" and 400 <= info.value.status < 500
-    assert load_model(mlp_path, Settings(data_dir=tmp_path)).inputs[0].shape == (1, 4)
+    assert load_model(model, Settings(data_dir=tmp_path)).inputs[0].shape == (1, 1000)
 
 
 def test_sandbox_memory_time_and_abort() -> None:
