@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from prover.api.deps import Cursor, Limit, Owner, SessionDep, StoreDep
+from prover.api.deps import Owner, SessionDep, StoreDep
 from prover.api.responses import errors
-from prover.api.schemas import CircuitView, Page
+from prover.api.routes.pages import add_list_route
+from prover.api.schemas import CircuitView
 from prover.service import queries
 
 router = APIRouter()
@@ -22,18 +23,4 @@ def get_circuit(
     return queries.get_circuit(session, store, key, circuit_id)
 
 
-@router.get(
-    "/v1/circuits",
-    response_model=Page,
-    responses=errors(),
-    summary="List circuits",
-    description="This key's circuits, newest first; pass next_cursor as cursor.",
-)
-def list_circuits(
-    key: Owner,
-    session: SessionDep,
-    store: StoreDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    return queries.list_items(session, store, key, "circuit", limit, cursor)
+add_list_route(router, "/v1/circuits", "circuit", "circuits")

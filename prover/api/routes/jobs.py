@@ -11,9 +11,10 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from prover.api.deps import Cursor, Limit, Owner, RedisDep, SessionDep, SettingsDep, StoreDep
+from prover.api.deps import Owner, RedisDep, SettingsDep
 from prover.api.responses import errors
-from prover.api.schemas import JobView, Page
+from prover.api.routes.pages import add_list_route
+from prover.api.schemas import JobView
 from prover.config import Settings
 from prover.service import jobs, queries
 from prover.service.db import session_scope
@@ -73,18 +74,4 @@ async def get_job(
     return await wait_for_end(client, settings, key, job_id, time.monotonic() + wait)
 
 
-@router.get(
-    "/v1/jobs",
-    response_model=Page,
-    responses=errors(),
-    summary="List jobs",
-    description="This key's jobs, newest first; pass next_cursor as cursor.",
-)
-def list_jobs(
-    key: Owner,
-    session: SessionDep,
-    store: StoreDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    return queries.list_items(session, store, key, "job", limit, cursor)
+add_list_route(router, "/v1/jobs", "job", "jobs")

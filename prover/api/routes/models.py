@@ -9,9 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, UploadFile
 
 from prover.api.deps import (
-    Cursor,
     DispatcherDep,
-    Limit,
     Owner,
     SessionDep,
     SettingsDep,
@@ -19,7 +17,8 @@ from prover.api.deps import (
     Submitter,
 )
 from prover.api.responses import BODY, errors
-from prover.api.schemas import CompileAccepted, CompileForm, Page
+from prover.api.routes.pages import add_list_route
+from prover.api.schemas import CompileAccepted, CompileForm
 from prover.api.uploads import json_part, saved_model
 from prover.service import queries, submissions
 
@@ -62,18 +61,4 @@ def get_model(model_id: str, key: Owner, session: SessionDep, store: StoreDep) -
     return queries.get_model(session, store, key, model_id)
 
 
-@router.get(
-    "/v1/models",
-    response_model=Page,
-    responses=errors(),
-    summary="List models",
-    description="This key's models, newest first; pass next_cursor as cursor.",
-)
-def list_models(
-    key: Owner,
-    session: SessionDep,
-    store: StoreDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    return queries.list_items(session, store, key, "model", limit, cursor)
+add_list_route(router, "/v1/models", "model", "models")

@@ -9,9 +9,7 @@ from fastapi.responses import FileResponse
 
 from prover.api.deps import (
     JSON_ONLY,
-    Cursor,
     DispatcherDep,
-    Limit,
     Owner,
     SessionDep,
     SettingsDep,
@@ -19,7 +17,8 @@ from prover.api.deps import (
     Submitter,
 )
 from prover.api.responses import JSON_BODY, errors
-from prover.api.schemas import Page, ProofAccepted, ProofRequest, ProofView, VerifyResult
+from prover.api.routes.pages import add_list_route
+from prover.api.schemas import ProofAccepted, ProofRequest, ProofView, VerifyResult
 from prover.service import queries, submissions
 
 router = APIRouter()
@@ -68,18 +67,4 @@ def verify(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> d
     return queries.verify_proof(session, store, key, proof_id)
 
 
-@router.get(
-    "/v1/proofs",
-    response_model=Page,
-    responses=errors(),
-    summary="List proofs",
-    description="This key's proofs, newest first; pass next_cursor as cursor.",
-)
-def list_proofs(
-    key: Owner,
-    session: SessionDep,
-    store: StoreDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    return queries.list_items(session, store, key, "proof", limit, cursor)
+add_list_route(router, "/v1/proofs", "proof", "proofs")

@@ -10,9 +10,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from prover.api.deps import (
     JSON_ONLY,
-    Cursor,
     DispatcherDep,
-    Limit,
     Owner,
     SessionDep,
     SettingsDep,
@@ -20,18 +18,18 @@ from prover.api.deps import (
     Submitter,
 )
 from prover.api.responses import BODY, JSON_BODY, errors
+from prover.api.routes.pages import add_list_route
 from prover.api.schemas import (
     ChainRequest,
     ChainResult,
     CompileAccepted,
     JobAccepted,
-    Page,
     RunRequest,
     RunSummary,
     RunView,
 )
 from prover.api.uploads import json_part, saved_model
-from prover.service import queries, training
+from prover.service import training
 
 router = APIRouter(tags=["training"])
 
@@ -117,18 +115,6 @@ def put_run_on_ledger(
     return dispatch(training.submit_ledger(settings.sqlalchemy_url(), key, run_id))
 
 
-@router.get("/v1/training/runs", response_model=Page, responses=errors())
-def list_runs(
-    key: Owner,
-    session: SessionDep,
-    store: StoreDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    """This key's training runs, newest first; pass next_cursor as cursor."""
-    return queries.list_items(session, store, key, "run", limit, cursor)
-
-
 @router.post(
     "/v1/training/verify-chain",
     response_model=ChainResult,
@@ -143,3 +129,6 @@ def verify_chain(
     return training.verify_steps(
         session, store, key, body.proof_ids, body.batches, body.initial_weights
     )
+
+
+add_list_route(router, "/v1/training/runs", "run", "training runs")
