@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prover.circuits.search import Progress
 from prover.config import Settings
@@ -19,6 +19,9 @@ from prover.errors import ProverError
 from prover.service import jobs
 from prover.service.options import CompileRequest
 from prover.store import ArtifactStore
+
+if TYPE_CHECKING:  # web3 loads only on workers that run chain jobs
+    from prover.chain.client import Chain
 
 Track = Callable[[str, float], None]  # (phase, fraction done)
 
@@ -93,27 +96,31 @@ def prove_inference(
     return {"proof_id": record["id"], "outputs": record["outputs"], "timings": record["timings"]}
 
 
+def _service_chain(settings: Settings, track: Track) -> Chain:
+    """The service's chain and sending account, for a chain job (its phase starts here)."""
+    from prover.chain.client import connect
+
+    track("chain", 0.0)
+    return connect(settings.rpc_url, settings.private_key)
+
+
 def deploy_verifier(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
 ) -> dict[str, Any]:
-    from prover.chain.client import connect
     from prover.chain.onchain import deploy_circuit
 
     assert claim.params is not None and claim.subject_id is not None
-    track("chain", 0.1)
-    chain = connect(settings.rpc_url, settings.private_key)
+    chain = _service_chain(settings, track)
     return deploy_circuit(store, claim.subject_id, chain, bool(claim.params.get("force")))
 
 
 def submit_result(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
 ) -> dict[str, Any]:
-    from prover.chain.client import connect
     from prover.chain.onchain import submit_result as submit
 
     assert claim.params is not None and claim.subject_id is not None
-    track("chain", 0.1)
-    chain = connect(settings.rpc_url, settings.private_key)
+    chain = _service_chain(settings, track)
     return submit(store, claim.subject_id, chain, bool(claim.params.get("commit_reveal")))
 
 
@@ -139,12 +146,10 @@ def prove_step(
 def put_run_on_ledger(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
 ) -> dict[str, Any]:
-    from prover.chain.client import connect
     from prover.service.training import put_on_ledger
 
     assert claim.params is not None and claim.subject_id is not None
-    track("chain", 0.0)
-    chain = connect(settings.rpc_url, settings.private_key)
+    chain = _service_chain(settings, track)
     return put_on_ledger(
         store, chain, claim.subject_id, claim.params["proof_ids"], lambda _m, f: track("chain", f)
     )
