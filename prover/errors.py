@@ -136,32 +136,6 @@ class SolidityError(ProverError):
     status = 500
 
 
-def _infrastructure_errors() -> tuple[type[BaseException], ...]:
-    """Errors of the libraries that reach other processes, raised when those do not
-    answer (a dropped connection, a timeout): the standard ones of each library."""
-    import redis
-    import requests
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    return (
-        ConnectionError,
-        TimeoutError,
-        requests.ConnectionError,
-        requests.Timeout,
-        OperationalError,
-        InterfaceError,
-        redis.ConnectionError,
-        redis.TimeoutError,
-    )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether the failed work may succeed if tried again later (a part did not answer)."""
-    if isinstance(exc, ProverError):
-        return exc.transient
-    return isinstance(exc, _infrastructure_errors())
-
-
 class UnsupportedMediaTypeError(ProverError):
     """A body sent with a content type the endpoint does not read (e.g. text/plain for a
     JSON body)."""
@@ -185,3 +159,36 @@ class RateLimitError(QuotaError):
     """A key sent more requests than its rate allows."""
 
     code = "rate_limited"
+
+
+def _infrastructure_errors() -> tuple[tuple[type[BaseException], str], ...]:
+    """Errors of the libraries that reach other processes, raised when those do not
+    answer (a dropped connection, a timeout), each with the code a job records for it:
+    the part that did not answer (web3 reaches the chain through requests)."""
+    import redis
+    import requests
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (
+        (requests.ConnectionError, "chain_unavailable"),
+        (requests.Timeout, "chain_unavailable"),
+        (OperationalError, "database_unavailable"),
+        (InterfaceError, "database_unavailable"),
+        (redis.ConnectionError, "broker_unavailable"),
+        (redis.TimeoutError, "broker_unavailable"),
+        (ConnectionError, "unavailable"),
+        (TimeoutError, "unavailable"),
+    )
+
+
+def transient_code(exc: BaseException) -> str | None:
+    """The error code of a transient fault (a ``ProverError``'s own, or the part a
+    library's error says did not answer); None when the failure is not transient."""
+    if isinstance(exc, ProverError):
+        return exc.code if exc.transient else None
+    return next((code for kind, code in _infrastructure_errors() if isinstance(exc, kind)), None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the failed work may succeed if tried again later (a part did not answer)."""
+    return transient_code(exc) is not None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prover.config import Settings
-from prover.errors import ProverError, is_transient
+from prover.errors import ProverError, is_transient, transient_code
 from prover.metrics import JOB_FAILURES, JOB_SECONDS, PHASE_SECONDS
 from prover.service import jobs
 from prover.service.kinds import JobKind, job_kind
@@ -149,16 +149,8 @@ def error_of(exc: BaseException) -> dict[str, Any]:
     named by the part that did not answer; else ``internal_error``."""
     if isinstance(exc, ProverError):
         return exc.to_dict()
-    message = f"{type(exc).__name__}: {exc}"
-    if is_transient(exc):
-        part = type(exc).__module__.split(".")[0]
-        codes = {
-            "requests": "chain_unavailable",  # web3's HTTP client
-            "sqlalchemy": "database_unavailable",
-            "redis": "broker_unavailable",
-        }
-        return {"code": codes.get(part, "unavailable"), "message": message}
-    return {"code": "internal_error", "message": message}
+    code = transient_code(exc) or "internal_error"
+    return {"code": code, "message": f"{type(exc).__name__}: {exc}"}
 
 
 def backoff_s(retries: int, settings: Settings) -> float:

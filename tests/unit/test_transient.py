@@ -15,6 +15,7 @@ from prover.errors import (
     UnavailableError,
     is_transient,
 )
+from prover.service.execution import error_of
 
 
 @pytest.mark.parametrize(
@@ -45,3 +46,20 @@ def test_a_part_that_does_not_answer_is_transient(error: BaseException) -> None:
 )
 def test_a_users_error_or_a_bug_is_not(error: BaseException) -> None:
     assert not is_transient(error)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ChainUnavailableError("no EVM JSON-RPC answers"), "chain_unavailable"),
+        (requests.ConnectionError("connection refused"), "chain_unavailable"),
+        (OperationalError("SELECT 1", {}, Exception("connection refused")), "database_unavailable"),
+        (redis.ConnectionError("connection refused"), "broker_unavailable"),
+        (TimeoutError(), "unavailable"),
+        (ValueError("a bug"), "internal_error"),
+    ],
+)
+def test_a_recorded_error_names_the_part_that_did_not_answer(
+    error: BaseException, code: str
+) -> None:
+    assert error_of(error)["code"] == code
