@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtual environment at .venv with prover and its pinned dependencies,
-# node_modules with the pinned Solidity compiler and the local chain (anvil), and Redis
-# (installed with apt-get only when none answers and redis-server is missing).
+# node_modules with the pinned Solidity compiler and the local chain (anvil), Chromium for the
+# console's browser tests, and Redis (installed with apt-get only when none answers and
+# redis-server is missing).
 # Re-installs only what changed since the last run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,18 @@ if [ "$(cat "$npm_stamp" 2>/dev/null || true)" != "$npm_want" ]; then
     exit 1
   fi
   echo "$npm_want" > "$npm_stamp"
+fi
+
+# Chromium for the web console's browser tests (tests/browser), driven by Playwright.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${PROVER_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium with apt-get (the console's browser tests)" >&2
+    { apt-get update && apt-get install -y chromium; } >.venv/apt-chromium.log 2>&1 ||
+      { tail -n 20 .venv/apt-chromium.log >&2; exit 1; }
+  else
+    echo "setup: chromium is missing: the browser tests will be skipped (install Debian's" \
+      "chromium package, or set PROVER_CHROMIUM to a Chromium binary)" >&2
+  fi
 fi
 
 redis_url=${PROVER_REDIS_URL:-redis://127.0.0.1:6379/0}

@@ -23,7 +23,7 @@ from starlette.routing import Match
 from prover import __version__
 from prover.api.limits import BodyLimit, RateLimiter, TooLarge, too_large_body
 from prover.api.responses import error_response
-from prover.api.routes import chain, circuits, health, jobs, models, proofs, training
+from prover.api.routes import chain, circuits, health, jobs, models, proofs, training, ui
 from prover.config import Settings, get_settings, mode_line
 from prover.errors import ProverError
 from prover.service.db import migrate
@@ -130,6 +130,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(TooLarge, body_too_large)
-    for module in (health, models, training, proofs, chain, jobs, circuits):
+    for module in (health, models, training, proofs, chain, jobs, circuits, ui):
         app.include_router(module.router)
     return app
