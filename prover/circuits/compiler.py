@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -21,11 +22,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from prover.circuits import estimate
 from prover.circuits.backend import prove_witness, setup_keys
 from prover.circuits.data import Sample, parse_samples, sample_digest_material
 from prover.circuits.intake import ModelInfo, load_model
 from prover.circuits.sandbox import Limits, machine_memory, run_limited
 from prover.circuits.search import (
+    LARGE_ROWS,
     Progress,
     SearchSpace,
     Trial,
@@ -33,6 +36,7 @@ from prover.circuits.search import (
     Workspace,
     choose_finalist,
     search,
+    search_large,
 )
 from prover.circuits.srs import SRS, resolve_srs, srs_source
 from prover.circuits.witness import generate_witness, write_input
@@ -258,7 +262,11 @@ def _trials(
     """(ranked, tried): the search's, or ezkl's own calibration alone (asked for, or the
     only choice without a float reference)."""
     if options.strategy == "search" and not unchecked:
-        return search(ws, options.space, options.tolerance, lambda m, f: say(m, 0.05 + 0.75 * f))
+        searching: Progress = lambda m, f: say(m, 0.05 + 0.75 * f)  # noqa: E731
+        if ws.probe_rows() > LARGE_ROWS:
+            fewest_cols = options.objective == "verify-gas"
+            return search_large(ws, options.space, options.tolerance, fewest_cols, searching)
+        return search(ws, options.space, options.tolerance, searching)
     say("ezkl calibration", 0.05)
     trial = ws.evaluate(None)
     if trial.error:
@@ -337,6 +345,7 @@ def build_in_process(
             },
             "pk_bytes": (out / "pk.key").stat().st_size,
             "vk_bytes": (out / "vk.key").stat().st_size,
+            "estimate": estimate.predict(json.loads((out / "settings.json").read_text())),
         }
         (out / "record.json").write_text(_json(record))
     return record
@@ -352,3 +361,89 @@ def _accuracy(chosen: Trial, info: ModelInfo) -> dict[str, Any]:
 
 def _summary(trial: Trial, unchecked: bool) -> dict[str, Any]:
     return {**trial.summary(), "accuracy": None} if unchecked else trial.summary()
+
+
+def estimate_model(
+    model_path: Path,
+    calibration: Any | None,
+    options: CompileOptions,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The cost of the circuit a compile of this request would choose, without setup.
+
+    The model and calibration are checked as a compile checks them; the calibration work
+    (ezkl gen_settings + calibrate; for the search's small circuits, the search itself,
+    whose trials compile but are never set up) runs in a child under the compile's limits.
+    """
+    plan = plan_compile(Path(model_path), calibration, options, settings)
+    return estimate_plan(plan, options, settings, progress)
+
+
+def estimate_plan(
+    plan: CompilePlan,
+    options: CompileOptions,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """``estimate_model`` of a checked compile plan (``compiler.plan_compile``)."""
+    started = time.perf_counter()
+    predicted = run_limited(
+        _estimate_in_process,
+        plan,
+        options,
+        settings,
+        limits=compile_limits(settings),
+        progress=progress,
+    )
+    return {
+        "model_id": plan.info.model_id,
+        "circuit_id": plan.circuit_id,
+        **predicted,
+        "estimate_s": round(time.perf_counter() - started, 3),
+        "fit_error": estimate.FIT_ERROR,
+    }
+
+
+def _estimate_in_process(
+    plan: CompilePlan,
+    options: CompileOptions,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """``estimate_model``'s work in this process (its sandboxed child)."""
+    say = progress or (lambda _m, _f: None)
+    unchecked = plan.info.unchecked is not None
+    with tempfile.TemporaryDirectory(prefix="prover-estimate-") as tmp:
+        ws = Workspace(
+            plan.info,
+            plan.samples,
+            options.visibility,
+            Path(tmp),
+            settings.max_logrows,
+            options.lookup_margin,
+        )
+        if options.strategy != "search" or unchecked:
+            finalists = [ws.evaluate(None, compile=False)]
+            basis = "ezkl-default"
+        elif ws.probe_rows() > LARGE_ROWS:
+            fewest_cols = options.objective == "verify-gas"
+            finalists, _ = search_large(
+                ws, options.space, options.tolerance, fewest_cols, say, check=False
+            )
+            basis = "cost-model"
+        else:
+            finalists, _ = search(ws, options.space, options.tolerance, say)
+            finalists = _eligible(finalists, options.objective)[: max(1, options.measure_top)]
+            basis = "search"
+        if finalists[0].error:
+            raise CircuitError(
+                f"ezkl could not build a circuit for this model: {finalists[0].error}"
+            )
+        candidates = [{"name": t.name, **_predicted(t)} for t in finalists]
+    chosen = min(candidates, key=lambda c: c["pk_bytes"])  # as choose_finalist, predicted
+    return {**chosen, "chosen": chosen["name"], "basis": basis, "candidates": candidates}
+
+
+def _predicted(trial: Trial) -> dict[str, Any]:
+    return estimate.predict(json.loads(trial.settings_path.read_text()))

@@ -24,6 +24,7 @@ from typing import Protocol, cast
 import ezkl
 import numpy as np
 
+from prover.circuits import estimate
 from prover.circuits.data import Sample
 from prover.circuits.intake import FloatReference, ModelInfo
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
@@ -36,6 +37,14 @@ PARAM_VISIBILITIES = ("fixed", "private", "public", "hashed", "polycommit")
 # The largest scale the search widens to: ezkl warns that scales above 20 may impact
 # performance, and each bit of scale doubles every range-check table's span.
 MAX_SCALE = 20
+# Past this many rows (ezkl's count at its default run args) the range-check table no longer
+# sets the circuit's size and each trial costs a calibration, a compile and a setup of a
+# large circuit: ``search_large`` ranks a few candidates with the cost model instead.
+LARGE_ROWS = 2**15
+# A candidate replaces ezkl's calibration only when predicted this much faster: the cost
+# model's prove times are within about 25% on a quiet machine, and a near tie (measured:
+# 1 inner column at 2^17 rows against ezkl's 2 at 2^16) proved 10% slower.
+PREDICTED_GAIN = 0.8
 
 
 class _RunArgFields(Protocol):
@@ -150,6 +159,7 @@ class Trial:
     pk_bytes: int | None = None  # the proving key's size once set up: what finalists compete on
     search_s: float | None = None
     run_args: dict = field(default_factory=dict)
+    estimate: dict | None = None  # the cost model's prediction (large circuits' search)
 
     @property
     def est_cost(self) -> float:
@@ -157,7 +167,9 @@ class Trial:
         return float("inf") if self.logrows is None else float(2**self.logrows)
 
     def summary(self) -> dict:
+        predicted = {} if self.estimate is None else {"estimate": self.estimate}
         return {
+            **predicted,
             "name": self.name,
             "logrows": self.logrows,
             "num_rows": self.num_rows,
@@ -215,39 +227,63 @@ class Workspace:
             fields.num_inner_cols = candidate.num_inner_cols
         return args
 
-    def evaluate(self, candidate: Candidate | None) -> Trial:
-        """Calibrate, compile and check one candidate; ``None`` is ezkl's own calibration."""
+    def evaluate(self, candidate: Candidate | None, compile: bool = True) -> Trial:
+        """Calibrate, compile and check one candidate; ``None`` is ezkl's own calibration.
+        Without ``compile``, only calibrate: the settings a cost estimate needs."""
         name = candidate.key if candidate else "ezkl-default"
         trial_dir = self.dir / name
         trial_dir.mkdir(exist_ok=True)
         trial = Trial(name, trial_dir / "settings.json", trial_dir / "model.compiled")
-        model = str(self.info.path)
+        self._attempt(trial, lambda: self._calibrate(trial, candidate))
+        if compile and trial.error is None:
+            self.finish(trial)
+        return trial
+
+    def finish(self, trial: Trial) -> Trial:
+        """Compile a calibrated trial and check its accuracy."""
+        return self._attempt(trial, lambda: self._compile(trial))
+
+    def _attempt(self, trial: Trial, step: Callable[[], None]) -> Trial:
         try:
-            ezkl.gen_settings(model, str(trial.settings_path), py_run_args=self.run_args(candidate))
-            calibration: tuple[float, list[int] | None, list[int], int | None]
-            if candidate is None:  # ezkl's own defaults throughout
-                calibration = (2.0, None, [1, 2, 10], None)
-            else:
-                calibration = (self.lookup_margin, [candidate.scale], [1], self.max_logrows)
-            ezkl.calibrate_settings(
-                str(self.calibration_path),
-                model,
-                str(trial.settings_path),
-                "resources",
-                *calibration,
-            )
-            ezkl.compile_circuit(model, str(trial.compiled_path), str(trial.settings_path))
-            settings = json.loads(trial.settings_path.read_text())
-            trial.run_args = settings["run_args"]
-            trial.logrows = int(trial.run_args["logrows"])
-            trial.num_rows = int(settings["num_rows"])
-            trial.accuracy = self.accuracy(trial)
+            step()
         except BaseException as exc:  # ezkl raises RuntimeError, or a pyo3 PanicException
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             trial.error = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "failed"
             trial.logrows = None
         return trial
+
+    def _calibrate(self, trial: Trial, candidate: Candidate | None) -> None:
+        model = str(self.info.path)
+        ezkl.gen_settings(model, str(trial.settings_path), py_run_args=self.run_args(candidate))
+        calibration: tuple[float, list[int] | None, list[int], int | None]
+        if candidate is None:  # ezkl's own defaults throughout
+            calibration = (2.0, None, [1, 2, 10], None)
+        else:
+            calibration = (self.lookup_margin, [candidate.scale], [1], self.max_logrows)
+        ezkl.calibrate_settings(
+            str(self.calibration_path), model, str(trial.settings_path), "resources", *calibration
+        )
+        settings = json.loads(trial.settings_path.read_text())
+        trial.run_args = settings["run_args"]
+        trial.logrows = int(trial.run_args["logrows"])
+        trial.num_rows = int(settings["num_rows"])
+
+    def _compile(self, trial: Trial) -> None:
+        ezkl.compile_circuit(
+            str(self.info.path), str(trial.compiled_path), str(trial.settings_path)
+        )
+        trial.accuracy = self.accuracy(trial)
+
+    def probe_rows(self) -> int:
+        """The rows ezkl counts for the model at its default run args, before any
+        calibration (one forward pass over a dummy input); 0 when ezkl cannot count them."""
+        path = self.dir / "probe.json"
+        try:
+            ezkl.gen_settings(str(self.info.path), str(path), py_run_args=self.run_args(None))
+            return int(json.loads(path.read_text())["num_rows"])
+        except Exception:  # the search's own trials then report what ezkl refuses
+            return 0
 
     def accuracy(self, trial: Trial) -> Accuracy:
         if self.info.unchecked is not None:
@@ -404,3 +440,71 @@ def _raise_no_candidate(trials: list[Trial], tolerance: float, scales: list[int]
         scales=scales,
         best_relative_error=accuracy.relative_error,
     )
+
+
+def search_large(
+    ws: Workspace,
+    space: SearchSpace,
+    tolerance: float,
+    fewest_cols: bool = False,
+    progress: Progress | None = None,
+    check: bool = True,
+) -> tuple[list[Trial], list[Trial]]:
+    """Return ([chosen], every trial tried) for a circuit past ``LARGE_ROWS`` rows.
+
+    ezkl's own calibration is always a candidate, and the fallback. Its scales and
+    decomposition are kept (the model's rows, not the table, set the size) and the other
+    inner-column counts of the space are only calibrated, not compiled: the cost model
+    ranks them by predicted prove time, and one is chosen only when predicted clearly
+    faster than ezkl's (``PREDICTED_GAIN``) and, compiled, accurate enough. So a compile
+    costs ezkl's own path plus a calibration per column count, and proves no slower than
+    ezkl's defaults (as far as the model predicts). ``fewest_cols`` (verify gas) allows
+    no more columns than ezkl's. When ezkl's calibration fails or is not accurate enough,
+    the full ``search`` runs, as it does for a space pinned to one scale (a segment, whose
+    scale must match its neighbours'). Without ``check`` (an estimate), the candidates are
+    not compiled: accuracy is assumed.
+    """
+    if len(set(space.scales)) == 1:  # a pinned scale (a segment): ezkl's own would not keep it
+        return search(ws, space, tolerance, progress)
+    say = progress or (lambda _m, _f: None)
+    tried: list[Trial] = []
+
+    def run(candidate: Candidate | None, full: bool) -> Trial:
+        say(f"trying {candidate.key if candidate else 'ezkl-default'}", len(tried) / 4)
+        started = time.perf_counter()
+        trial = ws.evaluate(candidate, compile=full)
+        trial.search_s = round(time.perf_counter() - started, 3)
+        if trial.error is None:
+            trial.estimate = estimate.predict(json.loads(trial.settings_path.read_text()))
+        tried.append(trial)
+        return trial
+
+    default = run(None, check)
+    if default.error is not None or (check and not _passes(default, tolerance)):
+        say("ezkl's calibration fails or is not accurate enough: searching", 0.3)
+        finalists, rest = search(ws, space, tolerance, progress)
+        return finalists, [default, *rest]
+    cols = int(default.run_args["num_inner_cols"])
+    scale = int(default.run_args["input_scale"])
+    base, legs = int(default.run_args["decomp_base"]), int(default.run_args["decomp_legs"])
+    others = [c for c in space.inner_cols if c != cols and not (fewest_cols and c > cols)]
+    ranked = sorted(
+        (t for t in (run(Candidate(scale, base, legs, c), False) for c in others) if t.estimate),
+        key=_predicted_prove_s,
+    )
+    best = ranked[0] if ranked else None
+    if best is None or _predicted_prove_s(best) > PREDICTED_GAIN * _predicted_prove_s(default):
+        return [default], tried
+    if check:
+        say(f"compiling {best.name}", 0.9)
+        started = time.perf_counter()
+        ws.finish(best)
+        best.search_s = round((best.search_s or 0) + time.perf_counter() - started, 3)
+        if not _passes(best, tolerance):
+            return [default], tried
+    return [best], tried
+
+
+def _predicted_prove_s(trial: Trial) -> float:
+    assert trial.estimate is not None
+    return float(trial.estimate["prove_s"])

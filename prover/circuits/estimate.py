@@ -1,0 +1,95 @@
+"""Cost estimates before any setup: rows, logrows, proving-key bytes, peak memory, seconds.
+
+ezkl's settings (from gen_settings + calibrate, no setup) fix the circuit's shape: 2^logrows
+rows, the inner columns per region, the lookup tables and range checks. A halo2 proving key
+holds each fixed and permutation column over the evaluation domain, and setup and proving
+work (FFTs, multi-scalar multiplications) on polynomials of 2^logrows points per column,
+so each cost is modelled as a non-negative combination of ``terms``: a constant (the
+process's baseline), the rows, and the rows times the inner columns, lookups, range checks
+and dynamic lookups; times take n log n in place of n. The coefficients are fitted on
+measured circuits by ``bench/fit_cost_model.py``: the error table it prints is quoted in
+``FIT_ERROR``. Key size and peak memory are stable on any machine; seconds depend on the
+machine and its load (fitted on 2 shared cores, rayon's default threads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Fitted by bench/fit_cost_model.py (least squares on relative error, non-negative) on 14
+# circuits: the 4-8-2 MLP (2^8-2^15 rows), the bundled digits_mlp, digits_cnn and
+# digits_attention, and generated CNNs of 2^13-2^17 rows; ezkl 23.0.5 on 2 cores shared
+# with other work, rayon's default threads. Times use the 13 circuits measured under a
+# 1-minute load of 2.6-3.2; digits_attention (load 12) only for sizes and memory, so the
+# lookup term rests on that one model and its time term is borrowed from memory (see
+# ``fit_cost_model.borrow``). Order of each list: ``terms``.
+COEFFICIENTS: dict[str, list[float]] = {
+    "pk_bytes": [2021.13, 2794.84, 86.1212, 1258.91, 12868.4, 0.0],
+    "setup_peak_bytes": [8641960.0, 4390.87, 0.0, 1857.78, 18652.0, 0.0],
+    "prove_peak_bytes": [9196730.0, 6356.02, 0.0, 3446.4, 30876.4, 0.0],
+    "setup_s": [0.100611, 5.4399e-06, 0.0, 2.3124e-06, 2.31082e-05, 0.0],
+    "prove_s": [0.158868, 6.60677e-06, 0.0, 3.46775e-06, 3.20945e-05, 0.0],
+}
+# The largest relative error of the fit on its own measurements, per quantity: key size is
+# exact and memory stable; seconds are wall clock on a shared machine (within 23% from
+# 2^15 rows up, but up to 32% on circuits that prove in under a second).
+FIT_ERROR: dict[str, float] = {
+    "pk_bytes": 0.001,
+    "setup_peak_bytes": 0.021,
+    "prove_peak_bytes": 0.033,
+    "setup_s": 0.31,
+    "prove_s": 0.33,
+}
+TIMES = ("setup_s", "prove_s")
+# Resident bytes of a process that has imported onnx, onnxruntime and ezkl (as the compile
+# sandbox's children and the workers have) before it sets up or proves: measured by the fit.
+BASELINE_BYTES = 95_000_000
+
+
+def terms(settings: dict[str, Any], quantity: str) -> list[float]:
+    """The model's terms for one quantity of a circuit, from its ezkl settings.
+
+    Measured key bytes per row are 2.9k, 4.2k and 10.7k at 1, 2 and 4 inner columns: more
+    than linear (ezkl's selectors and permutation columns grow with the column pairs), so
+    the rows times the pairs of inner columns is a term of its own."""
+    run_args = settings["run_args"]
+    logrows = int(run_args["logrows"])
+    n = float(2**logrows) * (logrows if quantity in TIMES else 1)
+    cols = int(run_args["num_inner_cols"])
+    dynamic = int(settings.get("num_dynamic_lookups", 0)) + int(settings.get("num_shuffles", 0))
+    return [
+        1.0,
+        n,
+        n * cols,
+        n * cols * (cols - 1) / 2,
+        n * len(settings.get("required_lookups", [])),
+        n * dynamic,
+    ]
+
+
+def predict_quantity(
+    settings: dict[str, Any], quantity: str, coefficients: list[float] | None = None
+) -> float:
+    """One quantity (a key of ``COEFFICIENTS``) predicted for a circuit's settings."""
+    weights = COEFFICIENTS[quantity] if coefficients is None else coefficients
+    return float(sum(w * t for w, t in zip(weights, terms(settings, quantity), strict=True)))
+
+
+def predict(settings: dict[str, Any]) -> dict[str, Any]:
+    """Everything the estimate says of one circuit: its shape and predicted costs.
+
+    ``peak_memory_bytes`` is a proof job's (the process, with ezkl loaded, while it
+    proves): what a worker must have; ``compile_peak_memory_bytes`` covers setup too."""
+    run_args = settings["run_args"]
+    setup_peak = BASELINE_BYTES + predict_quantity(settings, "setup_peak_bytes")
+    prove_peak = BASELINE_BYTES + predict_quantity(settings, "prove_peak_bytes")
+    return {
+        "rows": int(settings["num_rows"]),
+        "logrows": int(run_args["logrows"]),
+        "num_inner_cols": int(run_args["num_inner_cols"]),
+        "pk_bytes": int(predict_quantity(settings, "pk_bytes")),
+        "peak_memory_bytes": int(prove_peak),
+        "compile_peak_memory_bytes": int(max(setup_peak, prove_peak)),
+        "setup_s": round(predict_quantity(settings, "setup_s"), 3),
+        "prove_s": round(predict_quantity(settings, "prove_s"), 3),
+    }
