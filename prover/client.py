@@ -53,9 +53,9 @@ class Client:
     def health(self) -> dict[str, Any]:
         return self.http.get("/health").json()
 
-    def submit_model(
-        self, model: Path, calibration: Path | None = None, **options: Any
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _upload(model: Path, calibration: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+        """A model upload's multipart parts: the file, the calibration, the compile form."""
         files = {"model": (model.name, model.read_bytes(), "application/octet-stream")}
         if calibration is not None:
             files["calibration"] = (
@@ -68,7 +68,18 @@ class Client:
             for k, v in options.items()
             if v is not None
         }
-        return self._call("POST", "/v1/models", files=files, data=data)
+        return {"files": files, "data": data}
+
+    def submit_model(
+        self, model: Path, calibration: Path | None = None, **options: Any
+    ) -> dict[str, Any]:
+        return self._call("POST", "/v1/models", **self._upload(model, calibration, options))
+
+    def estimate(
+        self, model: Path, calibration: Path | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """The service's cost estimate of compiling a model (nothing is stored)."""
+        return self._call("POST", "/v1/estimates", **self._upload(model, calibration, options))
 
     def request_proof(self, circuit_id: str, input_obj: Any, fresh: bool = False) -> dict[str, Any]:
         return self._call(

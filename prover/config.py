@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # A job queued this long with no message in the broker (Redis restarted and lost it) is
     # sent again by the workers' sweep.
     requeue_after_s: float = 120.0
+    # A parent job (a proof in segments) waiting for its children looks again this often;
+    # a child's end wakes it at once, so this is only the fallback.
+    child_poll_s: float = 15.0
+    # The memory one worker may give one proof (a circuit's or a segment's estimated
+    # peak); unset: the machine's. A proof that needs more is refused, naming both.
+    worker_memory_bytes: int | None = None
 
     @model_validator(mode="after")
     def _production_key(self) -> Settings:

@@ -56,6 +56,23 @@ class ResourceLimitError(ProverError):
     status = 413
 
 
+class CapacityError(ProverError):
+    """The work needs more memory than any worker may give it: refused before any job,
+    naming the need and the capacity (split the model into segments to fit)."""
+
+    code = "over_capacity"
+    status = 413
+
+
+class ChildJobError(ProverError):
+    """A job this one waited for (a proof's segment) failed: the parent fails with the
+    child's own code, naming the child."""
+
+    def __init__(self, message: str, code: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.code = code
+
+
 class InvalidInputError(ProverError):
     """Input or calibration data does not match the model's inputs."""
 

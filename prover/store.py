@@ -22,9 +22,28 @@ from prover.errors import NotFoundError
 
 # The record collections, one directory each ("kind" names job kinds, not these).
 Collection = Literal[
-    "models", "circuits", "proofs", "deployments", "training", "steps", "schedules", "runs"
+    "models",
+    "circuits",
+    "proofs",
+    "deployments",
+    "training",
+    "steps",
+    "schedules",
+    "runs",
+    "rounds",
 ]
 RECORD = "record.json"
+
+
+def remove_stale(directory: Path, older_than_s: float) -> int:
+    """Remove the entries of ``directory`` not touched for ``older_than_s``; how many."""
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    stale = [p for p in directory.iterdir() if p.stat().st_mtime < cutoff]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -98,13 +117,7 @@ class ArtifactStore:
     def sweep_staging(self, older_than_s: float) -> int:
         """Remove staging directories left by killed writers (older than any live job
         could be); returns how many were removed."""
-        if not self._staging.is_dir():
-            return 0
-        cutoff = time.time() - older_than_s
-        stale = [p for p in self._staging.iterdir() if p.stat().st_mtime < cutoff]
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
-        return len(stale)
+        return remove_stale(self._staging, older_than_s)
 
     def srs_path(self, circuit: dict[str, Any]) -> Path:
         """The SRS file of a circuit record (development SRS paths are store-relative)."""

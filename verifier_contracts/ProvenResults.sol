@@ -15,6 +15,14 @@ import {ProofRegistry} from "./ProofRegistry.sol";
 ///         instances, the sender and a salt; after at least one block, `reveal` accepts
 ///         the result and credits the committer. A copier sees the proof only at reveal,
 ///         when the committer's earlier commitment already holds the credit.
+///
+///         Batches: a batch circuit proves N inferences in one proof. Its registry owner
+///         sets N once (`setBatchSize`); from then on every accepted proof of that circuit
+///         (by `submitBatch`, `submit` or `reveal`) is stored once, under the same key as a
+///         single result, and emits one `BatchResultAccepted` per result, keyed
+///         keccak256(batchKey, index). One storage write per batch, not per result, is what
+///         makes a result's share of the gas small; the results' values stay off-chain
+///         (the instances commit to them: in full, or as hashes).
 contract ProvenResults {
     ProofRegistry public immutable registry;
 
@@ -26,9 +34,16 @@ contract ProvenResults {
 
     mapping(bytes32 => Result) public results;
     mapping(bytes32 => uint256) public commitments; // commitment => block it was made in
+    mapping(bytes32 => uint256) public batchSizes; // circuit => results per proof (0: single)
 
     event ResultAccepted(bytes32 indexed circuitId, bytes32 indexed resultKey, address indexed prover, uint256[] instances);
     event Committed(bytes32 indexed commitment, address indexed prover);
+    event BatchSizeSet(bytes32 indexed circuitId, uint256 size);
+    // The batch's instances are in the transaction's calldata; not repeated in the log.
+    event BatchAccepted(bytes32 indexed circuitId, bytes32 indexed batchKey, address indexed prover, uint256 size);
+    event BatchResultAccepted(
+        bytes32 indexed circuitId, bytes32 indexed resultKey, address indexed prover, bytes32 batchKey, uint256 index
+    );
 
     error UnknownCircuit(bytes32 circuitId);
     error InvalidProof(bytes32 circuitId);
@@ -36,6 +51,9 @@ contract ProvenResults {
     error NoCommitment(bytes32 commitment);
     error RevealTooEarly(bytes32 commitment);
     error WrongVka(bytes32 circuitId);
+    error NotBatchCircuit(bytes32 circuitId);
+    error NotCircuitOwner(bytes32 circuitId, address caller);
+    error BatchSizeFixed(bytes32 circuitId, uint256 size);
 
     // verifyProof(bytes,uint256[]) of a circuit's own verifier, and
     // verifyProof(bytes,uint256[],bytes32[]) of ezkl's reusable verifier.
@@ -48,6 +66,25 @@ contract ProvenResults {
 
     function resultKey(bytes32 circuitId, uint256[] calldata instances) public pure returns (bytes32) {
         return keccak256(abi.encode(circuitId, instances));
+    }
+
+    /// The key of result `index` of the batch accepted under `batchKey` (its resultKey).
+    function batchResultKey(bytes32 batchKey, uint256 index) public pure returns (bytes32) {
+        return keccak256(abi.encode(batchKey, index));
+    }
+
+    /// Declare a registered circuit a batch circuit of `size` results per proof; only the
+    /// circuit's registry owner may, once (the same size again is a no-op). Set it before
+    /// any result of the circuit is submitted: earlier ones were accepted as single results.
+    function setBatchSize(bytes32 circuitId, uint256 size) external {
+        ProofRegistry.Entry memory entry = registry.get(circuitId);
+        if (entry.verifier == address(0)) revert UnknownCircuit(circuitId);
+        if (entry.owner != msg.sender) revert NotCircuitOwner(circuitId, msg.sender);
+        uint256 current = batchSizes[circuitId];
+        if (current == size) return;
+        if (current != 0 || size == 0) revert BatchSizeFixed(circuitId, current);
+        batchSizes[circuitId] = size;
+        emit BatchSizeSet(circuitId, size);
     }
 
     function commitment(
@@ -65,6 +102,17 @@ contract ProvenResults {
         external
         returns (bytes32)
     {
+        return _accept(circuitId, proof, instances, vka, msg.sender);
+    }
+
+    /// Accept every result of a batch proof in one transaction, credited to the sender
+    /// (open to front-running like `submit`; `commit`/`reveal` protect batches too).
+    /// Returns the batch key; result i is keyed `batchResultKey(batchKey, i)`.
+    function submitBatch(bytes32 circuitId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (bytes32)
+    {
+        if (batchSizes[circuitId] == 0) revert NotBatchCircuit(circuitId);
         return _accept(circuitId, proof, instances, vka, msg.sender);
     }
 
@@ -102,6 +150,26 @@ contract ProvenResults {
         if (entry.verifier == address(0)) revert UnknownCircuit(circuitId);
         key = resultKey(circuitId, instances);
         if (results[key].prover != address(0)) revert AlreadyAccepted(key);
+        _verify(entry, circuitId, proof, instances, vka);
+        results[key] = Result(circuitId, prover, uint64(block.number));
+        uint256 size = batchSizes[circuitId];
+        if (size == 0) {
+            emit ResultAccepted(circuitId, key, prover, instances);
+            return key;
+        }
+        emit BatchAccepted(circuitId, key, prover, size);
+        for (uint256 i = 0; i < size; ++i) {
+            emit BatchResultAccepted(circuitId, batchResultKey(key, i), prover, key, i);
+        }
+    }
+
+    function _verify(
+        ProofRegistry.Entry memory entry,
+        bytes32 circuitId,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka
+    ) private {
         bytes memory request;
         if (entry.reusable) {
             if (keccak256(abi.encodePacked(vka)) != entry.vkDigest) revert WrongVka(circuitId);
@@ -113,7 +181,5 @@ contract ProvenResults {
         // answer 0 otherwise.
         (bool ok, bytes memory answer) = entry.verifier.call(request);
         if (!ok || answer.length < 32 || abi.decode(answer, (uint256)) != 1) revert InvalidProof(circuitId);
-        results[key] = Result(circuitId, prover, uint64(block.number));
-        emit ResultAccepted(circuitId, key, prover, instances);
     }
 }

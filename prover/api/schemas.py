@@ -33,6 +33,31 @@ class CompileAccepted(BaseModel):
     state: str = Field(description="compiling, ready or failed")
 
 
+class CostEstimate(Open):
+    """A compile request's predicted cost (no setup): the cost model's prediction for the
+    circuit the compile would choose, and whether its proofs fit a worker."""
+
+    model_id: str
+    circuit_id: str = Field(description="the circuit a compile of this request makes")
+    chosen: str = Field(description="the candidate the compile would keep")
+    basis: str = Field(
+        description="ezkl-default, search (its trials, compiled without setup), cost-model "
+        "(large circuits: candidates ranked by predicted prove time) or compiled (cached)"
+    )
+    rows: int | None = None
+    logrows: int
+    pk_bytes: int = Field(description="predicted proving-key size")
+    peak_memory_bytes: int = Field(description="predicted peak memory of one proof job")
+    compile_peak_memory_bytes: int | None = Field(
+        None, description="predicted peak memory of the compile's setup and trial proof"
+    )
+    setup_s: float
+    prove_s: float = Field(description="predicted prove seconds (2 cores; load-dependent)")
+    worker_memory_bytes: int = Field(description="the memory a worker may give one proof")
+    fits: bool = Field(description="whether a proof's predicted peak memory fits a worker")
+    cached: bool
+
+
 class ProofAccepted(BaseModel):
     proof_id: str
     job_id: str
@@ -55,6 +80,9 @@ class JobView(Open):
     result: dict[str, Any] | None
     attempts: int
     timings: dict[str, float] = Field(description="seconds spent in each phase")
+    parent_id: str | None = Field(
+        None, description="the job this one was spawned by and that waits for it"
+    )
 
 
 OWN_JOB = "this key's job for it (keys sharing a proof or circuit each have their own)"
@@ -71,6 +99,16 @@ class ProofView(Open):
     instances: list[list[str]] | None = Field(None, description="public instances, 0x felts")
     outputs: list[Any] | None = Field(None, description="rescaled outputs, model-shaped")
     timings: dict[str, float] | None = None
+    segments: list[dict[str, Any]] | None = Field(
+        None,
+        description="a proof in segments: each segment's circuit, ezkl proof file, public "
+        "instances, timings and worker (proof and instances are then null)",
+    )
+    results: list[dict[str, Any]] | None = Field(
+        None,
+        description="a batch proof's results: each item's index, outputs and the key its "
+        "result is accepted under on chain",
+    )
 
 
 class CircuitView(Open):
@@ -124,10 +162,22 @@ class CompileForm(CompileRequest):
 
 class ProofRequest(BaseModel):
     input: Any = Field(
+        None,
         description="ezkl input.json object ({'input_data': [...]}), an object keyed by "
-        "input name, or nested lists"
+        "input name, or nested lists",
+    )
+    items: list[Any] | None = Field(
+        None,
+        description="for a batch circuit instead of input: its N inputs, each as a single "
+        "input is given",
     )
     fresh: bool = Field(False, description="prove again even if this input was proven")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ProofRequest:
+        if (self.input is None) == (self.items is None):
+            raise ValueError("give the input, or (for a batch circuit) the items, not both")
+        return self
 
 
 class DeployRequest(BaseModel):
@@ -147,13 +197,27 @@ class RunRequest(BaseModel):
     )
 
 
+class FederatedRunRequest(BaseModel):
+    circuit_id: str = Field(description="a training-step circuit (POST /v1/training/circuits)")
+    weights: list[float] = Field(description="the initial global weights, flat")
+    rounds: list[list[dict[str, Any]]] = Field(
+        min_length=1,
+        description='one list per round of one batch per client: {"x": [...], "y": [...]}; '
+        "every round has the same clients",
+    )
+    client_weights: list[float] | None = Field(
+        None, description="each client's share of the average (e.g. its sample count); equal"
+    )
+
+
 class RunSummary(Open):
     run_id: str
     circuit_id: str
     state: str = Field(description="running, succeeded or failed")
-    steps_total: int
+    steps_total: int = Field(description="steps, or rounds of a federated run")
     steps_done: int
-    job_id: str = Field(description="the current (or last) step's job")
+    job_id: str = Field(description="the current (or last) step's or round's job")
+    clients: int = Field(0, description="clients per round of a federated run; 0 otherwise")
 
 
 class RunView(RunSummary):
@@ -167,6 +231,11 @@ class RunView(RunSummary):
     )
     final_weights: list[float] | None = Field(None, description="the proven new weights")
     final_commitment: str | None = None
+    rounds: list[dict[str, Any]] | None = Field(
+        None,
+        description="a federated run's rounds: client step proofs, aggregation proof, "
+        "global weights commitments in and out",
+    )
 
 
 class ChainRequest(BaseModel):

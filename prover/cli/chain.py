@@ -19,6 +19,13 @@ app = typer.Typer()
 
 def print_deployment(out: Console, record: dict[str, Any]) -> None:
     """A deployment for people: where the verifier lives and what it cost."""
+    if "composite_id" in record:  # a circuit in segments
+        out.print(f"verifiers {', '.join(record['verifiers'])}  chain {record['chain_id']}")
+        out.print(
+            f"composites {record['composites_address']}  link {record['link']}  gas "
+            f"{record['deploy_gas_used']} deploy + {record['register_gas_used']} register"
+        )
+        return
     reused = "  (already deployed)" if record["reused"] else ""
     out.print(f"verifier {record['verifier_address']}  chain {record['chain_id']}{reused}")
     out.print(
@@ -43,9 +50,9 @@ def deploy(
         if remote:
             record = api.run_job(lambda c: c.deploy(circuit_id, force), as_json)
         else:
-            from prover.chain.onchain import deploy_circuit
+            from prover.chain.acceptance import deploy_any
 
-            record = deploy_circuit(store(), circuit_id, connect_chain(rpc, key), force)
+            record = deploy_any(store(), circuit_id, connect_chain(rpc, key), force)
         emit(record, as_json, lambda c: print_deployment(c, record))
 
     run_action(as_json, action)
@@ -79,9 +86,9 @@ def submit(
         if remote:
             result = api.run_job(lambda c: c.submit_onchain(proof_id, commit_reveal), as_json)
         else:
-            from prover.chain.onchain import submit_result
+            from prover.chain.acceptance import submit_any
 
-            result = submit_result(store(), proof_id, connect_chain(rpc, key), commit_reveal)
+            result = submit_any(store(), proof_id, connect_chain(rpc, key), commit_reveal)
         emit(result, as_json, lambda c: print_submission(c, result))
         if not result["accepted"]:
             raise typer.Exit(1)

@@ -52,8 +52,29 @@ def request_option(name: str) -> Any:
     return typer.Option(field.default, help=field_help(field))
 
 
+def print_segmented(out: Console, record: dict[str, Any]) -> None:
+    """A circuit in segments for people: its segments' circuits and how they are linked."""
+    out.print(f"circuit  {record['id']}{'  (cached)' if record.get('cached') else ''}")
+    out.print(
+        f"model    {record['model_id']}  in {len(record['segments'])} segments, "
+        f"{record['link']} links ({record.get('link_reason', '')})"
+    )
+    for segment in record["segments"]:
+        out.print(
+            f"segment  {segment['index']}  {segment['circuit_id']}  logrows {segment['logrows']}"
+        )
+    acc = record["accuracy"]
+    out.print(
+        f"accuracy max abs err {acc.get('max_abs_error', float('nan')):.3g} (composite vs float)"
+    )
+    dev_warning(out, record["dev_srs"])
+
+
 def print_circuit(out: Console, record: dict[str, Any]) -> None:
     """A circuit record for people: its id, size, chosen run args and measured accuracy."""
+    if record.get("type") == "segmented":
+        print_segmented(out, record)
+        return
     run_args, acc = record["settings"], record["accuracy"]
     out.print(f"circuit  {record['id']}{'  (cached)' if record['cached'] else ''}")
     out.print(f"model    {record['model_id']}  {record['model_name']}")
@@ -73,6 +94,71 @@ def print_circuit(out: Console, record: dict[str, Any]) -> None:
     dev_warning(out, record["dev_srs"])
 
 
+def print_estimate(out: Console, result: dict[str, Any]) -> None:
+    """A cost estimate for people: the chosen circuit's shape and predicted costs."""
+    out.print(f"circuit  {result['circuit_id']}  (estimate; {result['basis']}: {result['chosen']})")
+    out.print(f"rows     {result['rows']}   logrows {result['logrows']}")
+    out.print(f"pk       {result['pk_bytes'] / 2**20:.1f} MiB (predicted)")
+    out.print(
+        f"memory   {result['peak_memory_bytes'] / 2**20:.0f} MiB per proof, "
+        f"{result['compile_peak_memory_bytes'] / 2**20:.0f} MiB to set up"
+    )
+    out.print(f"time     setup {result['setup_s']:.2f}s  prove {result['prove_s']:.2f}s (2 cores)")
+
+
+def estimate_locally(
+    model: Path,
+    calibration: Path | None,
+    requested: dict[str, Any],
+    srs: Path | None,
+    remote: bool,
+    as_json: bool,
+) -> dict[str, Any]:
+    """compile --estimate: the cost model's prediction, on this machine or the service."""
+    from prover.circuits.compiler import estimate_model
+
+    if remote:
+        return api.estimate(model, calibration, requested)
+    settings: Settings = get_settings()
+    if srs is not None:
+        settings = settings.model_copy(update={"srs_path": srs})
+    options = CompileRequest.parse(requested).core_options(settings)
+    with progress(not as_json, "estimate") as update:
+        return estimate_model(model, load_data(calibration), options, settings, update)
+
+
+def compile_locally(
+    model: Path,
+    calibration: Path | None,
+    requested: dict[str, Any],
+    srs: Path | None,
+    as_json: bool,
+) -> dict[str, Any]:
+    """compile on this machine: one circuit, a batch-N circuit, or a model in segments."""
+    from prover.circuits.batch import compile_batch
+    from prover.circuits.compiler import compile_model
+    from prover.circuits.segments import build_segmented, plan_segmented
+    from prover.errors import InvalidInputError
+
+    settings: Settings = get_settings()
+    if srs is not None:
+        settings = settings.model_copy(update={"srs_path": srs})
+    request = CompileRequest.parse(requested)
+    options, data = request.core_options(settings), load_data(calibration)
+    with progress(not as_json, "compile") as update:
+        if request.batch_size is not None:
+            if request.segmented:
+                raise InvalidInputError("a model is compiled in segments or as a batch, not both")
+            n = request.batch_size
+            return compile_batch(model, n, data, options, store(), settings, update, "copies")
+        if request.segmented:
+            plan = plan_segmented(
+                model, data, options, settings, request.segments, request.max_logrows
+            )
+            return build_segmented(plan, options, store(), settings, update)
+        return compile_model(model, data, options, store(), settings, update)
+
+
 @app.command()
 def compile(
     model: Path = typer.Argument(..., help="ONNX model file."),
@@ -87,7 +173,16 @@ def compile(
     lookup_margin: float = request_option("lookup_margin"),
     objective: str = request_option("objective"),
     reusable_verifier: bool = request_option("reusable_verifier"),
+    segments: int | None = request_option("segments"),
+    max_logrows: int | None = request_option("max_logrows"),
+    batch_size: int | None = request_option("batch_size"),
     srs: Path | None = typer.Option(None, help="Ceremony SRS file (overrides PROVER_SRS_PATH)."),
+    estimate: bool = typer.Option(
+        False,
+        "--estimate",
+        help="Only predict the circuit's cost (rows, logrows, key size, peak memory, prove "
+        "time) from ezkl's calibration: no setup, nothing stored.",
+    ),
     remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -103,21 +198,19 @@ def compile(
             "objective": objective,
             "lookup_margin": lookup_margin,
             "reusable_verifier": reusable_verifier,
+            "segments": segments,
+            "max_logrows": max_logrows,
+            "batch_size": batch_size,
         }
+        if estimate:
+            result = estimate_locally(model, calibration, requested, srs, remote, as_json)
+            emit(result, as_json, lambda c: print_estimate(c, result))
+            return
         if remote:
             view = api.compile_model(model, calibration, requested, as_json)
             record = {**view["record"], "cached": False, "job_id": view["job_id"]}
         else:
-            from prover.circuits.compiler import compile_model
-
-            settings: Settings = get_settings()
-            if srs is not None:
-                settings = settings.model_copy(update={"srs_path": srs})
-            options = CompileRequest.parse(requested).core_options(settings)
-            with progress(not as_json, "compile") as update:
-                record = compile_model(
-                    model, load_data(calibration), options, store(), settings, update
-                )
+            record = compile_locally(model, calibration, requested, srs, as_json)
         emit({"circuit_id": record["id"], **record}, as_json, lambda c: print_circuit(c, record))
 
     run_action(as_json, action)

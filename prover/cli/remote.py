@@ -56,6 +56,12 @@ def compile_model(
         return {**service.circuit(accepted["circuit_id"]), "job_id": accepted["job_id"]}
 
 
+def estimate(model: Path, calibration: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+    """compile --estimate --remote: the service's estimate (nothing is stored)."""
+    with client() as service:
+        return service.estimate(model, calibration, **options)
+
+
 def prove_input(circuit_id: str, input_path: Path, fresh: bool, as_json: bool) -> dict[str, Any]:
     """prove --remote: request a proof from the service and wait for it."""
     with client() as service:

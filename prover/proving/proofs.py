@@ -79,6 +79,10 @@ def build_proof(
     cdir = store.path("circuits", circuit["id"])
     if store.exists("proofs", proof_id):
         return {**store.read_record("proofs", proof_id), "cached": True}
+    if circuit.get("type") == "segmented":  # every segment here, one after another
+        from prover.proving.composite import prove_composite
+
+        return prove_composite(store, plan, progress)
 
     srs = store.srs_path(circuit)
     polycommit = "polycommit" in circuit["visibility"].values()
@@ -163,6 +167,11 @@ def resolve_proof(
         proof_id = None
     else:
         record = store.read_record("proofs", proof_ref)
+        if record.get("type") == "composite":
+            raise InvalidInputError(
+                f"proof {record['id'][:12]} is a composite of {len(record['segments'])} segment "
+                "proofs (segment-<i>.json), not one proof file"
+            )
         proof_id, circuit_ref = record["id"], circuit_ref or record["circuit_id"]
         path = store.path("proofs", proof_id) / "proof.json"
     return proof_id, path, store.read_record("circuits", circuit_ref)
@@ -170,6 +179,12 @@ def resolve_proof(
 
 def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None) -> dict[str, Any]:
     """Check a stored proof, or an ezkl proof file against a stored circuit, off-chain."""
+    if not Path(proof_ref).is_file():
+        record = store.read_record("proofs", proof_ref)
+        if record.get("type") == "composite":  # segment proofs and their links
+            from prover.proving.composite import verify_composite
+
+            return verify_composite(store, record["id"])
     proof_id, proof_path, circuit = resolve_proof(store, proof_ref, circuit_ref)
     cdir = store.path("circuits", circuit["id"])
     started = time.perf_counter()

@@ -91,6 +91,8 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
     try:
         with _noting_transactions(journal):
             result = kind.runner(claim, ArtifactStore(settings.data_dir), settings, tracker)
+    except jobs.Waiting as waiting:
+        return _wait_for_children(db, job_id, claim.token, waiting, settings, tracker)
     except Exception as exc:
         if is_transient(exc):
             return _retry_later(db, claim, job_id, exc, settings, tracker)
@@ -107,6 +109,16 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
     if journal is not None:
         journal.unlink(missing_ok=True)
     return Outcome("succeeded", follow_ups=settled.follow_ups)
+
+
+def _wait_for_children(
+    db: str, job_id: str, token: str, waiting: jobs.Waiting, settings: Settings, tracker: Tracker
+) -> Outcome:
+    """A parent job whose children still work: back to the queue, its new children sent.
+    A child's end wakes it; the countdown is the fallback should that wake-up be lost."""
+    tracker.close_phase()
+    jobs.postpone(db, job_id, token, waiting.phase, waiting.progress)
+    return Outcome("queued", retry_in_s=settings.child_poll_s, follow_ups=waiting.follow_ups)
 
 
 def _record_error(

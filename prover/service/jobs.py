@@ -51,6 +51,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "retries": job.retries,
         "worker": job.worker,
+        "parent_id": job.parent_id,
         "timings": job.timings,
         "created_at": iso_utc(job.created_at),
         "started_at": iso_utc(job.started_at),
@@ -59,10 +60,16 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def new_job(
-    session: Session, kind: str, subject_id: str, owner: str, params: dict[str, Any]
+    session: Session,
+    kind: str,
+    subject_id: str,
+    owner: str,
+    params: dict[str, Any],
+    parent_id: str | None = None,
 ) -> Job:
     job = Job(
         id=uuid.uuid4().hex,
+        parent_id=parent_id,
         kind=kind,
         subject_id=subject_id,
         owner=owner,
@@ -98,6 +105,7 @@ class Claim:
 
     status: Literal["claimed", "done", "busy", "missing", "exhausted"]
     token: str | None = None
+    job_id: str | None = None
     kind: str | None = None
     params: dict[str, Any] | None = None
     subject_id: str | None = None
@@ -106,6 +114,7 @@ class Claim:
     retry_in_s: float = 0.0
     retries: int = 0  # transient give-backs so far
     failing_since: str | None = None  # when the current run of transient faults began
+    owner: str | None = None
 
 
 def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: int) -> Claim:
@@ -145,6 +154,7 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
         claimed = Claim(
             "claimed",
             token,
+            job.id,
             job.kind,
             dict(job.params),
             job.subject_id,
@@ -152,6 +162,7 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
             queued_s=max(0.0, (now - as_utc(job.created_at)).total_seconds()),
             retries=job.retries,
             failing_since=(job.error or {}).get("failing_since"),
+            owner=job.owner,
         )
     if claimed.attempts > max_attempts:
         return replace(claimed, status="exhausted")
@@ -321,3 +332,62 @@ def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
             if moved:
                 requeued.append((job_id, kind))
     return requeued
+
+
+class Waiting(Exception):
+    """Raised by a parent job's runner while its children work: the job goes back to the
+    queue (``postpone``) without counting an attempt, showing ``phase`` and ``progress``; a
+    child's end wakes it (``wake_parent``). ``follow_ups`` are children it just spawned."""
+
+    def __init__(
+        self, phase: str, progress: float, follow_ups: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(phase)
+        self.phase, self.progress, self.follow_ups = phase, progress, follow_ups or []
+
+
+def spawn(
+    db_url: str, parent: Claim, kind: str, params: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Children of a held parent job, one per params, on the parent's subject; (id, kind)
+    of each, to enqueue. Nothing when the lease was lost (the new holder spawns)."""
+    assert parent.job_id and parent.subject_id is not None and parent.owner is not None
+    owner = parent.owner
+    with session_scope(db_url) as session:
+        holder = session.scalar(select(Job).where(_held(parent.job_id, parent.token)))
+        if holder is None:
+            return []
+        made = [
+            new_job(session, kind, parent.subject_id, owner, p, parent_id=parent.job_id)
+            for p in params
+        ]
+        return [(job.id, job.kind) for job in made]
+
+
+def children(db_url: str, parent_id: str) -> list[dict[str, Any]]:
+    """A job's children, in the order they were spawned: each one's public form and
+    params."""
+    with session_scope(db_url) as session:
+        rows = session.scalars(select(Job).where(Job.parent_id == parent_id).order_by(Job.seq))
+        return [{**job_view(job), "params": dict(job.params)} for job in rows]
+
+
+def postpone(db_url: str, job_id: str, token: str, phase: str, progress: float) -> bool:
+    """Send a held parent job back to the queue while its children work: the start is not
+    an attempt (no worker was lost) nor a retry (nothing failed)."""
+    values = {
+        **_REQUEUED,
+        "phase": phase,
+        "progress": min(progress, 0.99),
+        "attempts": Job.attempts - 1,
+    }
+    with session_scope(db_url) as session:
+        return _updated(session, update(Job).where(_held(job_id, token)).values(**values))
+
+
+def wake_parent(session: Session, job: Job, _ok: bool) -> list[tuple[str, str]]:
+    """The ending of a child job: its parent, if waiting in the queue, runs again now."""
+    if job.parent_id is None:
+        return []
+    parent = session.scalar(select(Job).where(Job.id == job.parent_id, Job.state == "queued"))
+    return [] if parent is None else [(parent.id, parent.kind)]

@@ -45,6 +45,33 @@ class CompileRequest(BaseModel):
         False, description="keys for ezkl's shared reusable EVM verifier (verifiers over 24 KB)"
     )
 
+    segments: int | None = Field(
+        None,
+        ge=2,
+        le=32,
+        description="split the model into this many segments: one circuit each, proven by "
+        "as many workers at once and linked by commitments",
+    )
+    max_logrows: int | None = Field(
+        None,
+        ge=8,
+        le=26,
+        description="split the model into as few segments as keep every one within 2^k rows",
+    )
+
+    batch_size: int | None = Field(
+        None,
+        ge=2,
+        le=64,
+        description="compile the model's batch-N variant (N copies of the graph): N inputs "
+        "in one proof, whose N results go on chain in one transaction",
+    )
+
+    @property
+    def segmented(self) -> bool:
+        """Whether the request asks for a model in segments."""
+        return self.segments is not None or self.max_logrows is not None
+
     @classmethod
     def parse(cls, requested: dict[str, Any]) -> CompileRequest:
         """A request from plain values (None means the default); ``InvalidInputError``

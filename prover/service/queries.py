@@ -123,18 +123,47 @@ def get_proof(session: Session, store: ArtifactStore, owner: str, proof_id: str)
         view["error"] = job.error if job else None
     if view["state"] == "ready":
         record = store.read_record("proofs", proof_id)
-        for name in ("proof", "instances", "outputs", "outputs_public", "timings", "dev_srs"):
+        for name in ("outputs", "outputs_public", "timings", "dev_srs"):
             view[name] = record[name]
-        view["proof_bytes"] = record["proof_bytes"]
+        if record.get("type") == "composite":  # one ezkl proof per segment
+            view["segments"] = record["segments"]
+        else:
+            for name in ("proof", "instances", "proof_bytes"):
+                view[name] = record[name]
+            view["results"] = _batch_results(store, record)
     return view
 
 
-def proof_file(session: Session, store: ArtifactStore, owner: str, proof_id: str) -> str:
-    """Path of a ready proof's ezkl proof JSON (for ezkl's own tools)."""
+def _batch_results(store: ArtifactStore, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A batch proof's N results (outputs and on-chain result key each), else None."""
+    from prover.chain.batches import batch_results
+    from prover.circuits.batch import read_layout
+
+    if read_layout(store.path("models", record["model_id"]) / "model.onnx") is None:
+        return None
+    return batch_results(store, record["id"])
+
+
+def proof_file(
+    session: Session, store: ArtifactStore, owner: str, proof_id: str, segment: int | None = None
+) -> str:
+    """Path of a ready proof's ezkl proof JSON (for ezkl's own tools); of a composite
+    proof, the one of segment ``segment``."""
     view = get_proof(session, store, owner, proof_id)
     if view["state"] != "ready":
         raise _not_ready(proof_id, view, "it has no proof file yet")
-    return str(stored_proof_file(store, proof_id))
+    segments = view.get("segments")
+    if segments is None:
+        if segment is not None:
+            raise InvalidInputError(f"proof {proof_id} is one proof, not made of segments")
+        return str(stored_proof_file(store, proof_id))
+    if segment is None or not 0 <= segment < len(segments):
+        raise InvalidInputError(
+            f"proof {proof_id} is a composite of {len(segments)} segment proofs: ask for one "
+            f"with ?segment=0..{len(segments) - 1}",
+            segments=len(segments),
+        )
+    return str(store.path("proofs", proof_id) / segments[segment]["proof_file"])
 
 
 def verify_proof(

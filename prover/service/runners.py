@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from prover.circuits.search import Progress
 from prover.config import Settings
-from prover.errors import ProverError
+from prover.errors import ChildJobError, ProverError
 from prover.service import jobs
 from prover.service.options import CompileRequest
 from prover.store import ArtifactStore
 
 if TYPE_CHECKING:  # web3 loads only on workers that run chain jobs
     from prover.chain.client import Chain
+    from prover.proving.proofs import ProofPlan
 
 Track = Callable[[str, float], None]  # (phase, fraction done)
 
@@ -37,7 +38,6 @@ def _compile_phase(message: str) -> str:
 def compile_circuit(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
 ) -> dict[str, Any]:
-    from prover.circuits.compiler import build_circuit, plan_compile
     from prover.training.steps import build_step_circuit, planned_step, step_options
 
     assert claim.params is not None
@@ -60,11 +60,33 @@ def compile_circuit(
             _same_circuit(step.compile.circuit_id, claim.subject_id)
             record = build_step_circuit(step, store, settings, say)
         else:
-            options = CompileRequest.parse(params["options"]).core_options(settings)
-            plan = plan_compile(named, params["calibration"], options, settings)
-            _same_circuit(plan.circuit_id, claim.subject_id)
-            record = build_circuit(plan, options, store, settings, say)
+            record = _compile_model(named, params, claim.subject_id, store, settings, say)
     return {"circuit_id": record["id"], "logrows": record["logrows"], "cached": record["cached"]}
+
+
+def _compile_model(
+    named: Path,
+    params: dict[str, Any],
+    circuit_id: str | None,
+    store: ArtifactStore,
+    settings: Settings,
+    say: Progress,
+) -> dict[str, Any]:
+    """An ordinary circuit, or a model in segments (one circuit each, and the composite)."""
+    from prover.circuits.compiler import build_circuit, plan_compile
+    from prover.circuits.segments import build_segmented, plan_segmented
+
+    request = CompileRequest.parse(params["options"])
+    options = request.core_options(settings)
+    if request.segmented:
+        split = plan_segmented(
+            named, params["calibration"], options, settings, request.segments, request.max_logrows
+        )
+        _same_circuit(split.circuit_id, circuit_id)
+        return build_segmented(split, options, store, settings, say)
+    plan = plan_compile(named, params["calibration"], options, settings)
+    _same_circuit(plan.circuit_id, circuit_id)
+    return build_circuit(plan, options, store, settings, say)
 
 
 def _same_circuit(derived: str, requested: str | None) -> None:
@@ -92,8 +114,54 @@ def prove_inference(
     circuit = store.read_record("circuits", params["circuit_id"])
     sample = [np.asarray(values, dtype=np.float64) for values in params["input"]]
     plan = ProofPlan(circuit, sample, params["input_digest"], claim.subject_id)
+    if circuit.get("type") == "segmented":
+        return _prove_in_segments(claim, store, settings, track, plan)
     record = build_proof(store, plan, _proof_phases(track))
     return {"proof_id": record["id"], "outputs": record["outputs"], "timings": record["timings"]}
+
+
+def _prove_in_segments(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track, plan: ProofPlan
+) -> dict[str, Any]:
+    """A proof of a segmented circuit, as the parent of one job per segment: the witnesses
+    are made here, in order (each segment's input is the previous one's output); the
+    segments are proven by as many workers at once; then this job runs again to check
+    every segment proof and link and publish the composite proof."""
+    from prover.proving.composite import compose, prepare_segments
+
+    assert claim.job_id is not None
+    db, count = settings.sqlalchemy_url(), len(plan.circuit["segments"])
+    if not store.exists("proofs", plan.proof_id) and not jobs.children(db, claim.job_id):
+        track("witness", 0.02)
+        prepare_segments(store, plan)
+        params = [{"proof_id": plan.proof_id, "index": i} for i in range(count)]
+        made = jobs.spawn(db, claim, "prove_segment", params)
+        raise jobs.Waiting(f"segments 0/{count}", 0.1, made)
+    spawned = (
+        []
+        if store.exists("proofs", plan.proof_id)
+        else _await_children(db, claim, count, "segment")
+    )
+    track("composing", 0.9)
+    record = compose(store, plan)
+    segments = [{"index": c["params"]["index"], "job_id": c["job_id"]} for c in spawned]
+    return {
+        "proof_id": record["id"],
+        "outputs": record["outputs"],
+        "timings": record["timings"],
+        "segments": segments,
+    }
+
+
+def prove_segment(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+) -> dict[str, Any]:
+    from prover.proving.composite import prove_segment as prove
+
+    assert claim.params is not None
+    index = claim.params["index"]
+    record = prove(store, claim.params["proof_id"], index, _proof_phases(track))
+    return {"index": index, "timings": record.get("timings")}
 
 
 def _service_chain(settings: Settings, track: Track) -> Chain:
@@ -107,21 +175,21 @@ def _service_chain(settings: Settings, track: Track) -> Chain:
 def deploy_verifier(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
 ) -> dict[str, Any]:
-    from prover.chain.onchain import deploy_circuit
+    from prover.chain.acceptance import deploy_any
 
     assert claim.params is not None and claim.subject_id is not None
     chain = _service_chain(settings, track)
-    return deploy_circuit(store, claim.subject_id, chain, bool(claim.params.get("force")))
+    return deploy_any(store, claim.subject_id, chain, bool(claim.params.get("force")))
 
 
 def submit_result(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
 ) -> dict[str, Any]:
-    from prover.chain.onchain import submit_result as submit
+    from prover.chain.acceptance import submit_any
 
     assert claim.params is not None and claim.subject_id is not None
     chain = _service_chain(settings, track)
-    return submit(store, claim.subject_id, chain, bool(claim.params.get("commit_reveal")))
+    return submit_any(store, claim.subject_id, chain, bool(claim.params.get("commit_reveal")))
 
 
 def prove_step(
@@ -153,3 +221,65 @@ def put_run_on_ledger(
     return put_on_ledger(
         store, chain, claim.subject_id, claim.params["proof_ids"], lambda _m, f: track("chain", f)
     )
+
+
+def _await_children(db: str, claim: jobs.Claim, count: int, what: str) -> list[dict[str, Any]]:
+    """A parent's children once all have succeeded; ``jobs.Waiting`` while some work,
+    ``ChildJobError`` (the child's own code) as soon as one failed."""
+    assert claim.job_id is not None
+    spawned = jobs.children(db, claim.job_id)
+    for child in spawned:
+        if child["state"] == "failed":
+            error, index = child["error"] or {}, child["params"]["index"]
+            raise ChildJobError(
+                f"{what} {index} failed: {error.get('message')}",
+                error.get("code", "internal_error"),
+                **{what: index, "job_id": child["job_id"]},
+            )
+    done = sum(child["state"] == "succeeded" for child in spawned)
+    if done < count:
+        raise jobs.Waiting(f"{what}s {done}/{count}", 0.1 + 0.8 * done / count)
+    return spawned
+
+
+def prove_round(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+) -> dict[str, Any]:
+    """A federated round: the parent of one ``client_step`` job per client (proven at
+    once by as many workers), then the aggregation proof and the round's check."""
+    from prover.service.federated import aggregate_round
+
+    assert claim.params is not None and claim.subject_id is not None and claim.job_id
+    db, round_index = settings.sqlalchemy_url(), claim.params["round"]
+    run = store.read_record("runs", claim.subject_id)
+    count = len(run["rounds"][round_index])
+    if not jobs.children(db, claim.job_id):
+        params = [
+            {"round": round_index, "index": k, "after": claim.params["after"]} for k in range(count)
+        ]
+        made = jobs.spawn(db, claim, "client_step", params)
+        raise jobs.Waiting(f"clients 0/{count}", 0.05, made)
+    spawned = _await_children(db, claim, count, "client")
+    track("aggregation", 0.9)
+    client_proof_ids = [child["result"]["proof_id"] for child in spawned]
+    return {
+        "round": round_index,
+        **aggregate_round(
+            store, settings, claim.subject_id, claim.params["after"], client_proof_ids
+        ),
+    }
+
+
+def prove_client_step(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+) -> dict[str, Any]:
+    from prover.service.federated import client_inputs
+    from prover.training.steps import prove_step
+
+    assert claim.params is not None and claim.subject_id is not None
+    p = claim.params
+    circuit_id, weights, x, y = client_inputs(
+        store, claim.subject_id, p["round"], p["index"], p["after"]
+    )
+    record = prove_step(store, circuit_id, weights, x, y, _proof_phases(track))
+    return {"index": p["index"], "proof_id": record["proof_id"], "loss": record["loss"]}

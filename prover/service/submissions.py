@@ -16,6 +16,7 @@ must find it), and an insert that lost a race with an identical request is retri
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from prover.circuits.compiler import CompilePlan, plan_compile, store_model
 from prover.circuits.data import sample_digest_material, to_ezkl_input
+from prover.circuits.segments import SegmentedPlan, plan_segmented
 from prover.config import Settings
-from prover.errors import ConflictError, QuotaError
+from prover.errors import CapacityError, ConflictError, InvalidInputError, QuotaError
 from prover.proving.proofs import plan_proof
 from prover.service import grants, jobs
 from prover.service.db import session_scope
@@ -124,7 +126,19 @@ def submit_compile(
     """Accept a model for compilation; returns the response and the jobs to enqueue.
     ``settings`` give the intake limits and the default tolerance."""
     options = requested.core_options(settings)
-    plan = plan_compile(model_path, calibration, options, settings)
+    plan: CompilePlan | SegmentedPlan
+    if requested.batch_size is not None:
+        if requested.segmented:
+            raise InvalidInputError("a model is compiled in segments or as a batch, not both")
+        return _submit_batch_compile(
+            db_url, store, settings, owner, model_path, calibration, requested
+        )
+    if requested.segmented:
+        plan = plan_segmented(
+            model_path, calibration, options, settings, requested.segments, requested.max_logrows
+        )
+    else:
+        plan = plan_compile(model_path, calibration, options, settings)
     params = {
         "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
         "options": requested.settled(settings),
@@ -132,8 +146,40 @@ def submit_compile(
     return accept_compile(db_url, store, owner, plan, params)
 
 
+def _submit_batch_compile(
+    db_url: str,
+    store: ArtifactStore,
+    settings: Settings,
+    owner: str,
+    model_path: Path,
+    calibration: Any | None,
+    requested: CompileRequest,
+) -> Accepted:
+    """A batch-N circuit: an ordinary circuit of the model's batch-N ONNX (N copies of the
+    graph, its layout in the file's metadata), which is what the store keeps."""
+    from prover.circuits.batch import batch_calibration, batch_model, read_layout
+
+    assert requested.batch_size is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"{model_path.stem}.batch{requested.batch_size}.onnx"
+        path = batch_model(model_path, requested.batch_size, Path(tmp) / name, "copies")
+        layout = read_layout(path)
+        assert layout is not None
+        data = None if calibration is None else batch_calibration(layout, calibration)
+        plan = plan_compile(path, data, requested.core_options(settings), settings)
+        params = {
+            "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
+            "options": requested.settled(settings),
+        }
+        return accept_compile(db_url, store, owner, plan, params)
+
+
 def accept_compile(
-    db_url: str, store: ArtifactStore, owner: str, plan: CompilePlan, params: dict[str, Any]
+    db_url: str,
+    store: ArtifactStore,
+    owner: str,
+    plan: CompilePlan | SegmentedPlan,
+    params: dict[str, Any],
 ) -> Accepted:
     """Record a checked compile plan: its model, circuit row and compile job (unless the
     circuit exists and has not failed). ``params`` tell the worker how to build it. The
@@ -198,6 +244,30 @@ def ready_circuit(session: Session, owner: str, circuit_id: str) -> Circuit:
     return circuit
 
 
+def proof_memory(store: ArtifactStore, circuit: dict[str, Any]) -> int | None:
+    """The estimated peak memory of one proof job on a circuit: for a circuit in
+    segments, its largest segment's (each segment is its own job); None if unknown."""
+    records = [store.read_record("circuits", s["circuit_id"]) for s in circuit.get("segments", [])]
+    needs = [(r.get("estimate") or {}).get("peak_memory_bytes") for r in records or [circuit]]
+    known = [int(n) for n in needs if n]
+    return max(known) if known else None
+
+
+def check_capacity(store: ArtifactStore, circuit: dict[str, Any], capacity_bytes: int) -> None:
+    """``CapacityError`` when a proof job on the circuit needs more memory than a worker
+    may give it: refused now rather than failing on a worker that runs out."""
+    need = proof_memory(store, circuit)
+    if need is not None and need > capacity_bytes:
+        raise CapacityError(
+            f"a proof of circuit {circuit['id']} needs about {need / 2**30:.2f} GiB, more "
+            f"than the largest worker has ({capacity_bytes / 2**30:.2f} GiB, "
+            "PROVER_WORKER_MEMORY_BYTES); "
+            "compile the model in segments (segments or max_logrows) to fit",
+            need_bytes=need,
+            capacity_bytes=capacity_bytes,
+        )
+
+
 def request_proof(
     db_url: str,
     store: ArtifactStore,
@@ -205,11 +275,22 @@ def request_proof(
     circuit_id: str,
     input_obj: Any,
     fresh: bool = False,
+    capacity_bytes: int | None = None,
+    items: list[Any] | None = None,
 ) -> Accepted:
-    """Accept a proof request for a compiled circuit; returns the response and the jobs."""
+    """Accept a proof request for a compiled circuit; returns the response and the jobs.
+    With ``capacity_bytes``, a proof that needs more memory than that is refused. A batch
+    circuit takes its N inputs as ``items`` (each as a single input is given)."""
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
+    if items is not None:
+        from prover.circuits.batch import batch_input, stored_layout
+
+        layout = stored_layout(store, store.read_record("circuits", circuit_id))
+        input_obj = batch_input(layout, items)
     plan = plan_proof(store, circuit_id, input_obj, fresh)
+    if capacity_bytes is not None:
+        check_capacity(store, plan.circuit, capacity_bytes)
     params = {
         "circuit_id": circuit_id,
         "input": sample_digest_material(plan.sample),
@@ -244,6 +325,7 @@ def request_proof(
 
 def submit_chain_job(
     db_url: str,
+    store: ArtifactStore,
     owner: str,
     kind: Literal["deploy", "submit"],
     subject_id: str,
@@ -257,5 +339,9 @@ def submit_chain_job(
         row = grants.visible_row(session, owner, what, table, subject_id)
         if row.state != "ready":
             raise _not_ready(session, owner, what, row)
+        if params.get("commit_reveal"):
+            from prover.chain.acceptance import check_commit_reveal
+
+            check_commit_reveal(store, row.id)
         job = jobs.new_job(session, kind, subject_id, owner, params)
         return {"job_id": job.id, "state": job.state}, [(job.id, kind)]

@@ -93,6 +93,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Times it went back to the queue after a transient fault (not attempts: see jobs.release).
     retries: Mapped[int] = mapped_column(Integer, default=0)
+    # The job that spawned this one and waits for it (a segment's proof, see jobs.spawn).
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
     worker: Mapped[str | None] = mapped_column(String(255), default=None)
     lease_token: Mapped[str | None] = mapped_column(String(32), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -111,7 +113,10 @@ class TrainingRun(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     circuit_id: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(16))
-    steps_total: Mapped[int] = mapped_column(Integer)
+    steps_total: Mapped[int] = mapped_column(Integer)  # rounds, for a federated run
+    # Clients per round of a federated run (0: a run of single steps). A federated run's
+    # ``proof_ids`` are its rounds' aggregation proofs (``service.federated``).
+    clients: Mapped[int] = mapped_column(Integer, default=0)
     proof_ids: Mapped[list[str]] = mapped_column(default=list)
     job_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

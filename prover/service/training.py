@@ -22,6 +22,7 @@ from prover.config import Settings
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
 from prover.service import grants, jobs
 from prover.service.db import session_scope
+from prover.service.federated import federated_view, put_federated_on_ledger
 from prover.service.queries import run_summary
 from prover.service.submissions import (
     Accepted,
@@ -30,7 +31,7 @@ from prover.service.submissions import (
     with_retry,
 )
 from prover.service.tables import Job, Proof, TrainingRun, utcnow
-from prover.store import ArtifactStore, canonical_digest, now_iso
+from prover.store import ArtifactStore, canonical_digest, now_iso, record_type
 from prover.training.graph import step_batches, step_weights
 from prover.training.steps import (
     batch_commitment,
@@ -144,8 +145,11 @@ def get_run(
     failed = run.state == "failed"
     job = session.scalar(select(Job).where(Job.id == run.job_id)) if failed else None
     view["error"] = job.error if job is not None else None
+    view["clients"] = run.clients
     if not steps:
         return view
+    if run.clients:
+        return {**view, **federated_view(store, run_id, proof_ids)}
     records = [store.read_record("steps", proof_id) for proof_id in proof_ids]
     view["scale"] = store.read_record("training", view["circuit_id"])["scale"]
     view["steps"] = [
@@ -217,6 +221,8 @@ def put_on_ledger(
     from prover.chain.ledger import record_run
 
     run = store.read_record("runs", run_id)
+    if record_type(run) == "federated_run":
+        return put_federated_on_ledger(store, chain, run_id, proof_ids, progress)
     scale = store.read_record("training", run["circuit_id"])["scale"]
     batches = [
         batch_commitment(np.asarray(b["x"]), np.asarray(b["y"]), scale) for b in run["batches"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from functools import lru_cache
@@ -13,6 +14,8 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 
 from prover.config import get_settings, mode_line
 from prover.errors import is_transient
+from prover.proving.composite import sweep_work
+from prover.service.capacity import advertise
 from prover.service.db import forget_inherited_connections, migrate
 from prover.service.execution import backoff_s, lease_keeper, run_job
 from prover.store import ArtifactStore
@@ -39,12 +42,12 @@ def run_job_task(self: Task, job_id: str, failing_since: float | None = None) ->
         raise self.retry(
             exc=exc, countdown=countdown, args=[job_id], kwargs={"failing_since": since}
         ) from exc
-    if outcome.retry_in_s is not None:
-        # Held by a live worker (a duplicate delivery), or released after a transient
-        # error: look again later, so the message outlives the job.
-        raise self.retry(countdown=outcome.retry_in_s, args=[job_id], kwargs={})
-    for next_id, kind in outcome.follow_ups:  # e.g. a training run's next step
+    for next_id, kind in outcome.follow_ups:  # a run's next step, a proof's segments
         enqueue(next_id, kind, settings)
+    if outcome.retry_in_s is not None:
+        # Held by a live worker (a duplicate delivery), released after a transient error,
+        # or waiting for its children: look again later, so the message outlives the job.
+        raise self.retry(countdown=outcome.retry_in_s, args=[job_id], kwargs={})
     _announce(job_id)
     return outcome.state
 
@@ -62,16 +65,19 @@ def _publisher() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url, socket_timeout=5)
 
 
-def _sweep(stop: threading.Event) -> None:
-    """Every lease period, send again the jobs whose worker died or whose message the
-    broker lost (``sweep``)."""
+def _sweep(stop: threading.Event, name: str) -> None:
+    """Every lease period, say what this worker can take (``capacity``) and send again
+    the jobs whose worker died or whose message the broker lost (``sweep``)."""
     settings = get_settings()
     broker = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
-    while not stop.wait(settings.job_lease_s):
+    while True:
         try:
+            advertise(broker, name, settings)
             sweep_once(settings, broker)
         except Exception as exc:  # the database or broker away: the next period tries again
             log.warning("sweep failed (%s); trying again next period", exc)
+        if stop.wait(settings.job_lease_s):
+            return
 
 
 @worker_init.connect
@@ -95,13 +101,16 @@ def _warm_up(**_kwargs: object) -> None:
 
 
 @worker_ready.connect
-def _start_sweep(**_kwargs: object) -> None:
+def _start_sweep(sender: object = None, **_kwargs: object) -> None:
     settings = get_settings()
     longest = max(time_limit(settings, queue) for queue in QUEUES)
-    removed = ArtifactStore(settings.data_dir).sweep_staging(older_than_s=2 * longest)
+    store = ArtifactStore(settings.data_dir)
+    removed = store.sweep_staging(older_than_s=2 * longest)
+    removed += sweep_work(store, older_than_s=2 * longest)
     if removed:
-        log.info("removed %d staging directories left by killed jobs", removed)
-    threading.Thread(target=_sweep, args=(_sweeping,), daemon=True, name="lease-sweep").start()
+        log.info("removed %d staging directories left by killed or abandoned jobs", removed)
+    name = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
+    threading.Thread(target=_sweep, args=(_sweeping, name), daemon=True, name="lease-sweep").start()
 
 
 @worker_shutdown.connect

@@ -242,6 +242,58 @@ def test_a_run_goes_on_the_ledger_with_its_batch_schedule(
         assert session.scalar(ledger_jobs) == 2
 
 
+def _overlap(jobs: list[dict]) -> bool:
+    """Whether the jobs ran at the same time (each started before every other ended)."""
+    starts = [j["started_at"] for j in jobs]
+    ends = [j["finished_at"] for j in jobs]
+    return max(starts) < min(ends)
+
+
+def test_a_federated_round_is_proven_by_parallel_client_jobs_and_goes_on_the_ledger(
+    service: Service, step_circuit: tuple[str, dict], step_files: tuple[Path, dict]
+) -> None:
+    """Two clients step from the same global weights as two jobs at once (one per worker),
+    then the round job proves the aggregation; two rounds chain; the ledger accepts both."""
+    key, circuit = step_circuit
+    weights = step_files[1]["weights"]
+    rounds = [[_batch(10), _batch(11)], [_batch(12), _batch(13)]]
+    body = {"circuit_id": circuit["circuit_id"], "weights": weights, "rounds": rounds}
+    with service.client(key) as client:
+        accepted = client.post("/v1/training/federated-runs", json=body)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["clients"] == 2 and accepted.json()["steps_total"] == 2
+        run = _wait_run(client, accepted.json()["run_id"], timeout=600)
+        assert run["state"] == "succeeded", run
+        assert [r["round"] for r in run["rounds"]] == [0, 1]
+        first, second = run["rounds"]
+        assert second["global_weights_in"] == first["global_weights_out"]
+        assert run["final_commitment"] == second["global_weights_out"]
+        # Each round job was the parent of one client job per client, run in parallel.
+        round_jobs = [
+            j
+            for j in client.get("/v1/jobs", params={"limit": 100}).json()["items"]
+            if j["kind"] == "client_step" and j["subject_id"] == run["run_id"]
+        ]
+        assert len(round_jobs) == 4 and {j["state"] for j in round_jobs} == {"succeeded"}
+        by_parent: dict[str, list[dict]] = {}
+        for job in round_jobs:
+            by_parent.setdefault(job["parent_id"], []).append(job)
+        assert len(by_parent) == 2
+        assert any(_overlap(group) for group in by_parent.values())
+        # The chain accepts the rounds in order.
+        ledger = wait_job(
+            client, client.post(f"/v1/training/runs/{run['run_id']}/ledger").json()["job_id"]
+        )
+        assert ledger["state"] == "succeeded", ledger
+        assert [s["round"] for s in ledger["result"]["submitted"]] == [0, 1]
+        assert ledger["result"]["run"]["steps"] == 2
+        # A round whose clients disagree in number is refused before any job.
+        bad = client.post(
+            "/v1/training/federated-runs", json={**body, "rounds": [[_batch(1)], rounds[0]]}
+        )
+        assert bad.status_code == 422, bad.text
+
+
 def _counts(db_url: str) -> tuple[int, int]:
     with session_scope(db_url) as session:
         return (

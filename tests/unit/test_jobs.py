@@ -177,3 +177,35 @@ def test_database_and_broker_faults_in_a_job_are_retried_not_counted(
     assert run_job(job_id, "w", settings).state == "succeeded"
     view = jobs.get_job(db, job_id)
     assert (view["attempts"], view["retries"], view["error"]) == (1, 2, None)
+
+
+def test_a_parent_waits_for_its_children_without_using_attempts(db: str) -> None:
+    """Fan-out / fan-in: a parent spawns children and goes back to the queue; each child's
+    end wakes it; its restarts count no attempt, so it can wait for any number of them."""
+    parent_id = _job(db)
+    held = jobs.claim(db, parent_id, "w1", lease_s=30, max_attempts=3)
+    made = jobs.spawn(db, held, "prove_segment", [{"index": 0}, {"index": 1}])
+    assert [k for _, k in made] == ["prove_segment", "prove_segment"]
+    assert jobs.postpone(db, parent_id, held.token or "", "segments 0/2", 0.1)
+    view = jobs.get_job(db, parent_id)
+    assert (view["state"], view["phase"], view["attempts"]) == ("queued", "segments 0/2", 0)
+
+    wake = job_kind("prove_segment").on_end
+    for child_id, _ in made:
+        child = jobs.claim(db, child_id, "w2", lease_s=30, max_attempts=3)
+        settled = jobs.succeed(db, child_id, child.token or "", {}, {}, wake)
+        assert settled is not None and settled.follow_ups == [(parent_id, "compile")]
+    children = jobs.children(db, parent_id)
+    assert [c["params"]["index"] for c in children] == [0, 1]
+    assert {c["state"] for c in children} == {"succeeded"}
+    assert {c["parent_id"] for c in children} == {parent_id}
+    again = jobs.claim(db, parent_id, "w1", lease_s=30, max_attempts=3)
+    assert again.status == "claimed" and again.attempts == 1
+
+
+def test_a_child_spawned_after_the_lease_was_lost_is_not_made(db: str) -> None:
+    parent_id = _job(db)
+    held = jobs.claim(db, parent_id, "w1", lease_s=30, max_attempts=3)
+    assert jobs.postpone(db, parent_id, held.token or "", "waiting", 0.1)
+    assert jobs.spawn(db, held, "prove_segment", [{"index": 0}]) == []
+    assert jobs.children(db, parent_id) == []

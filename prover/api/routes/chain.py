@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from prover.api.deps import JSON_ONLY, DispatcherDep, SettingsDep, Submitter
+from prover.api.deps import JSON_ONLY, DispatcherDep, SettingsDep, StoreDep, Submitter
 from prover.api.responses import JSON_BODY, errors
 from prover.api.schemas import DeployRequest, JobAccepted, SubmitRequest
 from prover.service import submissions
@@ -25,14 +25,16 @@ def deploy(
     circuit_id: str,
     key: Submitter,
     settings: SettingsDep,
+    store: StoreDep,
     dispatch: DispatcherDep,
     body: DeployRequest | None = None,
 ) -> dict[str, Any]:
     """Deploy the circuit's verifier contract and register it, on the service's chain
-    (a job on the chain queue; its result has the addresses)."""
+    (a job on the chain queue; its result has the addresses). For a circuit in segments:
+    each segment's verifier, registered with its links on ProvenComposites."""
     params = {"force": bool(body and body.force)}
     db_url = settings.sqlalchemy_url()
-    return dispatch(submissions.submit_chain_job(db_url, key, "deploy", circuit_id, params))
+    return dispatch(submissions.submit_chain_job(db_url, store, key, "deploy", circuit_id, params))
 
 
 @router.post(
@@ -46,11 +48,13 @@ def submit_onchain(
     proof_id: str,
     key: Submitter,
     settings: SettingsDep,
+    store: StoreDep,
     dispatch: DispatcherDep,
     body: SubmitRequest | None = None,
 ) -> dict[str, Any]:
-    """Submit the proven result to the chain's ProvenResults contract (a chain job;
-    deploy the circuit first)."""
+    """Submit the proven result to the chain's ProvenResults contract, or a proof in
+    segments to ProvenComposites (every segment proof and link checked in one
+    transaction), as a chain job; deploy the circuit first."""
     params = {"commit_reveal": bool(body and body.commit_reveal)}
     db_url = settings.sqlalchemy_url()
-    return dispatch(submissions.submit_chain_job(db_url, key, "submit", proof_id, params))
+    return dispatch(submissions.submit_chain_job(db_url, store, key, "submit", proof_id, params))

@@ -18,9 +18,9 @@ from prover.api.deps import (
 )
 from prover.api.responses import BODY, errors
 from prover.api.routes.pages import add_list_route
-from prover.api.schemas import CompileAccepted, CompileForm
+from prover.api.schemas import CompileAccepted, CompileForm, CostEstimate
 from prover.api.uploads import json_part, saved_model
-from prover.service import queries, submissions
+from prover.service import estimates, queries, submissions
 
 router = APIRouter()
 
@@ -53,6 +53,27 @@ def submit_model(
         return dispatch(
             submissions.submit_compile(db_url, store, settings, key, path, cal, options)
         )
+
+
+@router.post("/v1/estimates", response_model=CostEstimate, responses=errors(*BODY))
+def estimate_model(
+    key: Submitter,
+    settings: SettingsDep,
+    store: StoreDep,
+    model: Annotated[UploadFile, File(description="ONNX model file")],
+    options: Annotated[CompileForm, Form()],
+    calibration: Annotated[
+        UploadFile | None, File(description="calibration data (ezkl input.json, ...)")
+    ] = None,
+) -> dict[str, Any]:
+    """Predict what compiling this model (the compile form of ``POST /v1/models``) would
+    cost, before any setup: rows, logrows, proving-key bytes, peak memory and prove time
+    of the circuit the compile would choose, and whether its proofs fit a worker. Runs
+    ezkl's calibration (seconds to a minute); nothing is stored."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = saved_model(model, Path(tmp))
+        cal = None if calibration is None else json_part(calibration, "calibration")
+        return estimates.estimate_compile(store, settings, path, cal, options)
 
 
 @router.get("/v1/models/{model_id}", responses=errors())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from prover.api.deps import (
@@ -20,6 +20,7 @@ from prover.api.responses import JSON_BODY, errors
 from prover.api.routes.pages import add_list_route
 from prover.api.schemas import ProofAccepted, ProofRequest, ProofView, VerifyResult
 from prover.service import queries, submissions
+from prover.service.capacity import pool_capacity
 
 router = APIRouter()
 
@@ -28,7 +29,7 @@ router = APIRouter()
     "/v1/circuits/{circuit_id}/proofs",
     status_code=202,
     response_model=ProofAccepted,
-    responses=errors(409, *JSON_BODY),
+    responses=errors(409, 413, *JSON_BODY),
     dependencies=JSON_ONLY,
 )
 def request_proof(
@@ -40,9 +41,13 @@ def request_proof(
     dispatch: DispatcherDep,
 ) -> dict[str, Any]:
     """Request a proven inference (202; the job proves it). The input is checked
-    against the circuit's input shapes first; the same input twice is one proof."""
+    against the circuit's input shapes first; the same input twice is one proof. A
+    proof that needs more memory than a worker has is refused (413)."""
     db_url = settings.sqlalchemy_url()
-    accepted = submissions.request_proof(db_url, store, key, circuit_id, body.input, body.fresh)
+    capacity = pool_capacity(settings)
+    accepted = submissions.request_proof(
+        db_url, store, key, circuit_id, body.input, body.fresh, capacity, body.items
+    )
     return dispatch(accepted)
 
 
@@ -53,10 +58,20 @@ def get_proof(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -
 
 
 @router.get("/v1/proofs/{proof_id}/ezkl", responses=errors(409))
-def get_proof_file(proof_id: str, key: Owner, session: SessionDep, store: StoreDep) -> FileResponse:
-    """The proof in ezkl's own JSON format (`ezkl verify` accepts it)."""
-    path = queries.proof_file(session, store, key, proof_id)
-    return FileResponse(path, filename="proof.json")
+def get_proof_file(
+    proof_id: str,
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    segment: Annotated[
+        int | None, Query(ge=0, description="of a proof in segments: which segment's proof")
+    ] = None,
+) -> FileResponse:
+    """The proof in ezkl's own JSON format (`ezkl verify` accepts it); of a proof in
+    segments, one segment's proof (each checks against that segment's circuit)."""
+    path = queries.proof_file(session, store, key, proof_id, segment)
+    name = "proof.json" if segment is None else f"proof-segment-{segment}.json"
+    return FileResponse(path, filename=name)
 
 
 @router.post(

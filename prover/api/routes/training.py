@@ -23,13 +23,14 @@ from prover.api.schemas import (
     ChainRequest,
     ChainResult,
     CompileAccepted,
+    FederatedRunRequest,
     JobAccepted,
     RunRequest,
     RunSummary,
     RunView,
 )
 from prover.api.uploads import json_part, saved_model
-from prover.service import training
+from prover.service import federated, training
 
 router = APIRouter(tags=["training"])
 
@@ -83,6 +84,37 @@ def submit_run(
     db_url = settings.sqlalchemy_url()
     return dispatch(
         training.submit_run(db_url, store, key, body.circuit_id, body.weights, body.batches)
+    )
+
+
+@router.post(
+    "/v1/training/federated-runs",
+    status_code=202,
+    response_model=RunSummary,
+    responses=errors(409, *JSON_BODY),
+    dependencies=JSON_ONLY,
+)
+def submit_federated_run(
+    body: FederatedRunRequest,
+    key: Submitter,
+    settings: SettingsDep,
+    store: StoreDep,
+    dispatch: DispatcherDep,
+) -> dict[str, Any]:
+    """Start a federated run: in each round every client proves one step from the same
+    global weights (one job per client, proven at once by as many workers), then one
+    aggregation proof averages them into the next round's weights (202). Read it, and
+    put it on the ledger, as a training run."""
+    return dispatch(
+        federated.submit_federated_run(
+            settings.sqlalchemy_url(),
+            store,
+            key,
+            body.circuit_id,
+            body.weights,
+            body.rounds,
+            body.client_weights,
+        )
     )
 
 

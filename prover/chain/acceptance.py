@@ -1,0 +1,64 @@
+"""Deploying and submitting by what a circuit or proof is: one circuit has one verifier and
+its results go to ProvenResults; a batch circuit's N results go there in one transaction
+(its batch size set once); a circuit in segments has a verifier per segment, and its
+results go to ProvenComposites, which checks every segment proof and link at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prover.chain.batches import deploy_batch_circuit, submit_batch
+from prover.chain.client import Chain
+from prover.chain.composites import deploy_composite, submit_composite
+from prover.chain.onchain import deploy_circuit, submit_result
+from prover.circuits.batch import read_layout
+from prover.errors import InvalidInputError
+from prover.store import ArtifactStore
+
+
+def deploy_any(
+    store: ArtifactStore, circuit_ref: str, chain: Chain, force: bool = False
+) -> dict[str, Any]:
+    """``deploy_circuit``; ``deploy_composite`` for a circuit in segments,
+    ``deploy_batch_circuit`` for a batch circuit."""
+    circuit = store.read_record("circuits", circuit_ref)
+    if circuit.get("type") == "segmented":
+        return deploy_composite(store, circuit_ref, chain, force)
+    if _is_batch(store, circuit):
+        return deploy_batch_circuit(store, circuit_ref, chain, force)
+    return deploy_circuit(store, circuit_ref, chain, force)
+
+
+def _is_batch(store: ArtifactStore, circuit: dict[str, Any]) -> bool:
+    return read_layout(store.path("models", circuit["model_id"]) / "model.onnx") is not None
+
+
+def _settles_at_once(store: ArtifactStore, record: dict[str, Any]) -> bool:
+    """Whether a proof is a batch's or a composite's: settled in one transaction."""
+    if record.get("type") == "composite":
+        return True
+    return _is_batch(store, store.read_record("circuits", record["circuit_id"]))
+
+
+def check_commit_reveal(store: ArtifactStore, proof_ref: str) -> None:
+    """``InvalidInputError`` for a proof that cannot be submitted with commit-reveal."""
+    if _settles_at_once(store, store.read_record("proofs", proof_ref)):
+        raise InvalidInputError(
+            f"proof {proof_ref} is a batch's or in segments: it is accepted in one "
+            "transaction, without commit-reveal"
+        )
+
+
+def submit_any(
+    store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
+) -> dict[str, Any]:
+    """``submit_result``; ``submit_batch`` for a batch proof, ``submit_composite`` for a
+    proof in segments (neither with commit-reveal: ``check_commit_reveal``)."""
+    record = store.read_record("proofs", proof_ref)
+    if not _settles_at_once(store, record):
+        return submit_result(store, proof_ref, chain, commit_reveal)
+    if commit_reveal:
+        check_commit_reveal(store, proof_ref)
+    if record.get("type") == "composite":
+        return submit_composite(store, proof_ref, chain)
+    return submit_batch(store, proof_ref, chain)

@@ -1,0 +1,332 @@
+"""Batch circuits: N inferences of one model proven in one circuit, so one proof (and one
+on-chain verification) carries N results.
+
+``batch_model`` writes the batch-N ONNX. Where the model runs a batch along its leading
+axis (a symbolic batch dim, or a fixed dim of 1 that onnxruntime shows the graph runs
+unchanged at N: the N-batch outputs equal the N single runs), the batch model is the same
+graph with that axis fixed to N ("axis" layout); otherwise it holds N copies of the graph
+side by side, names prefixed ``b{i}_``, inputs and outputs item-major ("copies" layout).
+The layout is kept in the ONNX file's metadata (``prover.batch``), so a stored circuit
+knows how to assemble a batch input and split a batch proof's outputs into N results.
+
+Public instances: with ``hashed`` input and output visibility a batch proof's instances
+stay a few field elements whatever N (axis: one hash per tensor; copies: one per item and
+tensor), which keeps calldata and verification gas flat as N grows.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.data import parse_sample, parse_samples
+from prover.circuits.intake import TensorSpec
+from prover.circuits.search import Progress
+from prover.config import Settings
+from prover.errors import InvalidInputError, InvalidModelError
+from prover.store import ArtifactStore
+
+METADATA_KEY = "prover.batch"
+_NUMPY: dict[int, type] = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+
+
+@dataclass(frozen=True)
+class BatchLayout:
+    """How a batch model holds N items: ``mode`` "axis" or "copies", and one item's
+    inputs and outputs (as the single model has them, a batch dim fixed to 1)."""
+
+    n: int
+    mode: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def to_json(self) -> str:
+        material = asdict(self)
+        material["inputs"] = [t.to_dict() for t in self.inputs]
+        material["outputs"] = [t.to_dict() for t in self.outputs]
+        return json.dumps(material, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchLayout:
+        raw = json.loads(text)
+        return cls(
+            int(raw["n"]),
+            str(raw["mode"]),
+            tuple(TensorSpec.from_dict(t) for t in raw["inputs"]),
+            tuple(TensorSpec.from_dict(t) for t in raw["outputs"]),
+        )
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
+    return [
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+        for d in value.type.tensor_type.shape.dim
+    ]
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    initializers = {t.name for t in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in initializers]
+
+
+def _item_spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    """One item's spec of a model input or output: a symbolic leading dim is the batch (1)."""
+    dims = _dims(value)
+    if any(d is None for d in dims[1:]):
+        raise InvalidModelError(
+            f"{value.name!r} has an unknown size on an axis other than the batch; "
+            "batch circuits need fixed shapes"
+        )
+    elem = value.type.tensor_type.elem_type
+    dtype = np.dtype(_NUMPY.get(elem, np.float32)).name
+    return TensorSpec(value.name, tuple(d or 1 for d in dims), dtype)
+
+
+def _set_leading(value: onnx.ValueInfoProto, n: int) -> None:
+    dims = value.type.tensor_type.shape.dim
+    if len(dims):
+        dims[0].Clear()
+        dims[0].dim_value = n
+
+
+def _axis_model(model: onnx.ModelProto, n: int) -> onnx.ModelProto:
+    """The graph with its leading axis fixed to n on every input and output."""
+    batched = copy.deepcopy(model)
+    del batched.graph.value_info[:]
+    for value in [*_graph_inputs(batched), *batched.graph.output]:
+        _set_leading(value, n)
+    return batched
+
+
+def _items_of(specs: tuple[TensorSpec, ...], n: int, seed: int) -> list[list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [
+        [rng.standard_normal(t.shape).astype(np.dtype(t.dtype)) for t in specs] for _ in range(n)
+    ]
+
+
+def _runs_batched(model: onnx.ModelProto, batched: onnx.ModelProto, layout: BatchLayout) -> bool:
+    """Whether onnxruntime gives the N single outputs when running the axis-batched graph
+    on the N items stacked along axis 0 (with at least two items, so that a graph which
+    mixes items is caught)."""
+    if any(len(t.shape) == 0 or t.shape[0] != 1 for t in (*layout.inputs, *layout.outputs)):
+        return False
+    n = max(layout.n, 2)
+    trial = _axis_model(model, n) if n != layout.n else batched
+    items = _items_of(layout.inputs, n, seed=7)
+    names = [t.name for t in layout.inputs]
+    try:
+        single = ort.InferenceSession(model.SerializeToString())
+        many = ort.InferenceSession(trial.SerializeToString())
+        together = many.run(
+            None, {k: np.concatenate([it[j] for it in items]) for j, k in enumerate(names)}
+        )
+        alone = [single.run(None, dict(zip(names, it, strict=True))) for it in items]
+    except Exception:  # any failure: the graph does not run batched
+        return False
+    for j, out in enumerate(together):
+        expected = np.concatenate([a[j] for a in alone])
+        if out.shape != expected.shape or not np.allclose(out, expected, rtol=1e-4, atol=1e-5):
+            return False
+    return True
+
+
+def _renamed(name: str, prefix: str, shared: set[str]) -> str:
+    return name if not name or name in shared else prefix + name
+
+
+def _prefixed_value(value: onnx.ValueInfoProto, prefix: str) -> onnx.ValueInfoProto:
+    """A copy's input or output: the name prefixed, a symbolic batch dim fixed to 1."""
+    item = copy.deepcopy(value)
+    item.name = prefix + value.name
+    dims = item.type.tensor_type.shape.dim
+    if len(dims) and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0):
+        _set_leading(item, 1)
+    return item
+
+
+def _copies_model(model: onnx.ModelProto, n: int) -> onnx.ModelProto:
+    """N copies of the graph in one, sharing the initializers (weights stored once)."""
+    graph = model.graph
+    shared = {t.name for t in graph.initializer}
+    subgraphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if any(a.type in subgraphs for node in graph.node for a in node.attribute):
+        raise InvalidModelError(
+            "a model with subgraphs (If, Loop, Scan) cannot be copied into a batch"
+        )
+    batched = copy.deepcopy(model)
+    for field in (batched.graph.node, batched.graph.input, batched.graph.output):
+        del field[:]
+    del batched.graph.value_info[:]
+    for i in range(n):
+        prefix = f"b{i}_"
+        for node in graph.node:
+            item = copy.deepcopy(node)
+            item.name = prefix + (node.name or node.op_type)
+            item.input[:] = [_renamed(x, prefix, shared) for x in node.input]
+            item.output[:] = [_renamed(x, prefix, shared) for x in node.output]
+            batched.graph.node.append(item)
+        batched.graph.input.extend(_prefixed_value(v, prefix) for v in _graph_inputs(model))
+        batched.graph.output.extend(_prefixed_value(v, prefix) for v in graph.output)
+    batched.graph.input.extend(v for v in graph.input if v.name in shared)
+    return batched
+
+
+BATCH_MODES = ("auto", "axis", "copies")
+
+
+def batch_model(model_path: Path, n: int, out_path: Path, mode: str = "auto") -> Path:
+    """Write the batch-``n`` ONNX of a model to ``out_path`` (see the module docstring);
+    its layout is in the file's metadata (``read_layout``).
+
+    ``mode`` "auto" batches along the leading axis where the graph runs batched, else
+    copies; "copies" always copies (ezkl proves an N-row matrix product with an extra
+    Freivalds argument, whose columns cost verifier code and gas; N copies keep the
+    single model's circuit shape); "axis" refuses a graph that does not run batched.
+    """
+    if not 1 <= n <= 1024:
+        raise InvalidInputError(f"batch size {n} must be between 1 and 1024")
+    if mode not in BATCH_MODES:
+        raise InvalidInputError(f"batch mode {mode!r} is not one of {', '.join(BATCH_MODES)}")
+    try:
+        model = onnx.load(str(model_path))
+    except Exception as exc:
+        raise InvalidModelError(f"{model_path} is not a readable ONNX model: {exc}") from exc
+    if read_layout(model) is not None:
+        raise InvalidModelError(f"{model_path} is already a batch model")
+    inputs = tuple(_item_spec(v) for v in _graph_inputs(model))
+    outputs = tuple(_item_spec(v) for v in model.graph.output)
+    layout = BatchLayout(n, "axis", inputs, outputs)
+    batched = _axis_model(model, n)
+    if mode == "copies" or not _runs_batched(model, batched, layout):
+        if mode == "axis":
+            raise InvalidModelError(
+                f"{model_path} does not run batched along its leading axis; use copies"
+            )
+        layout = BatchLayout(n, "copies", inputs, outputs)
+        batched = _copies_model(_axis_model(model, 1), n)
+    entry = batched.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, layout.to_json()
+    onnx.checker.check_model(batched)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(batched, str(out_path))
+    return out_path
+
+
+def read_layout(model: onnx.ModelProto | Path) -> BatchLayout | None:
+    """A batch model's layout, None for a model that is not one."""
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model), load_external_data=False)
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            return BatchLayout.from_json(entry.value)
+    return None
+
+
+def check_layout(layout: BatchLayout, circuit: dict[str, Any]) -> None:
+    """Refuse a layout that does not describe the circuit's own inputs and outputs (a
+    model's metadata is the uploader's word: N results must be N items in the circuit)."""
+    for what, items in (("inputs", layout.inputs), ("outputs", layout.outputs)):
+        actual = [tuple(t["shape"]) for t in circuit[what]]
+        if layout.mode == "axis":
+            expected = [(layout.n, *t.shape[1:]) for t in items]
+        else:
+            expected = [t.shape for _ in range(layout.n) for t in items]
+        if actual != expected:
+            raise InvalidModelError(
+                f"the circuit's {what} {actual} are not {layout.n} items of "
+                f"{[t.shape for t in items]} ({layout.mode} layout): not a batch circuit"
+            )
+
+
+def batch_input(layout: BatchLayout, items: list[Any]) -> dict[str, list[list[float]]]:
+    """The batch model's input (ezkl's ``input_data``) from exactly N single inputs, each
+    in any form a single proof accepts."""
+    if len(items) != layout.n:
+        raise InvalidInputError(f"a batch of {layout.n} needs {layout.n} inputs; got {len(items)}")
+    samples = [parse_sample(item, list(layout.inputs)) for item in items]
+    return _laid_out(layout, samples)
+
+
+def _laid_out(layout: BatchLayout, samples: list[list[np.ndarray]]) -> dict[str, list[list[float]]]:
+    """Items laid out as the batch model takes them: per input stacked (axis), or each
+    item's inputs in turn (copies); several batches of N are laid end to end."""
+    batches = [samples[i : i + layout.n] for i in range(0, len(samples), layout.n)]
+    if layout.mode == "axis":
+        per_input = [
+            np.concatenate([s[j] for s in samples]).tolist() for j in range(len(layout.inputs))
+        ]
+        return {"input_data": per_input}
+    slots: list[list[float]] = [[] for _ in range(layout.n * len(layout.inputs))]
+    for batch in batches:
+        for i, sample in enumerate(batch):
+            for j, values in enumerate(sample):
+                slots[i * len(layout.inputs) + j].extend(values.tolist())
+    return {"input_data": slots}
+
+
+def batch_calibration(layout: BatchLayout, calibration: Any) -> dict[str, list[list[float]]]:
+    """Calibration data for the batch model from a single model's: its samples grouped
+    into batches of N (the last filled from the first), so every sample is seen."""
+    samples = parse_samples(calibration, list(layout.inputs))
+    count = math.ceil(len(samples) / layout.n) * layout.n
+    return _laid_out(layout, [samples[i % len(samples)] for i in range(count)])
+
+
+def split_outputs(layout: BatchLayout, outputs: list[Any]) -> list[list[np.ndarray]]:
+    """A batch proof's outputs (its record's ``outputs``) as N results, each shaped like
+    a single proof's outputs of the model."""
+    arrays = [np.asarray(o, dtype=np.float64) for o in outputs]
+    width = len(layout.outputs)
+    if layout.mode == "axis":
+        if len(arrays) != width:
+            raise InvalidInputError(f"expected {width} output tensors, got {len(arrays)}")
+        return [[a[i : i + 1] for a in arrays] for i in range(layout.n)]
+    if len(arrays) != width * layout.n:
+        raise InvalidInputError(f"expected {width * layout.n} output tensors, got {len(arrays)}")
+    return [arrays[i * width : (i + 1) * width] for i in range(layout.n)]
+
+
+def stored_layout(store: ArtifactStore, circuit: dict[str, Any]) -> BatchLayout:
+    """The layout of a stored batch circuit, checked against its shapes;
+    ``InvalidInputError`` for a circuit that is not a batch circuit."""
+    layout = read_layout(store.path("models", circuit["model_id"]) / "model.onnx")
+    if layout is None:
+        raise InvalidInputError(
+            f"circuit {circuit['id'][:16]} is not a batch circuit; compile the model "
+            "with compile_batch (or a model made by batch_model)"
+        )
+    check_layout(layout, circuit)
+    return layout
+
+
+def compile_batch(
+    model_path: Path,
+    n: int,
+    calibration: Any | None,
+    options: CompileOptions,
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+    mode: str = "auto",
+) -> dict[str, Any]:
+    """Compile (or fetch) the batch-``n`` circuit of a model with the settings search; the
+    single model's calibration samples are grouped into batches of ``n``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"{Path(model_path).stem}.batch{n}.onnx"
+        path = batch_model(model_path, n, Path(tmp) / name, mode)
+        layout = read_layout(path)
+        assert layout is not None
+        data = None if calibration is None else batch_calibration(layout, calibration)
+        return compile_model(path, data, options, store, settings, progress)

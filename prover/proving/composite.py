@@ -1,0 +1,341 @@
+"""Proofs on segmented circuits: witness the chain once, prove segments anywhere, compose.
+
+Witness generation is sequential (segment i+1 reads segment i's outputs) but cheap, so
+``prepare_segments`` does it all in one place and stages the witnesses in the store
+(``<store>/segment-work/<proof id>/segment-<i>/``); any worker can then ``prove_segment``
+one index, and ``compose`` checks every segment proof and every link before it publishes
+one composite proof record in ``proofs/<proof id>``.
+
+A link holds when the two proofs expose the same thing for the tensor at the cut: the same
+KZG commitment points at the head of the proofs (polycommit; a verified proof binds the
+column those points commit to), or the same Poseidon hash instances (hashed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ezkl
+
+from prover.circuits.backend import prove_witness, verify_files
+from prover.circuits.intake import TensorSpec
+from prover.circuits.search import Progress
+from prover.circuits.segments import run_chain
+from prover.circuits.witness import rescaled_outputs
+from prover.errors import CircuitError, InvalidInputError, NotFoundError
+from prover.store import ArtifactStore, now_iso, remove_stale, write_json_atomic
+
+if TYPE_CHECKING:
+    from prover.proving.proofs import ProofPlan
+
+WORK = "segment-work"
+_POINT_BYTES = 64  # a G1 point in ezkl's (EVM) proof transcript: x and y, 32 bytes each
+
+
+def work_dir(store: ArtifactStore, proof_id: str) -> Path:
+    """Where a composite proof's witnesses and segment proofs wait to be composed."""
+    return store.root / WORK / proof_id
+
+
+def sweep_work(store: ArtifactStore, older_than_s: float) -> int:
+    """Remove the staged work of composite proofs never composed (their request failed or
+    was abandoned), older than any live proof could be; how many were removed."""
+    return remove_stale(store.root / WORK, older_than_s)
+
+
+def _segment_circuits(store: ArtifactStore, circuit: dict[str, Any]) -> list[dict[str, Any]]:
+    return [store.read_record("circuits", s["circuit_id"]) for s in circuit["segments"]]
+
+
+def _check_segmented(circuit: dict[str, Any]) -> None:
+    if circuit.get("type") != "segmented":
+        raise InvalidInputError(f"circuit {circuit['id'][:12]} is not a segmented circuit")
+
+
+def prepare_segments(store: ArtifactStore, plan: ProofPlan) -> list[dict[str, Any]]:
+    """Witness every segment in order and stage the witnesses; idempotent."""
+    circuit = plan.circuit
+    _check_segmented(circuit)
+    final = work_dir(store, plan.proof_id)
+    if (final / "prepared.json").is_file():
+        return list(json.loads((final / "prepared.json").read_text())["segments"])
+    staging = store.root / ".staging" / f"segments-{plan.proof_id[:16]}-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    try:
+        steps = run_chain(store, _segment_circuits(store, circuit), plan.sample, staging)
+        segments = [
+            {
+                "index": s["index"],
+                "circuit_id": circuit["segments"][s["index"]]["circuit_id"],
+                "witness_s": s["witness_s"],
+            }
+            for s in steps
+        ]
+        prepared = {
+            "proof_id": plan.proof_id,
+            "circuit_id": circuit["id"],
+            "input_digest": plan.input_digest,
+            "segments": segments,
+        }
+        (staging / "prepared.json").write_text(json.dumps(prepared, indent=2))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, final)
+        except OSError:  # another worker prepared the same proof first: same content
+            if not (final / "prepared.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return segments
+
+
+def _prepared(store: ArtifactStore, proof_id: str) -> dict[str, Any]:
+    path = work_dir(store, proof_id) / "prepared.json"
+    if not path.is_file():
+        raise NotFoundError(f"proof {proof_id[:12]} has no prepared segments (prepare_segments)")
+    prepared: dict[str, Any] = json.loads(path.read_text())
+    return prepared
+
+
+def prove_segment(
+    store: ArtifactStore, proof_id: str, index: int, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Prove one staged segment; answered from its earlier result when already proven."""
+    say = progress or (lambda _m, _f: None)
+    prepared = _prepared(store, proof_id)
+    if not 0 <= index < len(prepared["segments"]):
+        raise InvalidInputError(
+            f"segment index {index} is out of range: the proof has "
+            f"{len(prepared['segments'])} segments"
+        )
+    sdir = work_dir(store, proof_id) / f"segment-{index}"
+    if (sdir / "result.json").is_file():
+        return dict(json.loads((sdir / "result.json").read_text()))
+    circuit = store.read_record("circuits", prepared["segments"][index]["circuit_id"])
+    cdir = store.path("circuits", circuit["id"])
+    say(f"proving segment {index}", 0.1)
+    tmp = sdir / f".proof-{uuid.uuid4().hex}.json"
+    try:
+        prove_s = prove_witness(
+            cdir / "model.compiled",
+            cdir / "pk.key",
+            sdir / "witness.json",
+            tmp,
+            store.srs_path(circuit),
+            "polycommit" in circuit["visibility"].values(),
+        )
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise CircuitError(f"ezkl could not prove segment {index}: {exc}") from exc
+    os.replace(tmp, sdir / "proof.json")
+    result = {
+        "index": index,
+        "circuit_id": circuit["id"],
+        "timings": {
+            "witness_s": prepared["segments"][index]["witness_s"],
+            "prove_s": round(prove_s, 4),
+        },
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
+    write_json_atomic(sdir / "result.json", result)
+    say("done", 1.0)
+    return result
+
+
+def _point_bytes(proof: dict[str, Any], start: int, count: int) -> bytes:
+    raw = bytes(proof["proof"])
+    return raw[start * _POINT_BYTES : (start + count) * _POINT_BYTES]
+
+
+def link_failure(
+    link: str, left: dict[str, Any], right: dict[str, Any], counts: tuple[dict, dict]
+) -> str | None:
+    """Why two consecutive segment proofs (ezkl proof JSON) do not agree on their cut, or
+    None: the left one's output commitments (or hashes) must be the right one's input ones."""
+    left_counts, right_counts = counts
+    n_out, n_in = left_counts["outputs"], right_counts["inputs"]
+    if n_out != n_in or n_out == 0:
+        return f"the segments expose {n_out} and {n_in} link values"
+    if link == "polycommit":
+        start = left_counts["inputs"] + left_counts["params"]
+        same = _point_bytes(left, start, n_out) == _point_bytes(right, 0, n_in)
+        what = "output commitment"
+    else:
+        left_values = [v for row in left["instances"] for v in row]
+        right_values = [v for row in right["instances"] for v in row]
+        same = left_values[len(left_values) - n_out :] == right_values[:n_in]
+        what = "output hash"
+    return None if same else f"the {what} differs from the next segment's input"
+
+
+def check_segments(
+    store: ArtifactStore, circuit: dict[str, Any], proof_files: list[Path]
+) -> dict[str, Any]:
+    """Verify every segment proof against its circuit and every link between them."""
+    started = time.perf_counter()
+    segments, proofs, reason = [], [], None
+    for entry, path in zip(circuit["segments"], proof_files, strict=True):
+        seg = store.read_record("circuits", entry["circuit_id"])
+        cdir = store.path("circuits", seg["id"])
+        t0 = time.perf_counter()
+        if path.is_file():
+            valid, why = verify_files(
+                path, cdir / "settings.json", cdir / "vk.key", store.srs_path(seg)
+            )
+        else:
+            valid, why = False, "its proof file is missing"
+        segments.append(
+            {
+                "index": entry["index"],
+                "valid": valid,
+                "reason": why,
+                "verify_s": round(time.perf_counter() - t0, 4),
+            }
+        )
+        if not valid and reason is None:
+            reason = f"segment {entry['index']} does not verify: {why}"
+        proofs.append(json.loads(path.read_text()) if valid else None)
+    links = []
+    for link in circuit["links"]:
+        i, j = link["from"], link["to"]
+        left, right = proofs[i], proofs[j]
+        why = (
+            "a segment it joins does not verify"
+            if left is None or right is None
+            else link_failure(
+                circuit["link"],
+                left,
+                right,
+                (circuit["segments"][i]["link_values"], circuit["segments"][j]["link_values"]),
+            )
+        )
+        links.append({"from": i, "to": j, "valid": why is None, "reason": why})
+        if why is not None and reason is None:
+            reason = f"link {i}->{j} ({', '.join(link['tensors'])}): {why}"
+    return {
+        "valid": reason is None,
+        "reason": reason,
+        "segments": segments,
+        "links": links,
+        "verify_s": round(time.perf_counter() - started, 4),
+    }
+
+
+def _instances(proof_path: Path) -> list[list[str]]:
+    proof = json.loads(proof_path.read_text())
+    return [[ezkl.felt_to_big_endian(f) for f in row] for row in proof["instances"]]
+
+
+def compose(store: ArtifactStore, plan: ProofPlan) -> dict[str, Any]:
+    """Check every staged segment proof and link, then publish one composite proof record
+    (answered from the store when already composed)."""
+    if store.exists("proofs", plan.proof_id):
+        return {**store.read_record("proofs", plan.proof_id), "cached": True}
+    circuit = plan.circuit
+    _check_segmented(circuit)
+    prepared = _prepared(store, plan.proof_id)
+    wdir = work_dir(store, plan.proof_id)
+    results = []
+    for entry in prepared["segments"]:
+        path = wdir / f"segment-{entry['index']}" / "result.json"
+        if not path.is_file():
+            raise CircuitError(f"segment {entry['index']} has not been proven yet")
+        results.append(json.loads(path.read_text()))
+    files = [wdir / f"segment-{r['index']}" / "proof.json" for r in results]
+    check = check_segments(store, circuit, files)
+    if not check["valid"]:
+        raise CircuitError(f"the segment proofs do not compose: {check['reason']}")
+    last = json.loads((wdir / f"segment-{len(files) - 1}" / "witness.json").read_text())
+    outputs = rescaled_outputs(last, [TensorSpec.from_dict(t) for t in circuit["outputs"]])
+    with store.create("proofs", plan.proof_id) as out:
+        shutil.copyfile(wdir / "segment-0" / "input.json", out / "input.json")
+        for r, path in zip(results, files, strict=True):
+            shutil.copyfile(path, out / f"segment-{r['index']}.json")
+        instances = [_instances(path) for path in files]
+        record = _proof_record(plan, results, instances, [o.tolist() for o in outputs], check)
+        (out / "record.json").write_text(json.dumps(record, indent=2))
+    shutil.rmtree(wdir, ignore_errors=True)
+    return {**record, "cached": False}
+
+
+def _proof_record(
+    plan: ProofPlan,
+    results: list[dict],
+    instances: list[list[list[str]]],
+    outputs: list,
+    check: dict[str, Any],
+) -> dict[str, Any]:
+    circuit = plan.circuit
+    return {
+        "id": plan.proof_id,
+        "type": "composite",
+        "circuit_id": circuit["id"],
+        "model_id": circuit["model_id"],
+        "link": circuit["link"],
+        "created_at": now_iso(),
+        "input_digest": plan.input_digest,
+        "outputs": outputs,
+        "outputs_public": circuit["visibility"]["output"] == "public",
+        "segments": [
+            {
+                "index": r["index"],
+                "circuit_id": r["circuit_id"],
+                "proof_file": f"segment-{r['index']}.json",
+                "instances": instances[r["index"]],
+                "timings": r["timings"],
+                "worker": r["worker"],
+            }
+            for r in results
+        ],
+        "dev_srs": circuit["dev_srs"],
+        "timings": {
+            "witness_s": round(sum(r["timings"]["witness_s"] for r in results), 4),
+            "prove_s": round(sum(r["timings"]["prove_s"] for r in results), 4),
+            "prove_max_s": max(r["timings"]["prove_s"] for r in results),
+            "verify_s": check["verify_s"],
+        },
+    }
+
+
+def prove_composite(
+    store: ArtifactStore, plan: ProofPlan, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Prepare, prove every segment and compose, in this process (library and CLI)."""
+    say = progress or (lambda _m, _f: None)
+    if store.exists("proofs", plan.proof_id):
+        return {**store.read_record("proofs", plan.proof_id), "cached": True}
+    say("witness", 0.05)
+    segments = prepare_segments(store, plan)
+    for entry in segments:
+        fraction = 0.1 + 0.8 * entry["index"] / len(segments)
+        say(f"proving segment {entry['index'] + 1}/{len(segments)}", fraction)
+        prove_segment(store, plan.proof_id, entry["index"])
+    say("composing", 0.95)
+    record = compose(store, plan)
+    say("done", 1.0)
+    return record
+
+
+def verify_composite(store: ArtifactStore, proof_ref: str) -> dict[str, Any]:
+    """Check a stored composite proof off-chain: every segment proof against its circuit,
+    every link; the reason names the first failing segment or link."""
+    record = store.read_record("proofs", proof_ref)
+    if record.get("type") != "composite":
+        raise InvalidInputError(f"proof {record['id'][:12]} is not a composite proof")
+    circuit = store.read_record("circuits", record["circuit_id"])
+    pdir = store.path("proofs", record["id"])
+    files = [pdir / f"segment-{s['index']}.json" for s in circuit["segments"]]
+    check = check_segments(store, circuit, files)
+    return {
+        **check,
+        "proof_id": record["id"],
+        "circuit_id": circuit["id"],
+        "dev_srs": circuit["dev_srs"],
+    }
