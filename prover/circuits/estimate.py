@@ -93,3 +93,19 @@ def predict(settings: dict[str, Any]) -> dict[str, Any]:
         "setup_s": round(predict_quantity(settings, "setup_s"), 3),
         "prove_s": round(predict_quantity(settings, "prove_s"), 3),
     }
+
+
+def logrows_within(memory_bytes: int, num_inner_cols: int = 2, lookups: int = 1) -> int:
+    """The largest logrows whose proof is predicted to fit ``memory_bytes`` (for a circuit
+    of ``num_inner_cols`` columns and ``lookups`` lookup tables: a range check's, the
+    search's usual finalist), so that a memory budget can bound each segment's size."""
+    fitting = 0
+    for logrows in range(4, 27):
+        settings = {
+            "num_rows": 2**logrows,
+            "run_args": {"logrows": logrows, "num_inner_cols": num_inner_cols},
+            "required_lookups": [None] * lookups,
+        }
+        if BASELINE_BYTES + predict_quantity(settings, "prove_peak_bytes") <= memory_bytes:
+            fitting = logrows
+    return fitting

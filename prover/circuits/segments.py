@@ -38,12 +38,14 @@ from prover.circuits.backend import setup_keys
 from prover.circuits.compiler import (
     EZKL_VERSION,
     CompileOptions,
+    CompilePlan,
     build_circuit,
     compile_limits,
     plan_compile,
     store_model,
 )
 from prover.circuits.data import Sample, to_ezkl_input
+from prover.circuits.estimate import logrows_within
 from prover.circuits.intake import FloatReference, ModelInfo
 from prover.circuits.sandbox import run_limited
 from prover.circuits.search import Progress, Visibility
@@ -293,9 +295,10 @@ def plan_segmented(
     segments: int | None = None,
     max_logrows: int | None = None,
     link: LinkChoice = "auto",
+    cuts: list[str] | None = None,
 ) -> SegmentedPlan:
-    """Check the request, choose the cuts (and, for ``link="auto"``, the link: see
-    ``choose_link``) and derive the composite circuit id."""
+    """Check the request, choose the cuts (unless given: ``plan_cuts``'s) and, for
+    ``link="auto"``, the link (see ``choose_link``), and derive the composite circuit id."""
     if link not in ("auto", *LINKS):
         raise InvalidInputError(f"link {link!r} is not one of auto, {', '.join(LINKS)}")
     if options.strategy != "search":
@@ -309,7 +312,7 @@ def plan_segmented(
             f"cannot split this model: onnxruntime cannot run it ({base.info.unchecked}), and "
             "the segments are calibrated on the float tensors at each cut"
         )
-    cuts = plan_cuts(Path(model_path), segments, max_logrows, settings)
+    cuts = cuts or plan_cuts(Path(model_path), segments, max_logrows, settings)
     if not cuts:
         raise InvalidInputError(
             "the model fits max_logrows in one circuit; compile it unsplit instead"
@@ -576,6 +579,46 @@ def _accuracy(
         "argmax_agreement": float(np.mean(agree)) if agree else None,
         "samples": len(plan.samples),
     }
+
+
+def plan_any(
+    model_path: Path,
+    calibration: Any | None,
+    options: CompileOptions,
+    settings: Settings,
+    segments: int | None = None,
+    max_logrows: int | None = None,
+    max_memory_bytes: int | None = None,
+) -> CompilePlan | SegmentedPlan:
+    """The plan of a compile request: one circuit, or the model in segments (``segments``
+    of them, or as few as keep each within 2^``max_logrows`` rows and a proof within
+    ``max_memory_bytes``: a worker's memory, see ``estimate.logrows_within``). A model
+    that fits within those bounds unsplit is one circuit."""
+    if max_memory_bytes is not None:
+        fitting = logrows_within(max_memory_bytes)
+        max_logrows = fitting if max_logrows is None else min(max_logrows, fitting)
+    plan = plan_compile(model_path, calibration, options, settings)  # intake first
+    if segments is None and max_logrows is None:
+        return plan
+    cuts = plan_cuts(Path(model_path), segments, max_logrows, settings)
+    if not cuts:
+        return plan
+    return plan_segmented(
+        model_path, calibration, options, settings, segments, max_logrows, cuts=cuts
+    )
+
+
+def build_any(
+    plan: CompilePlan | SegmentedPlan,
+    options: CompileOptions,
+    store: ArtifactStore,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """``build_segmented`` or ``build_circuit``, as ``plan_any`` planned."""
+    if isinstance(plan, SegmentedPlan):
+        return build_segmented(plan, options, store, settings, progress)
+    return build_circuit(plan, options, store, settings, progress)
 
 
 def build_segmented(

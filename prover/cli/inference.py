@@ -136,9 +136,9 @@ def compile_locally(
 ) -> dict[str, Any]:
     """compile on this machine: one circuit, a batch-N circuit, or a model in segments."""
     from prover.circuits.batch import compile_batch
-    from prover.circuits.compiler import compile_model
-    from prover.circuits.segments import build_segmented, plan_segmented
+    from prover.circuits.segments import build_any, plan_any
     from prover.errors import InvalidInputError
+    from prover.service.capacity import own_capacity
 
     settings: Settings = get_settings()
     if srs is not None:
@@ -151,12 +151,11 @@ def compile_locally(
                 raise InvalidInputError("a model is compiled in segments or as a batch, not both")
             n = request.batch_size
             return compile_batch(model, n, data, options, store(), settings, update, "copies")
-        if request.segmented:
-            plan = plan_segmented(
-                model, data, options, settings, request.segments, request.max_logrows
-            )
-            return build_segmented(plan, options, store(), settings, update)
-        return compile_model(model, data, options, store(), settings, update)
+        memory = own_capacity(settings) if request.fit_workers else None
+        plan = plan_any(
+            model, data, options, settings, request.segments, request.max_logrows, memory
+        )
+        return build_any(plan, options, store(), settings, update)
 
 
 @app.command()
@@ -175,6 +174,7 @@ def compile(
     reusable_verifier: bool = request_option("reusable_verifier"),
     segments: int | None = request_option("segments"),
     max_logrows: int | None = request_option("max_logrows"),
+    fit_workers: bool = request_option("fit_workers"),
     batch_size: int | None = request_option("batch_size"),
     srs: Path | None = typer.Option(None, help="Ceremony SRS file (overrides PROVER_SRS_PATH)."),
     estimate: bool = typer.Option(
@@ -200,6 +200,7 @@ def compile(
             "reusable_verifier": reusable_verifier,
             "segments": segments,
             "max_logrows": max_logrows,
+            "fit_workers": fit_workers,
             "batch_size": batch_size,
         }
         if estimate:

@@ -33,7 +33,7 @@ from prover.errors import CircuitError, InvalidInputError, NotFoundError
 from prover.store import ArtifactStore, now_iso, remove_stale, write_json_atomic
 
 if TYPE_CHECKING:
-    from prover.proving.proofs import ProofPlan
+    from prover.proving.plans import ProofPlan
 
 WORK = "segment-work"
 _POINT_BYTES = 64  # a G1 point in ezkl's (EVM) proof transcript: x and y, 32 bytes each

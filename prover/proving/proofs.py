@@ -6,52 +6,23 @@ import json
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ezkl
 
 from prover.circuits.backend import prove_witness, verify_files
-from prover.circuits.data import Sample, parse_sample, sample_digest_material
-from prover.circuits.intake import TensorSpec
 from prover.circuits.search import Progress
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.errors import CircuitError, InvalidInputError
-from prover.store import ArtifactStore, canonical_digest, now_iso
-
-
-def _specs(items: list[dict]) -> list[TensorSpec]:
-    return [TensorSpec.from_dict(t) for t in items]
+from prover.proving.plans import ProofPlan, plan_proof, tensor_specs
+from prover.store import ArtifactStore, now_iso
 
 
 def public_instances(proof_path: Path) -> list[list[str]]:
     """Public instances as big-endian 0x field elements (the order a verifier takes)."""
     proof = json.loads(proof_path.read_text())
     return [[ezkl.felt_to_big_endian(f) for f in row] for row in proof["instances"]]
-
-
-@dataclass(frozen=True)
-class ProofPlan:
-    """A checked proof request: the circuit record, the parsed input and the proof id."""
-
-    circuit: dict[str, Any]
-    sample: Sample
-    input_digest: str
-    proof_id: str
-
-
-def plan_proof(
-    store: ArtifactStore, circuit_ref: str, input_obj: Any, fresh: bool = False
-) -> ProofPlan:
-    """Check an input against a stored circuit and derive the proof id (no proving)."""
-    circuit = store.read_record("circuits", circuit_ref)
-    sample = parse_sample(input_obj, _specs(circuit["inputs"]))
-    input_digest = canonical_digest(sample_digest_material(sample))
-    identity = {"circuit": circuit["id"], "input": input_digest}
-    if fresh:
-        identity["nonce"] = uuid.uuid4().hex
-    return ProofPlan(circuit, sample, input_digest, canonical_digest(identity))
 
 
 def prove_input(
@@ -119,7 +90,7 @@ def build_proof(
         if not valid:
             raise CircuitError(f"the fresh proof does not verify ({reason}); the circuit is broken")
         proof_json = json.loads((out / "proof.json").read_text())
-        outputs = rescaled_outputs(witness, _specs(circuit["outputs"]))
+        outputs = rescaled_outputs(witness, tensor_specs(circuit["outputs"]))
         record = {
             "id": proof_id,
             "type": "proof",

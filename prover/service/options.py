@@ -59,6 +59,11 @@ class CompileRequest(BaseModel):
         description="split the model into as few segments as keep every one within 2^k rows",
     )
 
+    fit_workers: bool = Field(
+        False,
+        description="split the model into as few segments as each prove within a worker's "
+        "memory (PROVER_WORKER_MEMORY_BYTES of the largest worker; the machine's by default)",
+    )
     batch_size: int | None = Field(
         None,
         ge=2,
@@ -69,8 +74,8 @@ class CompileRequest(BaseModel):
 
     @property
     def segmented(self) -> bool:
-        """Whether the request asks for a model in segments."""
-        return self.segments is not None or self.max_logrows is not None
+        """Whether the request may split the model into segments."""
+        return self.segments is not None or self.max_logrows is not None or self.fit_workers
 
     @classmethod
     def parse(cls, requested: dict[str, Any]) -> CompileRequest:

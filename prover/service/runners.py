@@ -22,7 +22,7 @@ from prover.store import ArtifactStore
 
 if TYPE_CHECKING:  # web3 loads only on workers that run chain jobs
     from prover.chain.client import Chain
-    from prover.proving.proofs import ProofPlan
+    from prover.proving.plans import ProofPlan
 
 Track = Callable[[str, float], None]  # (phase, fraction done)
 
@@ -72,21 +72,23 @@ def _compile_model(
     settings: Settings,
     say: Progress,
 ) -> dict[str, Any]:
-    """An ordinary circuit, or a model in segments (one circuit each, and the composite)."""
-    from prover.circuits.compiler import build_circuit, plan_compile
-    from prover.circuits.segments import build_segmented, plan_segmented
+    """An ordinary circuit, or a model in segments (one circuit each, and the composite),
+    as the API planned it (``params["memory"]``: the worker memory it split to fit)."""
+    from prover.circuits.segments import build_any, plan_any
 
     request = CompileRequest.parse(params["options"])
     options = request.core_options(settings)
-    if request.segmented:
-        split = plan_segmented(
-            named, params["calibration"], options, settings, request.segments, request.max_logrows
-        )
-        _same_circuit(split.circuit_id, circuit_id)
-        return build_segmented(split, options, store, settings, say)
-    plan = plan_compile(named, params["calibration"], options, settings)
+    plan = plan_any(
+        named,
+        params["calibration"],
+        options,
+        settings,
+        request.segments,
+        request.max_logrows,
+        params.get("memory"),
+    )
     _same_circuit(plan.circuit_id, circuit_id)
-    return build_circuit(plan, options, store, settings, say)
+    return build_any(plan, options, store, settings, say)
 
 
 def _same_circuit(derived: str, requested: str | None) -> None:
@@ -107,7 +109,8 @@ def prove_inference(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from prover.proving.proofs import ProofPlan, build_proof
+    from prover.proving.plans import ProofPlan
+    from prover.proving.proofs import build_proof
 
     assert claim.params is not None and claim.subject_id is not None
     params = claim.params

@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session
 
 from prover.circuits.compiler import CompilePlan, plan_compile, store_model
 from prover.circuits.data import sample_digest_material, to_ezkl_input
-from prover.circuits.segments import SegmentedPlan, plan_segmented
+from prover.circuits.segments import SegmentedPlan, plan_any
 from prover.config import Settings
 from prover.errors import CapacityError, ConflictError, InvalidInputError, QuotaError
-from prover.proving.proofs import plan_proof
+from prover.proving.plans import plan_proof
 from prover.service import grants, jobs
+from prover.service.capacity import pool_capacity
 from prover.service.db import session_scope
 from prover.service.grants import SubjectType
 from prover.service.options import CompileRequest
@@ -133,15 +134,20 @@ def submit_compile(
         return _submit_batch_compile(
             db_url, store, settings, owner, model_path, calibration, requested
         )
-    if requested.segmented:
-        plan = plan_segmented(
-            model_path, calibration, options, settings, requested.segments, requested.max_logrows
-        )
-    else:
-        plan = plan_compile(model_path, calibration, options, settings)
+    memory = pool_capacity(settings) if requested.fit_workers else None
+    plan = plan_any(
+        model_path,
+        calibration,
+        options,
+        settings,
+        requested.segments,
+        requested.max_logrows,
+        memory,
+    )
     params = {
         "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
         "options": requested.settled(settings),
+        "memory": memory,  # the worker memory split to: the worker plans the same cuts
     }
     return accept_compile(db_url, store, owner, plan, params)
 

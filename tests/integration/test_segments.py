@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from helpers.models import calibration_data
-from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.compiler import CompileOptions, CompilePlan, compile_model
 from prover.circuits.intake import FloatReference, TensorSpec
 from prover.circuits.search import SearchSpace
-from prover.circuits.segments import build_segmented, plan_segmented
+from prover.circuits.segments import SegmentedPlan, build_segmented, plan_any, plan_segmented
 from prover.config import Settings
-from prover.errors import CircuitError
+from prover.errors import CircuitError, InvalidInputError
 from prover.proving.composite import (
     compose,
     prepare_segments,
@@ -211,3 +211,26 @@ def test_compose_refuses_a_staged_segment_of_another_input(env: tuple, poly2: di
     with pytest.raises(CircuitError, match="link 0->1"):
         compose(store, plan)
     assert not store.exists("proofs", plan.proof_id)
+
+
+def test_a_worker_memory_budget_chooses_the_segments(env: tuple, tmp_path: Path) -> None:
+    """``plan_any``: a budget too small for the whole model splits it into as few segments
+    as fit; a budget that holds it keeps one circuit; one no segment fits is refused,
+    naming what a segment needs."""
+    import torch
+
+    from prover.circuits.export import export_onnx
+
+    _model, settings, _store = env
+    torch.manual_seed(3)
+    layers = [torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU()]
+    model = export_onnx(
+        torch.nn.Sequential(*layers, torch.nn.Linear(16, 2)), torch.zeros(1, 4), tmp_path / "m.onnx"
+    )
+    cal = calibration_data(8)
+    whole = plan_any(model, cal, OPTIONS, settings, max_memory_bytes=2**33)
+    assert isinstance(whole, CompilePlan)
+    split = plan_any(model, cal, OPTIONS, settings, max_memory_bytes=150 * 2**20)
+    assert isinstance(split, SegmentedPlan) and len(split.cuts) == 1
+    with pytest.raises(InvalidInputError, match="needs about 2\\^10 rows"):
+        plan_any(model, cal, OPTIONS, settings, max_memory_bytes=125 * 2**20)

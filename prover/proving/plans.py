@@ -1,0 +1,40 @@
+"""A proof request checked against its circuit, before any proving: what both a single
+proof (``proofs``) and a proof in segments (``composite``) start from."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from prover.circuits.data import Sample, parse_sample, sample_digest_material
+from prover.circuits.intake import TensorSpec
+from prover.store import ArtifactStore, canonical_digest
+
+
+def tensor_specs(items: list[dict]) -> list[TensorSpec]:
+    """The tensor specs a circuit record lists (its ``inputs`` or ``outputs``)."""
+    return [TensorSpec.from_dict(t) for t in items]
+
+
+@dataclass(frozen=True)
+class ProofPlan:
+    """A checked proof request: the circuit record, the parsed input and the proof id."""
+
+    circuit: dict[str, Any]
+    sample: Sample
+    input_digest: str
+    proof_id: str
+
+
+def plan_proof(
+    store: ArtifactStore, circuit_ref: str, input_obj: Any, fresh: bool = False
+) -> ProofPlan:
+    """Check an input against a stored circuit and derive the proof id (no proving)."""
+    circuit = store.read_record("circuits", circuit_ref)
+    sample = parse_sample(input_obj, tensor_specs(circuit["inputs"]))
+    input_digest = canonical_digest(sample_digest_material(sample))
+    identity = {"circuit": circuit["id"], "input": input_digest}
+    if fresh:
+        identity["nonce"] = uuid.uuid4().hex
+    return ProofPlan(circuit, sample, input_digest, canonical_digest(identity))
