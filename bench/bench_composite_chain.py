@@ -1,11 +1,11 @@
 """Gas report: a segmented model's result accepted on chain in one transaction.
 
-The 4-8-6-2 ReLU MLP of tests/integration/test_composite_chain.py, cut after its first
-ReLU (K = 2) or after both (K = 3), each segment compiled at one pinned scale with
-``hashed`` or ``polycommit`` links; K = 1 is the unsplit model through ProvenResults, for
-comparison. For each, in a fresh temporary data dir and a fresh anvil chain: deploy and
-register (``deploy_composite``), the view check's gas (``verify_composite_onchain``) and
-the submission's gas (``submit_composite``).
+A 4-8-6-2 ReLU MLP split by the product's own planner into K = 2 or 3 segments
+(``plan_segmented``: one pinned scale, ``hashed`` or ``polycommit`` links), proven with
+``prove_composite``; K = 1 is the unsplit model through ProvenResults, for comparison. For
+each, in a fresh temporary data dir and a fresh anvil chain: deploy and register
+(``deploy_composite``), the view check's gas (``verify_composite_onchain``) and the
+submission's gas (``submit_composite``).
 
 Run from the repository root (needs scripts/setup.sh's npm packages)::
 
@@ -17,49 +17,59 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from common import format_table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
-
-from test_composite_chain import (  # noqa: E402 - the tests' segment fixtures
-    CUTS,
-    SAMPLE,
-    SPACES,
-    build_composite,
-    make_mlp3,
-    prove_segments,
-    store_composite_proof,
-)
-
-from helpers.models import calibration_data  # noqa: E402
-from prover.chain.client import connect  # noqa: E402
-from prover.chain.composites import (  # noqa: E402
+from prover.chain.client import connect
+from prover.chain.composites import (
     deploy_composite,
     submit_composite,
     verify_composite_onchain,
 )
-from prover.chain.node import ANVIL_DEV_KEY, LocalChain  # noqa: E402
-from prover.chain.onchain import deploy_circuit, submit_result, verify_onchain  # noqa: E402
-from prover.circuits.compiler import CompileOptions, compile_model  # noqa: E402
-from prover.config import Settings  # noqa: E402
-from prover.proving.proofs import prove_input  # noqa: E402
-from prover.store import ArtifactStore  # noqa: E402
+from prover.chain.node import ANVIL_DEV_KEY, LocalChain
+from prover.chain.onchain import deploy_circuit, submit_result, verify_onchain
+from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.search import SearchSpace
+from prover.circuits.segments import build_segmented, plan_segmented
+from prover.config import Settings
+from prover.proving.composite import prove_composite
+from prover.proving.plans import plan_proof
+from prover.proving.proofs import prove_input
+from prover.store import ArtifactStore
 
 COLUMNS = ("link", "K", "logrows", "deploy gas", "register gas", "check gas", "submit gas")
 
 
+SAMPLE = [0.5, -1.25, 0.75, 2.0]
+OPTIONS = CompileOptions(space=SearchSpace(scales=(10,), legs=(2,), inner_cols=(2,)), measure_top=1)
+
+
+def make_mlp3(path: Path) -> Path:
+    """The 4-8-6-2 ReLU MLP (two single-tensor cut points: after each ReLU)."""
+    import torch
+
+    from prover.circuits.export import export_onnx
+
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6), torch.nn.ReLU()]
+    return export_onnx(torch.nn.Sequential(*layers, torch.nn.Linear(6, 2)), torch.zeros(1, 4), path)
+
+
+def calibration() -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    return {"input_data": [rng.standard_normal(4 * 12).round(4).tolist()]}
+
+
 def _unsplit(root: Path) -> dict[str, Any]:
-    settings = Settings(data_dir=root / "data")
+    settings = Settings(data_dir=root / "data", measure_top=1)
     store = ArtifactStore(settings.data_dir)
-    options = CompileOptions(space=SPACES["hashed"], measure_top=1)
     model = make_mlp3(root / "mlp3.onnx")
-    circuit = compile_model(model, calibration_data(), options, store, settings)
+    circuit = compile_model(model, calibration(), OPTIONS, store, settings)
     proof = prove_input(store, circuit["id"], {"input_data": [SAMPLE]})
     with LocalChain() as node:
         chain = connect(node.rpc_url, ANVIL_DEV_KEY)
@@ -79,13 +89,13 @@ def _unsplit(root: Path) -> dict[str, Any]:
 
 def measure(root: Path, mode: str, count: int) -> dict[str, Any]:
     """Build, prove and submit one composite; its gas figures."""
-    settings = Settings(data_dir=root / "data")
+    settings = Settings(data_dir=root / "data", measure_top=1)
     store = ArtifactStore(settings.data_dir)
     model = make_mlp3(root / "mlp3.onnx")
-    composite = build_composite(store, settings, model, CUTS[: count - 1], mode)
-    proofs = prove_segments(store, composite, SAMPLE)
-    proof_id = store_composite_proof(store, composite, proofs)
-    logrows = [store.read_record("circuits", p["circuit_id"])["logrows"] for p in proofs]
+    plan = plan_segmented(model, calibration(), OPTIONS, settings, count, link=mode)
+    composite = build_segmented(plan, OPTIONS, store, settings)
+    proof_id = prove_composite(store, plan_proof(store, composite["id"], [SAMPLE]))["id"]
+    logrows = [s["logrows"] for s in composite["segments"]]
     with LocalChain() as node:
         chain = connect(node.rpc_url, ANVIL_DEV_KEY)
         deployed = deploy_composite(store, composite["id"], chain)

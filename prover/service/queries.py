@@ -139,7 +139,8 @@ def _batch_results(store: ArtifactStore, record: dict[str, Any]) -> list[dict[st
     from prover.chain.batches import batch_results
     from prover.circuits.batch import read_layout
 
-    if read_layout(store.path("models", record["model_id"]) / "model.onnx") is None:
+    model_id = store.read_record("circuits", record["circuit_id"])["model_id"]
+    if read_layout(store.path("models", model_id) / "model.onnx") is None:
         return None
     return batch_results(store, record["id"])
 
