@@ -217,7 +217,12 @@ def batch_model(model_path: Path, n: int, out_path: Path, mode: str = "auto") ->
         batched = _copies_model(_axis_model(model, 1), n)
     entry = batched.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, layout.to_json()
-    onnx.checker.check_model(batched)
+    try:
+        onnx.checker.check_model(batched)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidModelError(
+            f"the batch-{n} model of {model_path} is not valid ONNX: {exc}"
+        ) from exc
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(batched, str(out_path))

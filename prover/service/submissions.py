@@ -164,8 +164,10 @@ def _submit_batch_compile(
     """A batch-N circuit: an ordinary circuit of the model's batch-N ONNX (N copies of the
     graph, its layout in the file's metadata), which is what the store keeps."""
     from prover.circuits.batch import batch_calibration, batch_model, read_layout
+    from prover.circuits.intake import load_model
 
     assert requested.batch_size is not None
+    load_model(model_path, settings)  # the upload passes intake (sandboxed) before any work
     with tempfile.TemporaryDirectory() as tmp:
         name = f"{model_path.stem}.batch{requested.batch_size}.onnx"
         path = batch_model(model_path, requested.batch_size, Path(tmp) / name, "copies")

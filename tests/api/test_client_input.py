@@ -4,6 +4,7 @@ found (schemathesis), and the status codes it found wrong."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from prover.api.app import create_app
 from prover.config import Settings
 from prover.service.db import session_scope
-from prover.service.tables import Proof
+from prover.service.tables import Circuit, Job, Proof
 
 Upload = Callable[..., httpx.Response]  # the ``upload`` fixture
 
@@ -130,3 +131,19 @@ def test_a_wrong_method_is_405_naming_every_allowed_one(alice: TestClient) -> No
         assert response.headers["allow"] == allowed
     response = alice.delete("/v1/jobs/x")
     assert response.status_code == 405 and response.headers["allow"] == "GET"
+
+
+def test_a_batch_of_a_broken_model_is_refused_before_any_batching(
+    alice: TestClient, model_bytes: bytes, count: Callable[[type[Any]], int]
+) -> None:
+    """Found by the fuzzer: an upload asking for a batch was batched (and checked by
+    onnx) before intake, so a model onnx refuses was a 500. Intake comes first now."""
+    import onnx
+
+    broken = onnx.load_from_string(model_bytes)
+    broken.ir_version = 0
+    files = {"model": ("m.onnx", broken.SerializeToString(), "application/octet-stream")}
+    response = alice.post("/v1/models", files=files, data={"batch_size": "2"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_model"
+    assert count(Circuit) == 0 and count(Job) == 0
