@@ -296,9 +296,12 @@ def plan_segmented(
     max_logrows: int | None = None,
     link: LinkChoice = "auto",
     cuts: list[str] | None = None,
+    base: CompilePlan | None = None,
 ) -> SegmentedPlan:
     """Check the request, choose the cuts (unless given: ``plan_cuts``'s) and, for
-    ``link="auto"``, the link (see ``choose_link``), and derive the composite circuit id."""
+    ``link="auto"``, the link (see ``choose_link``), and derive the composite circuit id.
+    ``base``: the whole model's ``plan_compile`` of this same request, when the caller
+    has it already (intake runs in a sandboxed child: once per request is enough)."""
     if link not in ("auto", *LINKS):
         raise InvalidInputError(f"link {link!r} is not one of auto, {', '.join(LINKS)}")
     if options.strategy != "search":
@@ -306,7 +309,8 @@ def plan_segmented(
             "a segmented circuit needs the settings search: its segments share one pinned "
             "scale, which ezkl's own calibration (ezkl-default) cannot keep"
         )
-    base = plan_compile(model_path, calibration, options, settings)
+    if base is None:
+        base = plan_compile(model_path, calibration, options, settings)
     if base.info.unchecked is not None:
         raise InvalidInputError(
             f"cannot split this model: onnxruntime cannot run it ({base.info.unchecked}), and "
@@ -604,7 +608,7 @@ def plan_any(
     if not cuts:
         return plan
     return plan_segmented(
-        model_path, calibration, options, settings, segments, max_logrows, cuts=cuts
+        model_path, calibration, options, settings, segments, max_logrows, cuts=cuts, base=plan
     )
 
 

@@ -12,6 +12,7 @@ under ``rounds``, named by its aggregation proof.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,27 +92,40 @@ def submit_federated_run(
         store.save_record("runs", run_id, record)
 
     def body(session: Session) -> Accepted:
-        run = session.get(TrainingRun, run_id)
-        enqueue = []
-        if run is None:
-            run = TrainingRun(
-                id=run_id,
-                circuit_id=circuit_id,
-                state="running",
-                steps_total=len(checked),
-                clients=clients,
-                proof_ids=[],
-                job_id="",
-            )
-            session.add(run)
-            enqueue.append(start_round(session, run, owner))
-        elif run.state == "failed":
-            enqueue.append(start_round(session, run, owner))
-        grants.grant(session, owner, "run", run_id)
-        grants.grant(session, owner, "job", run.job_id)
+        fresh = TrainingRun(
+            id=run_id,
+            circuit_id=circuit_id,
+            state="running",
+            steps_total=len(checked),
+            clients=clients,
+            proof_ids=[],
+            job_id="",
+        )
+        run, enqueue = accept_run(session, fresh, owner, start_round)
         return {**run_summary(run), "clients": clients}, enqueue
 
     return with_retry(db_url, body)
+
+
+def accept_run(
+    session: Session,
+    fresh: TrainingRun,
+    owner: str,
+    start_job: Callable[[Session, TrainingRun, str], tuple[str, str]],
+) -> tuple[TrainingRun, list[tuple[str, str]]]:
+    """The run ``fresh`` names, for ``owner``: added and started (``start_job``) if new,
+    restarted at its first unproven step or round if it failed, else left as it is; the key
+    may see it and its current job. Returns the run and the jobs to enqueue. Shared by
+    ``submit_federated_run`` and ``training.submit_run`` (here, since training imports
+    this module)."""
+    run = session.get(TrainingRun, fresh.id)
+    if run is None:
+        run = fresh
+        session.add(run)
+    enqueue = [start_job(session, run, owner)] if run is fresh or run.state == "failed" else []
+    grants.grant(session, owner, "run", run.id)
+    grants.grant(session, owner, "job", run.job_id)
+    return run, enqueue
 
 
 def start_round(session: Session, run: TrainingRun, owner: str) -> tuple[str, str]:

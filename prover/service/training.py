@@ -22,7 +22,7 @@ from prover.config import Settings
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
 from prover.service import grants, jobs
 from prover.service.db import session_scope
-from prover.service.federated import federated_view, put_federated_on_ledger
+from prover.service.federated import accept_run, federated_view, put_federated_on_ledger
 from prover.service.queries import run_summary
 from prover.service.submissions import (
     Accepted,
@@ -110,23 +110,15 @@ def submit_run(
         store.save_record("runs", run_id, record)
 
     def body(session: Session) -> Accepted:
-        run = session.get(TrainingRun, run_id)
-        enqueue = []
-        if run is None:
-            run = TrainingRun(
-                id=run_id,
-                circuit_id=circuit_id,
-                state="running",
-                steps_total=len(request["batches"]),
-                proof_ids=[],
-                job_id="",
-            )
-            session.add(run)
-            enqueue.append(start_step(session, run, owner))
-        elif run.state == "failed":  # resume after the last proven step
-            enqueue.append(start_step(session, run, owner))
-        grants.grant(session, owner, "run", run_id)
-        grants.grant(session, owner, "job", run.job_id)
+        fresh = TrainingRun(
+            id=run_id,
+            circuit_id=circuit_id,
+            state="running",
+            steps_total=len(request["batches"]),
+            proof_ids=[],
+            job_id="",
+        )
+        run, enqueue = accept_run(session, fresh, owner, start_step)
         for proof_id in run.proof_ids:
             grants.grant(session, owner, "proof", proof_id)
         return run_summary(run), enqueue

@@ -156,3 +156,8 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict:
         if job["state"] in ("succeeded", "failed"):
             return job
     raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+
+
+def overlapped(jobs: list[dict]) -> bool:
+    """Whether the jobs ran at the same time (each started before every other ended)."""
+    return max(j["started_at"] for j in jobs) < min(j["finished_at"] for j in jobs)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers.models import calibration_data
-from helpers.stack import Service, private_redis, wait_job
+from helpers.stack import Service, overlapped, private_redis, wait_job
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.circuits.intake import FloatReference, TensorSpec
 
@@ -60,10 +60,6 @@ def _upload(client: httpx.Client, model: Path, **form: str) -> httpx.Response:
     return client.post("/v1/models", files=files, data=form)
 
 
-def _overlap(jobs: list[dict]) -> bool:
-    return max(j["started_at"] for j in jobs) < min(j["finished_at"] for j in jobs)
-
-
 def test_one_proof_is_spread_over_two_workers_and_composed(service: Service, model: Path) -> None:
     key = service.key("segments")
     with service.client(key) as client:
@@ -86,7 +82,7 @@ def test_one_proof_is_spread_over_two_workers_and_composed(service: Service, mod
             if j.get("parent_id") == parent["job_id"]
         ]
         assert sorted(j["kind"] for j in children) == ["prove_segment", "prove_segment"]
-        assert _overlap(children), children  # proven at the same time, on both workers
+        assert overlapped(children), children  # proven at the same time, on both workers
         assert len({j["worker"] for j in children}) == 2
 
         proof = client.get(f"/v1/proofs/{asked.json()['proof_id']}").json()

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from helpers.files import write_json
 from helpers.models import make_mlp, step_batch, step_model
-from helpers.stack import Service, postgres_database, private_redis, wait_job
+from helpers.stack import Service, overlapped, postgres_database, private_redis, wait_job
 from prover.chain.client import connect
 from prover.chain.ledger import run_state, schedule_root
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
@@ -242,13 +242,6 @@ def test_a_run_goes_on_the_ledger_with_its_batch_schedule(
         assert session.scalar(ledger_jobs) == 2
 
 
-def _overlap(jobs: list[dict]) -> bool:
-    """Whether the jobs ran at the same time (each started before every other ended)."""
-    starts = [j["started_at"] for j in jobs]
-    ends = [j["finished_at"] for j in jobs]
-    return max(starts) < min(ends)
-
-
 def test_a_federated_round_is_proven_by_parallel_client_jobs_and_goes_on_the_ledger(
     service: Service, step_circuit: tuple[str, dict], step_files: tuple[Path, dict]
 ) -> None:
@@ -279,7 +272,7 @@ def test_a_federated_round_is_proven_by_parallel_client_jobs_and_goes_on_the_led
         for job in round_jobs:
             by_parent.setdefault(job["parent_id"], []).append(job)
         assert len(by_parent) == 2
-        assert any(_overlap(group) for group in by_parent.values())
+        assert any(overlapped(group) for group in by_parent.values())
         # The chain accepts the rounds in order.
         ledger = wait_job(
             client, client.post(f"/v1/training/runs/{run['run_id']}/ledger").json()["job_id"]

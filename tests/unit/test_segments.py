@@ -4,15 +4,19 @@ proofs: the proving paths are in tests/integration/test_segments.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers.models import calibration_data
-from prover.circuits.compiler import CompileOptions
+from prover.circuits import segments
+from prover.circuits.compiler import CompileOptions, CompilePlan
 from prover.circuits.segments import (
+    SegmentedPlan,
     balanced_cuts,
     cut_candidates,
     load_graph,
+    plan_any,
     plan_cuts,
     plan_segmented,
 )
@@ -104,6 +108,31 @@ def test_plan_segmented_checks_the_request(mlp_path: Path, settings: Settings) -
     explicit = plan_segmented(mlp_path, data, CompileOptions(), settings, 2, link="polycommit")
     assert explicit.circuit_id == first.circuit_id  # the same circuit, however chosen
     assert len({first.circuit_id, hashed.circuit_id, three.circuit_id}) == 3
+
+
+def test_plan_any_runs_intake_once(
+    mlp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A split request's intake (a sandboxed child) runs once; its plan is the one
+    ``plan_segmented`` makes on its own."""
+    planned = []
+    intake = segments.plan_compile
+
+    def counted(*args: Any) -> CompilePlan:
+        planned.append(args)
+        return intake(*args)
+
+    monkeypatch.setattr(segments, "plan_compile", counted)
+    # The link as choose_link would pick it, without laying the segments out (slow).
+    monkeypatch.setattr(segments, "choose_link", lambda *_: ("polycommit", "stub"))
+    data = calibration_data(4)
+    split = plan_any(mlp_path, data, CompileOptions(), settings, segments=2)
+    assert len(planned) == 1
+    alone = plan_segmented(mlp_path, data, CompileOptions(), settings, 2)
+    assert len(planned) == 2
+    assert isinstance(split, SegmentedPlan) and split.cuts == ("/0/Gemm_output_0",)
+    assert split.circuit_id == alone.circuit_id
+    assert split.calibration_digest == alone.calibration_digest
 
 
 def _proof(points: list[int], instances: list[str] | None = None) -> dict:
