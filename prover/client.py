@@ -81,10 +81,13 @@ class Client:
         """The service's cost estimate of compiling a model (nothing is stored)."""
         return self._call("POST", "/v1/estimates", **self._upload(model, calibration, options))
 
-    def request_proof(self, circuit_id: str, input_obj: Any, fresh: bool = False) -> dict[str, Any]:
-        return self._call(
-            "POST", f"/v1/circuits/{circuit_id}/proofs", json={"input": input_obj, "fresh": fresh}
-        )
+    def request_proof(
+        self, circuit_id: str, input_obj: Any, fresh: bool = False, batching: bool = False
+    ) -> dict[str, Any]:
+        """Ask for a proof of one input; with ``batching`` (a batch circuit), proven with
+        this key's other requests of the batch window."""
+        body = {"input": input_obj, "fresh": fresh, "batching": batching}
+        return self._call("POST", f"/v1/circuits/{circuit_id}/proofs", json=body)
 
     def deploy(self, circuit_id: str, force: bool = False) -> dict[str, Any]:
         return self._call("POST", f"/v1/circuits/{circuit_id}/deployments", json={"force": force})

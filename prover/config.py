@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # The memory one worker may give one proof (a circuit's or a segment's estimated
     # peak); unset: the machine's. A proof that needs more is refused, naming both.
     worker_memory_bytes: int | None = None
+    # Dynamic batching (a proof request with ``batching``, on a batch circuit): one key's
+    # requests for one circuit arriving within the window are proven in one batch proof
+    # of at most this many (and the circuit's N); a lone request waits the window at most.
+    batch_window_ms: int = Field(default=2000, ge=0, le=600_000)
+    batch_max: int = Field(default=64, ge=1, le=64)
 
     @model_validator(mode="after")
     def _production_key(self) -> Settings:

@@ -62,6 +62,9 @@ class ProofAccepted(BaseModel):
     proof_id: str
     job_id: str
     state: str = Field(description="proving, ready or failed")
+    batch_id: str | None = Field(
+        None, description="with batching: the batch this request joined (its job proves it)"
+    )
 
 
 class JobAccepted(BaseModel):
@@ -108,6 +111,11 @@ class ProofView(Open):
         None,
         description="a batch proof's results: each item's index, outputs and the key its "
         "result is accepted under on chain",
+    )
+    batch: dict[str, Any] | None = Field(
+        None,
+        description="a request proven in a batch (batching): its batch proof's id, its "
+        "position there, the batch's size and requests, and its on-chain result key",
     )
 
 
@@ -172,11 +180,19 @@ class ProofRequest(BaseModel):
         "input is given",
     )
     fresh: bool = Field(False, description="prove again even if this input was proven")
+    batching: bool = Field(
+        False,
+        description="for a batch circuit, with one input: prove it together with this "
+        "key's other requests of the circuit within PROVER_BATCH_WINDOW_MS (one batch "
+        "proof; this request keeps its own proof id, outputs and verification)",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> ProofRequest:
         if (self.input is None) == (self.items is None):
             raise ValueError("give the input, or (for a batch circuit) the items, not both")
+        if self.batching and self.items is not None:
+            raise ValueError("batching takes one input; items are a whole batch already")
         return self
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prover.chain.batches import deploy_batch_circuit, submit_batch
+from prover.chain.batches import deploy_batch_circuit, submit_batch, submit_request
 from prover.chain.client import Chain
 from prover.chain.composites import deploy_composite, submit_composite
 from prover.chain.onchain import deploy_circuit, submit_result
-from prover.circuits.batch import read_layout
+from prover.circuits.batch import is_batch_circuit
 from prover.errors import InvalidInputError
 from prover.store import ArtifactStore
 
@@ -24,20 +24,16 @@ def deploy_any(
     circuit = store.read_record("circuits", circuit_ref)
     if circuit.get("type") == "segmented":
         return deploy_composite(store, circuit_ref, chain, force)
-    if _is_batch(store, circuit):
+    if is_batch_circuit(store, circuit):
         return deploy_batch_circuit(store, circuit_ref, chain, force)
     return deploy_circuit(store, circuit_ref, chain, force)
-
-
-def _is_batch(store: ArtifactStore, circuit: dict[str, Any]) -> bool:
-    return read_layout(store.path("models", circuit["model_id"]) / "model.onnx") is not None
 
 
 def _settles_at_once(store: ArtifactStore, record: dict[str, Any]) -> bool:
     """Whether a proof is a batch's or a composite's: settled in one transaction."""
     if record.get("type") == "composite":
         return True
-    return _is_batch(store, store.read_record("circuits", record["circuit_id"]))
+    return is_batch_circuit(store, store.read_record("circuits", record["circuit_id"]))
 
 
 def check_commit_reveal(store: ArtifactStore, proof_ref: str) -> None:
@@ -52,8 +48,9 @@ def check_commit_reveal(store: ArtifactStore, proof_ref: str) -> None:
 def submit_any(
     store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
 ) -> dict[str, Any]:
-    """``submit_result``; ``submit_batch`` for a batch proof, ``submit_composite`` for a
-    proof in segments (neither with commit-reveal: ``check_commit_reveal``)."""
+    """``submit_result``; ``submit_batch`` for a batch proof (``submit_request`` for one
+    request proven in a batch), ``submit_composite`` for a proof in segments (none with
+    commit-reveal: ``check_commit_reveal``)."""
     record = store.read_record("proofs", proof_ref)
     if not _settles_at_once(store, record):
         return submit_result(store, proof_ref, chain, commit_reveal)
@@ -61,4 +58,6 @@ def submit_any(
         check_commit_reveal(store, proof_ref)
     if record.get("type") == "composite":
         return submit_composite(store, proof_ref, chain)
+    if record.get("type") == "batched":  # one request of a batch: the whole batch
+        return submit_request(store, proof_ref, chain)
     return submit_batch(store, proof_ref, chain)

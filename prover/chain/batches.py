@@ -158,3 +158,43 @@ def _accepted(
             for e in events
         ],
     }
+
+
+def request_result_key(record: dict[str, Any]) -> str:
+    """The on-chain key of a request proven in a batch (a ``batched`` record): its result
+    in its batch proof's settlement."""
+    instances = [int(value, 16) for row in record["instances"] for value in row]
+    key = batch_key(record["circuit_id"], instances)
+    return result_key(key, record["batch"]["position"])
+
+
+def submit_request(store: ArtifactStore, proof_ref: str, chain: Chain) -> dict[str, Any]:
+    """Settle a request proven in a batch: its batch proof, in one transaction for every
+    request in it (``submit_batch``). When an earlier request of the batch settled it,
+    nothing is sent: the request's result is on chain already, and the answer says where."""
+    record = store.read_record("proofs", proof_ref)
+    place = record["batch"]
+    settled = submit_batch(store, place["proof_id"], chain)
+    own = {
+        "proof_id": record["id"],
+        "batch_proof_id": place["proof_id"],
+        "position": place["position"],
+        "result_key": request_result_key(record),
+        "outputs": record["outputs"],
+    }
+    if settled["accepted"] or "AlreadyAccepted" not in str(settled["reason"]):
+        return {**settled, **own, "already_settled": False}
+    deployment = registered(store, record["circuit_id"], chain)
+    results = contract(chain, "ProvenResults", deployment["results_address"])
+    _circuit, prover, block = results.functions.results(
+        bytes.fromhex(settled["batch_key"][2:])
+    ).call()
+    return {
+        **settled,
+        **own,
+        "accepted": True,
+        "reason": None,
+        "already_settled": True,
+        "prover": prover,
+        "block": int(block),
+    }

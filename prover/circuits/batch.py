@@ -21,6 +21,7 @@ import json
 import math
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -303,10 +304,25 @@ def split_outputs(layout: BatchLayout, outputs: list[Any]) -> list[list[np.ndarr
     return [arrays[i * width : (i + 1) * width] for i in range(layout.n)]
 
 
+@lru_cache(maxsize=256)
+def _stored_model_layout(path: str) -> BatchLayout | None:
+    """``read_layout`` of a stored model, once per process: a stored model's path names
+    its content (the model id), so its layout never changes."""
+    return read_layout(Path(path))
+
+
+def is_batch_circuit(store: ArtifactStore, circuit: dict[str, Any]) -> bool:
+    """Whether a stored circuit is a batch circuit (its model carries a layout)."""
+    return (
+        _stored_model_layout(str(store.path("models", circuit["model_id"]) / "model.onnx"))
+        is not None
+    )
+
+
 def stored_layout(store: ArtifactStore, circuit: dict[str, Any]) -> BatchLayout:
     """The layout of a stored batch circuit, checked against its shapes;
     ``InvalidInputError`` for a circuit that is not a batch circuit."""
-    layout = read_layout(store.path("models", circuit["model_id"]) / "model.onnx")
+    layout = _stored_model_layout(str(store.path("models", circuit["model_id"]) / "model.onnx"))
     if layout is None:
         raise InvalidInputError(
             f"circuit {circuit['id'][:16]} is not a batch circuit; compile the model "

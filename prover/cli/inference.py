@@ -22,6 +22,7 @@ from prover.cli.inputs import KeyOpt, RpcOpt, connect_chain, load_data, store
 from prover.cli.output import JsonOpt, dev_warning, emit, progress, run_action
 from prover.cli.remote import RemoteOpt
 from prover.config import Settings, get_settings
+from prover.errors import InvalidInputError
 from prover.service.options import CompileRequest
 
 app = typer.Typer()
@@ -235,14 +236,21 @@ def prove(
     circuit_id: str = typer.Argument(..., help="Circuit id (or a unique prefix)."),
     input: Path = typer.Option(..., "--input", help="Input: ezkl input.json or nested lists."),
     fresh: bool = typer.Option(False, help="Prove again even if this input was proven."),
+    batching: bool = typer.Option(
+        False,
+        help="With --remote, on a batch circuit: prove it with this key's other requests "
+        "of the service's batch window (one batch proof, a result of its own).",
+    ),
     remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove one inference: witness + proof; prints the rescaled outputs."""
 
     def action() -> None:
+        if batching and not remote:
+            raise InvalidInputError("--batching gathers requests in the service: add --remote")
         if remote:
-            view = api.prove_input(circuit_id, input, fresh, as_json)
+            view = api.prove_input(circuit_id, input, fresh, as_json, batching)
             record = {**view, "id": view["proof_id"], "cached": False}
         else:
             from prover.proving.proofs import prove_input

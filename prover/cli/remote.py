@@ -62,10 +62,12 @@ def estimate(model: Path, calibration: Path | None, options: dict[str, Any]) -> 
         return service.estimate(model, calibration, **options)
 
 
-def prove_input(circuit_id: str, input_path: Path, fresh: bool, as_json: bool) -> dict[str, Any]:
+def prove_input(
+    circuit_id: str, input_path: Path, fresh: bool, as_json: bool, batching: bool = False
+) -> dict[str, Any]:
     """prove --remote: request a proof from the service and wait for it."""
     with client() as service:
-        accepted = service.request_proof(circuit_id, load_data(input_path), fresh)
+        accepted = service.request_proof(circuit_id, load_data(input_path), fresh, batching)
         wait_job(service, accepted["job_id"], not as_json)
         return service.proof(accepted["proof_id"])
 

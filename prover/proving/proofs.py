@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import ezkl
+import numpy as np
 
 from prover.circuits.backend import prove_witness, verify_files
 from prover.circuits.search import Progress
@@ -116,8 +117,15 @@ def build_proof(
 
 
 def proof_file(store: ArtifactStore, proof_ref: str) -> Path:
-    """The ezkl proof JSON of a stored proof (an id or a unique prefix)."""
-    return store.path("proofs", store.resolve("proofs", proof_ref)) / "proof.json"
+    """The ezkl proof JSON of a stored proof (an id or a unique prefix); of a request
+    proven in a batch, its batch proof's (``proving.batched``)."""
+    record = store.read_record("proofs", proof_ref)
+    return store.path("proofs", _proven_by(record)) / "proof.json"
+
+
+def _proven_by(record: dict[str, Any]) -> str:
+    """The id of the stored proof that holds a record's ezkl proof."""
+    return record["batch"]["proof_id"] if record.get("type") == "batched" else record["id"]
 
 
 def resolve_proof(
@@ -144,7 +152,7 @@ def resolve_proof(
                 "proofs (segment-<i>.json), not one proof file"
             )
         proof_id, circuit_ref = record["id"], circuit_ref or record["circuit_id"]
-        path = store.path("proofs", proof_id) / "proof.json"
+        path = store.path("proofs", _proven_by(record)) / "proof.json"
     return proof_id, path, store.read_record("circuits", circuit_ref)
 
 
@@ -156,6 +164,8 @@ def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None)
             from prover.proving.composite import verify_composite
 
             return verify_composite(store, record["id"])
+        if record.get("type") == "batched":  # its batch proof, and its place in it
+            return _verify_in_batch(store, record)
     proof_id, proof_path, circuit = resolve_proof(store, proof_ref, circuit_ref)
     cdir = store.path("circuits", circuit["id"])
     started = time.perf_counter()
@@ -172,12 +182,39 @@ def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None)
     }
 
 
+def _verify_in_batch(store: ArtifactStore, record: dict[str, Any]) -> dict[str, Any]:
+    """Check a request proven in a batch (``proving.batched``): its batch proof with
+    ezkl, and that its outputs are the ones the batch proof carries at its position."""
+    from prover.circuits.batch import split_outputs, stored_layout
+
+    place = record["batch"]
+    checked = verify(store, place["proof_id"])
+    batch = store.read_record("proofs", place["proof_id"])
+    layout = stored_layout(store, store.read_record("circuits", record["circuit_id"]))
+    expected = split_outputs(layout, batch["outputs"])[place["position"]]
+    same = all(
+        np.array_equal(np.asarray(got, dtype=np.float64), want)
+        for got, want in zip(record["outputs"], expected, strict=True)
+    )
+    reason = checked["reason"]
+    if checked["valid"] and not same:
+        reason = f"its outputs are not the batch proof's at position {place['position']}"
+    return {
+        **checked,
+        "valid": bool(checked["valid"] and same),
+        "reason": reason,
+        "proof_id": record["id"],
+        "batch_proof_id": place["proof_id"],
+        "position": place["position"],
+    }
+
+
 def export_proof(store: ArtifactStore, proof_ref: str, out: Path) -> Path:
     """Copy a proof in ezkl's own proof JSON format, for ezkl's tools to check."""
     record = store.read_record("proofs", proof_ref)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    shutil.copyfile(store.path("proofs", record["id"]) / "proof.json", tmp)
+    shutil.copyfile(proof_file(store, record["id"]), tmp)
     tmp.replace(out)
     return out

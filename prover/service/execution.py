@@ -114,11 +114,13 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
 def _wait_for_children(
     db: str, job_id: str, token: str, waiting: jobs.Waiting, settings: Settings, tracker: Tracker
 ) -> Outcome:
-    """A parent job whose children still work: back to the queue, its new children sent.
-    A child's end wakes it; the countdown is the fallback should that wake-up be lost."""
+    """A job that waits (for its children, or a batch for its window): back to the queue,
+    its new children sent. A child's end wakes a parent; the countdown is the fallback
+    should that wake-up be lost, or the time left of a batch's window."""
     tracker.close_phase()
     jobs.postpone(db, job_id, token, waiting.phase, waiting.progress)
-    return Outcome("queued", retry_in_s=settings.child_poll_s, follow_ups=waiting.follow_ups)
+    delay = settings.child_poll_s if waiting.retry_in_s is None else waiting.retry_in_s
+    return Outcome("queued", retry_in_s=delay, follow_ups=waiting.follow_ups)
 
 
 def _record_error(

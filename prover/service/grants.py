@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from prover.errors import NotFoundError
 from prover.service.tables import Grant, Job
 
-SubjectType = Literal["model", "circuit", "proof", "job", "run"]
+SubjectType = Literal["model", "circuit", "proof", "job", "run", "batch"]
 Row = TypeVar("Row")
 
 

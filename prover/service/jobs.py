@@ -122,7 +122,7 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
     now = utcnow()
     token = uuid.uuid4().hex
     with session_scope(db_url) as session:
-        taken = _updated(
+        taken = updated(
             session,
             update(Job)
             .where(
@@ -169,7 +169,7 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
     return claimed
 
 
-def _updated(session: Session, statement: Update) -> bool:
+def updated(session: Session, statement: Update) -> bool:
     """Run an UPDATE; whether it changed a row (the compare-and-set every lease step is)."""
     return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
@@ -181,7 +181,7 @@ def _held(job_id: str, token: str | None) -> Any:
 def renew(db_url: str, job_id: str, token: str, lease_s: float) -> bool:
     """Extend a lease; False when the lease was lost to another worker."""
     with session_scope(db_url) as session:
-        return _updated(
+        return updated(
             session,
             update(Job)
             .where(_held(job_id, token))
@@ -194,7 +194,7 @@ def report(
 ) -> bool:
     """Record progress of a held job."""
     with session_scope(db_url) as session:
-        return _updated(
+        return updated(
             session,
             update(Job)
             .where(_held(job_id, token))
@@ -213,7 +213,7 @@ def release(db_url: str, job_id: str, token: str, error: dict[str, Any] | None =
         "error": error,
     }
     with session_scope(db_url) as session:
-        return _updated(session, update(Job).where(_held(job_id, token)).values(**values))
+        return updated(session, update(Job).where(_held(job_id, token)).values(**values))
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
             )
         ).all()
         for job_id, kind, token in lapsed:
-            moved = _updated(
+            moved = updated(
                 session,
                 update(Job)
                 .where(_held(job_id, token), Job.lease_expires_at < now)
@@ -335,15 +335,22 @@ def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
 
 
 class Waiting(Exception):
-    """Raised by a parent job's runner while its children work: the job goes back to the
-    queue (``postpone``) without counting an attempt, showing ``phase`` and ``progress``; a
-    child's end wakes it (``wake_parent``). ``follow_ups`` are children it just spawned."""
+    """Raised by a runner whose job cannot go on yet (a parent while its children work, a
+    batch while its window is open): the job goes back to the queue (``postpone``) without
+    counting an attempt, showing ``phase`` and ``progress``. A child's end wakes a parent
+    (``wake_parent``); ``retry_in_s`` is when to look again regardless (None: the
+    configured child poll). ``follow_ups`` are children it just spawned."""
 
     def __init__(
-        self, phase: str, progress: float, follow_ups: list[tuple[str, str]] | None = None
+        self,
+        phase: str,
+        progress: float,
+        follow_ups: list[tuple[str, str]] | None = None,
+        retry_in_s: float | None = None,
     ) -> None:
         super().__init__(phase)
         self.phase, self.progress, self.follow_ups = phase, progress, follow_ups or []
+        self.retry_in_s = retry_in_s
 
 
 def spawn(
@@ -382,7 +389,7 @@ def postpone(db_url: str, job_id: str, token: str, phase: str, progress: float) 
         "attempts": Job.attempts - 1,
     }
     with session_scope(db_url) as session:
-        return _updated(session, update(Job).where(_held(job_id, token)).values(**values))
+        return updated(session, update(Job).where(_held(job_id, token)).values(**values))
 
 
 def wake_parent(session: Session, job: Job, _ok: bool) -> list[tuple[str, str]]:

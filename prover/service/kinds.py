@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from prover.config import Settings
 from prover.errors import ProverError
-from prover.service import federated, jobs, runners, training
+from prover.service import batching, federated, jobs, runners, training
 from prover.service.grants import SubjectType
 from prover.service.tables import Circuit, Proof
 from prover.store import ArtifactStore
@@ -41,6 +41,7 @@ KINDS: dict[str, JobKind] = {
             "compile", "compile", "circuit", runners.compile_circuit, jobs.subject_follows(Circuit)
         ),
         JobKind("prove", "prove", "proof", runners.prove_inference, jobs.subject_follows(Proof)),
+        JobKind("prove_batch", "prove", "batch", runners.prove_batch, batching.batch_follows),
         JobKind("prove_segment", "prove", "proof", runners.prove_segment, jobs.wake_parent),
         JobKind("train_step", "prove", "run", runners.prove_step, training.advance_run),
         JobKind("fed_round", "prove", "run", runners.prove_round, federated.advance_federated),

@@ -127,6 +127,12 @@ def get_proof(session: Session, store: ArtifactStore, owner: str, proof_id: str)
             view[name] = record[name]
         if record.get("type") == "composite":  # one ezkl proof per segment
             view["segments"] = record["segments"]
+        elif record.get("type") == "batched":  # one request of a batch proof
+            from prover.chain.batches import request_result_key
+
+            for name in ("proof", "instances", "proof_bytes"):
+                view[name] = record[name]
+            view["batch"] = {**record["batch"], "result_key": request_result_key(record)}
         else:
             for name in ("proof", "instances", "proof_bytes"):
                 view[name] = record[name]
@@ -137,10 +143,9 @@ def get_proof(session: Session, store: ArtifactStore, owner: str, proof_id: str)
 def _batch_results(store: ArtifactStore, record: dict[str, Any]) -> list[dict[str, Any]] | None:
     """A batch proof's N results (outputs and on-chain result key each), else None."""
     from prover.chain.batches import batch_results
-    from prover.circuits.batch import read_layout
+    from prover.circuits.batch import is_batch_circuit
 
-    model_id = store.read_record("circuits", record["circuit_id"])["model_id"]
-    if read_layout(store.path("models", model_id) / "model.onnx") is None:
+    if not is_batch_circuit(store, store.read_record("circuits", record["circuit_id"])):
         return None
     return batch_results(store, record["id"])
 

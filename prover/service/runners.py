@@ -156,6 +156,29 @@ def _prove_in_segments(
     }
 
 
+def prove_batch(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+) -> dict[str, Any]:
+    """A batch of one key's requests (``service.batching``): waits while the batch is
+    open, then proves every request in it in one batch proof."""
+    from prover.proving.batched import prove_requests
+    from prover.service.batching import close_when_due
+
+    assert claim.params is not None
+    requests = close_when_due(settings.sqlalchemy_url(), claim.params["batch_id"])
+    track("witness", 0.02)
+    record = prove_requests(store, claim.params["circuit_id"], requests, _proof_phases(track))
+    return {
+        "batch_proof_id": record["id"],
+        "input_digest": record["input_digest"],
+        "requests": [
+            {"proof_id": r["id"], "position": r["batch"]["position"]} for r in record["requests"]
+        ],
+        "size": len(record["requests"]),
+        "timings": record["timings"],
+    }
+
+
 def prove_segment(
     claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
 ) -> dict[str, Any]:

@@ -291,11 +291,18 @@ def request_proof(
     circuit takes its N inputs as ``items`` (each as a single input is given)."""
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
-    if items is not None:
-        from prover.circuits.batch import batch_input, stored_layout
+    from prover.circuits.batch import batch_input, is_batch_circuit, stored_layout
 
-        layout = stored_layout(store, store.read_record("circuits", circuit_id))
-        input_obj = batch_input(layout, items)
+    circuit = store.read_record("circuits", circuit_id)
+    if items is not None:
+        input_obj = batch_input(stored_layout(store, circuit), items)
+    elif is_batch_circuit(store, circuit):
+        n = stored_layout(store, circuit).n
+        raise InvalidInputError(
+            f"circuit {circuit_id} proves a batch of {n}: send items ({n} inputs), or one "
+            "input with batching: true to be proven with this key's other requests",
+            circuit_id=circuit_id,
+        )
     plan = plan_proof(store, circuit_id, input_obj, fresh)
     if capacity_bytes is not None:
         check_capacity(store, plan.circuit, capacity_bytes)

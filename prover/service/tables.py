@@ -70,6 +70,36 @@ class Proof(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Batch(Base):
+    """Requests of one key for one batch circuit gathered into one batch proof (dynamic
+    batching, ``service.batching``); one job (``job_id``) proves it. ``open`` until that
+    job takes its requests, then ``closed``; it takes requests while it holds
+    ``open_key`` (circuit and key: unique, so a key has one such batch per circuit),
+    given up when ``size`` reaches ``capacity`` or ``closes_at`` has passed."""
+
+    __tablename__ = "batches"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    circuit_id: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    open_key: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    capacity: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closes_at: Mapped[datetime] = mapped_column()
+
+
+class BatchItem(Base):
+    """One request in a batch: its proof row and its input; positions follow ``seq``."""
+
+    __tablename__ = "batch_items"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(32), index=True)
+    proof_id: Mapped[str] = mapped_column(String(64))
+    input: Mapped[dict[str, Any]] = mapped_column()
+
+
 class Job(Base):
     """One unit of queued work and its state machine: queued → running → succeeded | failed.
 

@@ -19,7 +19,7 @@ from prover.api.deps import (
 from prover.api.responses import JSON_BODY, errors
 from prover.api.routes.pages import add_list_route
 from prover.api.schemas import ProofAccepted, ProofRequest, ProofView, VerifyResult
-from prover.service import queries, submissions
+from prover.service import batching, queries, submissions
 from prover.service.capacity import pool_capacity
 
 router = APIRouter()
@@ -42,12 +42,25 @@ def request_proof(
 ) -> dict[str, Any]:
     """Request a proven inference (202; the job proves it). The input is checked
     against the circuit's input shapes first; the same input twice is one proof. A
-    proof that needs more memory than a worker has is refused (413)."""
-    db_url = settings.sqlalchemy_url()
+    proof that needs more memory than a worker has is refused (413). With `batching`,
+    the input waits (at most the batch window) to be proven with this key's other
+    requests of the batch circuit."""
     capacity = pool_capacity(settings)
-    accepted = submissions.request_proof(
-        db_url, store, key, circuit_id, body.input, body.fresh, capacity, body.items
-    )
+    if body.batching:
+        accepted = batching.request_batched(
+            settings, store, key, circuit_id, body.input, body.fresh, capacity
+        )
+    else:
+        accepted = submissions.request_proof(
+            settings.sqlalchemy_url(),
+            store,
+            key,
+            circuit_id,
+            body.input,
+            body.fresh,
+            capacity,
+            body.items,
+        )
     return dispatch(accepted)
 
 
