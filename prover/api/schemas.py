@@ -187,12 +187,20 @@ class ProofRequest(BaseModel):
         "proof; this request keeps its own proof id, outputs and verification)",
     )
 
+    settle: bool = Field(
+        False,
+        description="with batching: once the batch is proven, put all its results on chain "
+        "in one transaction (a submit job; the batch job's result names it)",
+    )
+
     @model_validator(mode="after")
     def _one_input(self) -> ProofRequest:
         if (self.input is None) == (self.items is None):
             raise ValueError("give the input, or (for a batch circuit) the items, not both")
         if self.batching and self.items is not None:
             raise ValueError("batching takes one input; items are a whole batch already")
+        if self.settle and not self.batching:
+            raise ValueError("settle is for batching requests; submit other proofs yourself")
         return self
 
 

@@ -46,10 +46,12 @@ def request_batched(
     input_obj: Any,
     fresh: bool = False,
     capacity_bytes: int | None = None,
+    settle: bool = False,
 ) -> Accepted:
     """Accept one input for a batch circuit, to be proven with this key's other requests
     of the window; returns the response and the jobs to enqueue. With ``capacity_bytes``,
-    a batch proof that needs more memory than that is refused."""
+    a batch proof that needs more memory than that is refused. With ``settle``, the batch
+    goes on chain once proven (``batch_follows``)."""
     db_url = settings.sqlalchemy_url()
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
@@ -78,7 +80,10 @@ def request_batched(
         if row is not None and row.state != "failed":  # asked before: the same request
             return {"proof_id": row.id, "job_id": row.job_id, "state": row.state}, []
         batch, enqueue = _join(session, owner, circuit_id, capacity, window)
-        session.add(BatchItem(batch_id=batch.id, proof_id=proof_id, input={"input_data": material}))
+        item = BatchItem(
+            batch_id=batch.id, proof_id=proof_id, input={"input_data": material}, settle=settle
+        )
+        session.add(item)
         if row is None:
             row = Proof(id=proof_id, circuit_id=circuit_id, input_digest=input_digest)
             session.add(row)
@@ -159,10 +164,12 @@ def close_when_due(db_url: str, batch_id: str) -> list[Request]:
 def batch_follows(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
     """The ending of a batch's job: every request in it ready (or failed), the batch
     closed (a failed job's batch takes no more requests), the batch proof a row of the
-    key's own. A request asked again meanwhile in a later batch is that batch's."""
+    key's own, and, if a request asked to settle, one ``submit`` job for the whole batch
+    (the settler: every result in one transaction). A request asked again meanwhile in a
+    later batch is that batch's."""
     closed = {"state": "closed", "open_key": None}
     session.execute(update(Batch).where(Batch.id == job.subject_id).values(**closed))
-    items = session.scalars(select(BatchItem).where(BatchItem.batch_id == job.subject_id))
+    items = list(session.scalars(select(BatchItem).where(BatchItem.batch_id == job.subject_id)))
     for item in items:
         row = session.get(Proof, item.proof_id)
         if row is None or row.job_id != job.id:
@@ -185,4 +192,8 @@ def batch_follows(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]
                 )
             )
         grants.grant(session, job.owner, "proof", made)
+        if any(item.settle for item in items):
+            settler = jobs.new_job(session, "submit", made, job.owner, {"commit_reveal": False})
+            job.result = {**job.result, "submit_job_id": settler.id}
+            return [(settler.id, settler.kind)]
     return []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -98,6 +98,8 @@ class BatchItem(Base):
     batch_id: Mapped[str] = mapped_column(String(32), index=True)
     proof_id: Mapped[str] = mapped_column(String(64))
     input: Mapped[dict[str, Any]] = mapped_column()
+    # The request asked for its result on chain: the batch is settled once it is proven.
+    settle: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Job(Base):

@@ -83,12 +83,14 @@ def _inputs(count: int, seed: int) -> list[list[list[float]]]:
     return [[rng.uniform(-1.5, 1.5, 4).round(3).tolist()] for _ in range(count)]
 
 
-def _ask_at_once(service: Service, key: str, circuit_id: str, inputs: list[Any]) -> list[dict]:
+def _ask_at_once(
+    service: Service, key: str, circuit_id: str, inputs: list[Any], settle: bool = False
+) -> list[dict]:
     """Every input as its own batching request, sent at the same time."""
 
     def ask(item: Any) -> dict:
         with service.client(key) as client:
-            body = {"input": item, "batching": True}
+            body = {"input": item, "batching": True, "settle": settle}
             answer = client.post(f"/v1/circuits/{circuit_id}/proofs", json=body)
             assert answer.status_code == 202, answer.text
             return answer.json()
@@ -165,12 +167,15 @@ def test_two_keys_requests_are_never_batched_together(
             assert owner.get(f"/v1/proofs/{accepted['proof_id']}").status_code == 404
 
 
-def test_a_lone_request_waits_the_window_at_most(
+def test_a_lone_request_waits_the_window_at_most_and_settles_by_itself(
     service: Service, circuits: dict[str, str]
 ) -> None:
+    """(The circuit was deployed by the first test.)"""
     with service.client(circuits["owner"]) as client:
         started = time.monotonic()
-        (accepted,) = _ask_at_once(service, circuits["owner"], circuits["batch"], _inputs(1, 21))
+        (accepted,) = _ask_at_once(
+            service, circuits["owner"], circuits["batch"], _inputs(1, 21), settle=True
+        )
         job = wait_job(client, accepted["job_id"])
         elapsed = time.monotonic() - started
         assert job["state"] == "succeeded" and job["result"]["size"] == 1, job
@@ -179,6 +184,11 @@ def test_a_lone_request_waits_the_window_at_most(
         proof = client.get(f"/v1/proofs/{accepted['proof_id']}").json()
         assert proof["batch"]["requests"] == 1
         assert client.post(f"/v1/proofs/{accepted['proof_id']}/verify").json()["valid"]
+        settled = wait_job(client, job["result"]["submit_job_id"])  # the queue's settler
+        assert settled["state"] == "succeeded" and settled["result"]["accepted"], settled
+        assert proof["batch"]["result_key"] in {
+            r["result_key"] for r in settled["result"]["results"]
+        }
 
 
 def test_batching_needs_a_batch_circuit_and_one_input(
@@ -198,3 +208,7 @@ def test_batching_needs_a_batch_circuit_and_one_input(
             json={"items": [item] * N, "batching": True},
         )
         assert both.status_code == 422
+        alone = client.post(
+            f"/v1/circuits/{circuits['batch']}/proofs", json={"input": item, "settle": True}
+        )
+        assert alone.status_code == 422 and "settle" in alone.text

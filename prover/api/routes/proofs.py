@@ -48,7 +48,7 @@ def request_proof(
     capacity = pool_capacity(settings)
     if body.batching:
         accepted = batching.request_batched(
-            settings, store, key, circuit_id, body.input, body.fresh, capacity
+            settings, store, key, circuit_id, body.input, body.fresh, capacity, body.settle
         )
     else:
         accepted = submissions.request_proof(

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(length=32), nullable=False),
         sa.Column("proof_id", sa.String(length=64), nullable=False),
         sa.Column("input", sa.JSON(), nullable=False),
+        sa.Column("settle", sa.Boolean(), nullable=False),
     )
     op.create_index("ix_batch_items_batch_id", "batch_items", ["batch_id"])
 
