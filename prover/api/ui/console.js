@@ -853,6 +853,7 @@ async function proofPage(signal, id) {
       ),
     ),
     proof.results ? batchSection(proof) : "",
+    proof.batch ? batchedSection(proof) : "",
     ...(proof.segments ? [segmentsSection(proof, signal)] : proofSection(proof, id, signal)),
   );
   main.append(await onchainSection(id, signal));
@@ -899,6 +900,22 @@ function batchSection(proof) {
   return section(
     "Batch results",
     table("Batch results", ["Item", "Outputs", "Result key on chain"], rows),
+  );
+}
+
+function batchedSection(proof) {
+  const b = proof.batch;
+  return section(
+    "Proven in a batch",
+    h("p", {}, "This request was proven together with other requests of this key in one batch proof."),
+    facts(
+      [
+        ["Batch proof", link(`#/proofs/${b.proof_id}`, short(b.proof_id))],
+        ["Position", `${b.position + 1} of ${b.size} (${b.requests} requests)`],
+        ["Result key on chain", h("code", { class: "hash" }, b.result_key)],
+      ],
+      "Batch",
+    ),
   );
 }
 
