@@ -29,19 +29,13 @@ def deploy_any(
     return deploy_circuit(store, circuit_ref, chain, force)
 
 
-def _settles_at_once(store: ArtifactStore, record: dict[str, Any]) -> bool:
-    """Whether a proof is a batch's or a composite's: settled in one transaction."""
-    if record.get("type") == "composite":
-        return True
-    return is_batch_circuit(store, store.read_record("circuits", record["circuit_id"]))
-
-
 def check_commit_reveal(store: ArtifactStore, proof_ref: str) -> None:
-    """``InvalidInputError`` for a proof that cannot be submitted with commit-reveal."""
-    if _settles_at_once(store, store.read_record("proofs", proof_ref)):
+    """``InvalidInputError`` for a proof that cannot be submitted with commit-reveal: one
+    in segments (ProvenComposites has no commitments)."""
+    if store.read_record("proofs", proof_ref).get("type") == "composite":
         raise InvalidInputError(
-            f"proof {proof_ref} is a batch's or in segments: it is accepted in one "
-            "transaction, without commit-reveal"
+            f"proof {proof_ref} is in segments: it is accepted in one transaction by "
+            "ProvenComposites, without commit-reveal"
         )
 
 
@@ -49,15 +43,15 @@ def submit_any(
     store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
 ) -> dict[str, Any]:
     """``submit_result``; ``submit_batch`` for a batch proof (``submit_request`` for one
-    request proven in a batch), ``submit_composite`` for a proof in segments (none with
-    commit-reveal: ``check_commit_reveal``)."""
+    request proven in a batch: its whole batch); ``submit_composite`` for a proof in
+    segments (without commit-reveal: ``check_commit_reveal``)."""
     record = store.read_record("proofs", proof_ref)
-    if not _settles_at_once(store, record):
-        return submit_result(store, proof_ref, chain, commit_reveal)
-    if commit_reveal:
-        check_commit_reveal(store, proof_ref)
     if record.get("type") == "composite":
+        if commit_reveal:
+            check_commit_reveal(store, proof_ref)
         return submit_composite(store, proof_ref, chain)
-    if record.get("type") == "batched":  # one request of a batch: the whole batch
-        return submit_request(store, proof_ref, chain)
-    return submit_batch(store, proof_ref, chain)
+    if record.get("type") == "batched":
+        return submit_request(store, proof_ref, chain, commit_reveal)
+    if is_batch_circuit(store, store.read_record("circuits", record["circuit_id"])):
+        return submit_batch(store, proof_ref, chain, commit_reveal)
+    return submit_result(store, proof_ref, chain, commit_reveal)

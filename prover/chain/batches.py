@@ -21,7 +21,7 @@ from web3.logs import DISCARD
 from prover.chain.client import Chain, noted_receipt
 from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
-from prover.chain.onchain import deploy_circuit, registered, verifier_arguments
+from prover.chain.onchain import accepting_call, deploy_circuit, registered, verifier_arguments
 from prover.circuits.batch import BatchLayout, split_outputs, stored_layout
 from prover.errors import ChainError
 from prover.proving.proofs import resolve_proof
@@ -91,9 +91,12 @@ def deploy_batch_circuit(
     return {**deployment, "batch_size": layout.n, "batch_size_gas_used": gas}
 
 
-def submit_batch(store: ArtifactStore, proof_ref: str, chain: Chain) -> dict[str, Any]:
-    """Accept every result of a stored batch proof in one transaction; a rejection
-    (replay, invalid proof) is reported with the contract's reason, not sent.
+def submit_batch(
+    store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
+) -> dict[str, Any]:
+    """Accept every result of a stored batch proof in one transaction (with
+    ``commit_reveal``: a commitment, then the reveal); a rejection (replay, invalid
+    proof) is reported with the contract's reason, not sent.
 
     The circuit must be deployed (``deploy_batch_circuit``); its batch size is set here if
     it is not yet. ``gas_used`` is the acceptance transaction's, ``gas_per_result`` that
@@ -119,7 +122,16 @@ def submit_batch(store: ArtifactStore, proof_ref: str, chain: Chain) -> dict[str
     }
     try:
         setup_gas = _ensure_batch_size(chain, results, circuit["id"], layout)
-        call = results.functions.submitBatch(bytes.fromhex(circuit["id"]), proof, instances, vka)
+        call, commit_gas = accepting_call(
+            chain,
+            results,
+            bytes.fromhex(circuit["id"]),
+            proof,
+            instances,
+            vka,
+            commit_reveal,
+            "submitBatch",
+        )
         # A retry whose earlier try was accepted but lost its receipt finds it in the journal.
         data = results.encode_abi(call.fn_name, args=call.args)
         receipt = noted_receipt(chain, {"to": results.address, "data": data})
@@ -130,6 +142,7 @@ def submit_batch(store: ArtifactStore, proof_ref: str, chain: Chain) -> dict[str
         **base,
         **_accepted(store, results, receipt, layout, proof_id),
         "batch_size_gas_used": setup_gas,
+        "commit_gas_used": commit_gas,
     }
 
 
@@ -168,13 +181,15 @@ def request_result_key(record: dict[str, Any]) -> str:
     return result_key(key, record["batch"]["position"])
 
 
-def submit_request(store: ArtifactStore, proof_ref: str, chain: Chain) -> dict[str, Any]:
+def submit_request(
+    store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
+) -> dict[str, Any]:
     """Settle a request proven in a batch: its batch proof, in one transaction for every
     request in it (``submit_batch``). When an earlier request of the batch settled it,
     nothing is sent: the request's result is on chain already, and the answer says where."""
     record = store.read_record("proofs", proof_ref)
     place = record["batch"]
-    settled = submit_batch(store, place["proof_id"], chain)
+    settled = submit_batch(store, place["proof_id"], chain, commit_reveal)
     own = {
         "proof_id": record["id"],
         "batch_proof_id": place["proof_id"],

@@ -196,6 +196,29 @@ def _salt(chain: Chain, circuit_key: bytes, proof: bytes, instances: list[int]) 
     return keccak(bytes(chain.account.sign_message(message).signature))
 
 
+def accepting_call(
+    chain: Chain,
+    results: Any,
+    circuit_key: bytes,
+    proof: bytes,
+    instances: list[int],
+    vka: list[bytes],
+    commit_reveal: bool,
+    entry: str = "submit",
+) -> tuple[Any, int]:
+    """The call that accepts a result (``entry``: ``submit`` or ``submitBatch``), and the
+    gas spent before it: with ``commit_reveal``, the commitment is sent first and the
+    call is the reveal (which accepts single results and batches alike)."""
+    if not commit_reveal:
+        return getattr(results.functions, entry)(circuit_key, proof, instances, vka), 0
+    salt = _salt(chain, circuit_key, proof, instances)
+    commitment = results.functions.commitment(
+        circuit_key, proof, instances, chain.account.address, salt
+    ).call()
+    gas = int(transact(chain, results.functions.commit(commitment))["gasUsed"])
+    return results.functions.reveal(circuit_key, proof, instances, vka, salt), gas
+
+
 def submit_result(
     store: ArtifactStore, proof_ref: str, chain: Chain, commit_reveal: bool = False
 ) -> dict[str, Any]:
@@ -220,15 +243,9 @@ def submit_result(
     }
     gas_used = 0
     try:
-        if commit_reveal:
-            salt = _salt(chain, circuit_key, proof, instances)
-            commitment = results.functions.commitment(
-                circuit_key, proof, instances, chain.account.address, salt
-            ).call()
-            gas_used += transact(chain, results.functions.commit(commitment))["gasUsed"]
-            call = results.functions.reveal(circuit_key, proof, instances, vka, salt)
-        else:
-            call = results.functions.submit(circuit_key, proof, instances, vka)
+        call, gas_used = accepting_call(
+            chain, results, circuit_key, proof, instances, vka, commit_reveal
+        )
         # A retry whose earlier try was accepted but lost its receipt: the contract would
         # now refuse the replay (AlreadyAccepted), so the noted transaction answers.
         data = results.encode_abi(call.fn_name, args=call.args)

@@ -151,12 +151,16 @@ def test_tampered_batch_is_rejected(batch: tuple[ArtifactStore, dict], chain: Ch
     assert _reason(call, chain).startswith("InvalidProof")
     # The untouched proof (the same items in another order: another batch) is accepted,
     # here by commit-then-reveal, which batches take too: N results credited to the committer.
-    salt = b"\2" * 32
-    commitment = results.functions.commitment(
-        key, proof_bytes, instances, chain.account.address, salt
-    ).call()
-    transact(chain, results.functions.commit(commitment))
-    receipt = transact(chain, results.functions.reveal(key, proof_bytes, instances, [], salt))
+    revealed = submit_batch(store, proof["id"], chain, commit_reveal=True)
+    assert revealed["accepted"] and revealed["commit_gas_used"] > 0, revealed
+    receipt = chain.w3.eth.get_transaction_receipt(revealed["tx_hash"])
+    assert receipt["to"] == results.address
+    assert (
+        results.decode_function_input(chain.w3.eth.get_transaction(revealed["tx_hash"])["input"])[
+            0
+        ].fn_name
+        == "reveal"
+    )
     events = results.events.BatchResultAccepted().process_receipt(receipt, errors=DISCARD)
     assert [e["args"]["index"] for e in events] == list(range(N))
     assert {e["args"]["prover"] for e in events} == {chain.account.address}
