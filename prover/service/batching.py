@@ -92,7 +92,9 @@ def request_batched(
         response = {"proof_id": proof_id, "job_id": batch.job_id, "state": row.state}
         return {**response, "batch_id": batch.id}, enqueue
 
-    return with_retry(db_url, body)
+    # Each lost race means another request opened the key's batch, which this run joins;
+    # only a batch filling up between the two makes it race again.
+    return with_retry(db_url, body, attempts=8)
 
 
 def _join(

@@ -63,15 +63,17 @@ def require_room(session: Session, owner: str, limit: int) -> None:
         )
 
 
-def with_retry(db_url: str, body: Any) -> Any:
-    """Run ``body(session)`` in a transaction; once more if a concurrent identical request
-    inserted the same row first (the second run then finds it)."""
-    try:
-        with session_scope(db_url) as session:
-            return body(session)
-    except IntegrityError:
-        with session_scope(db_url) as session:
-            return body(session)
+def with_retry(db_url: str, body: Any, attempts: int = 2) -> Any:
+    """Run ``body(session)`` in a transaction; again (``attempts`` runs in all) when a
+    concurrent request inserted the same row first (the next run then finds it)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with session_scope(db_url) as session:
+                return body(session)
+        except IntegrityError:
+            if attempt == attempts:
+                raise
+    raise ValueError(f"with_retry needs at least one attempt; got {attempts}")
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,21 @@ would be enqueued). The proofs themselves: tests/integration/test_batching_servi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from helpers.stack import postgres_database
 from prover.config import Settings
-from prover.service.db import session_scope
+from prover.service import batching, grants
+from prover.service.db import migrate, session_scope
+from prover.service.keys import create_key
 from prover.service.tables import Batch, BatchItem, Circuit, utcnow
 from prover.store import ArtifactStore
 
@@ -128,3 +133,45 @@ def test_batching_is_refused_where_it_cannot_apply(
     for body in cases:
         answer = alice.post(f"/v1/circuits/{batch_circuit}/proofs", json=body)
         assert answer.status_code == 422, (body, answer.text)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated metadata database of each kind the service runs on."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'race.db'}"
+        migrate(url)
+        yield url
+        return
+    with postgres_database() as url:
+        migrate(url)
+        yield url
+
+
+def test_concurrent_requests_fill_batches_one_after_another(
+    database: str, batch_circuit: str, api_settings: Settings
+) -> None:
+    """16 requests of one key at the same moment, straight at the service (no HTTP): each
+    lands in exactly one batch, and the batches fill one after another (4 of 4)."""
+    store = ArtifactStore(api_settings.data_dir)
+    settings = api_settings.model_copy(update={"database_url": database})
+    key = create_key(database, "racer")["key_id"]
+    with session_scope(database) as session:
+        session.add(
+            Circuit(id=batch_circuit, model_id="m", model_name="m", state="ready", job_id="j")
+        )
+        grants.grant(session, key, "circuit", batch_circuit)
+
+    def ask(i: int) -> dict:
+        item = [[i / 16, 0.5, -0.5, 1.0]]
+        return batching.request_batched(settings, store, key, batch_circuit, item)[0]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, range(16)))
+    with session_scope(database) as session:
+        batches = session.scalars(select(Batch)).all()
+        items = session.scalars(select(BatchItem)).all()
+    assert sorted(b.size for b in batches) == [N] * 4
+    assert len(items) == 16 and len({i.proof_id for i in items}) == 16
+    by_batch = {b.id: b.job_id for b in batches}
+    assert all(by_batch[a["batch_id"]] == a["job_id"] for a in answers)
