@@ -33,12 +33,20 @@ from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.data import parse_sample, parse_samples
 from prover.circuits.intake import TensorSpec
 from prover.circuits.search import Progress
+from prover.circuits.shapes import known_shapes
 from prover.config import Settings
 from prover.errors import InvalidInputError, InvalidModelError
 from prover.store import ArtifactStore
 
 METADATA_KEY = "prover.batch"
 _NUMPY: dict[int, type] = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+# Element types onnxruntime takes as inputs: the zeros it runs a graph on to find shapes.
+_RUN_TYPES: dict[int, type] = {
+    **_NUMPY,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.BOOL: np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,57 @@ def _item_spec(value: onnx.ValueInfoProto) -> TensorSpec:
     elem = value.type.tensor_type.elem_type
     dtype = np.dtype(_NUMPY.get(elem, np.float32)).name
     return TensorSpec(value.name, tuple(d or 1 for d in dims), dtype)
+
+
+def _output_specs(model: onnx.ModelProto) -> tuple[TensorSpec, ...]:
+    """One item's outputs. Exporters often leave an output's dims symbolic (a Reshape's,
+    a tree ensemble's ArgMax); those come from shape inference on the batch-1 graph, as
+    intake finds them, else from one onnxruntime run of it on zeros."""
+    outputs = list(model.graph.output)
+    if all(None not in _dims(v)[1:] for v in outputs):
+        return tuple(_item_spec(v) for v in outputs)
+    single = _batch_of_one(model)
+    shapes = known_shapes(single, {})
+    found = [shapes.get(v.name) for v in outputs]
+    if any(dims is None or None in dims for dims in found):
+        shapes = _run_shapes(single)
+    specs = []
+    for value in outputs:
+        dims = tuple(int(d or 0) for d in shapes.get(value.name) or [])
+        dtype = np.dtype(_NUMPY.get(value.type.tensor_type.elem_type, np.float32)).name
+        specs.append(TensorSpec(value.name, dims, dtype))
+    return tuple(specs)
+
+
+def _run_shapes(single: onnx.ModelProto) -> dict[str, list[int | None] | None]:
+    """The output shapes of one onnxruntime run of the batch-1 graph on zeros."""
+    feed: dict[str, np.ndarray] = {
+        value.name: np.zeros(
+            [d or 1 for d in _dims(value)],
+            _RUN_TYPES.get(value.type.tensor_type.elem_type, np.float32),
+        )
+        for value in _graph_inputs(single)
+    }
+    try:
+        session = ort.InferenceSession(single.SerializeToString())
+        results = session.run(None, feed)
+    except Exception as exc:
+        raise InvalidModelError(
+            f"the model's output shapes are neither declared, nor found by shape inference "
+            f"or onnxruntime ({exc}); batch circuits need fixed shapes"
+        ) from exc
+    return {v.name: list(r.shape) for v, r in zip(single.graph.output, results, strict=True)}
+
+
+def _batch_of_one(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph with its inputs' symbolic leading (batch) dims fixed to 1 and nothing
+    else changed: an input with a fixed leading dim (say 3 rows, no batch axis) keeps it."""
+    single = copy.deepcopy(model)
+    del single.graph.value_info[:]
+    for value in _graph_inputs(single):
+        if _dims(value)[:1] == [None]:
+            _set_leading(value, 1)
+    return single
 
 
 def _set_leading(value: onnx.ValueInfoProto, n: int) -> None:
@@ -173,7 +232,8 @@ def _copies_model(model: onnx.ModelProto, n: int) -> onnx.ModelProto:
         prefix = f"b{i}_"
         for node in graph.node:
             item = copy.deepcopy(node)
-            item.name = prefix + (node.name or node.op_type)
+            # An unnamed node stays unnamed: op-type names would repeat ("b0_Conv" twice).
+            item.name = prefix + node.name if node.name else ""
             item.input[:] = [_renamed(x, prefix, shared) for x in node.input]
             item.output[:] = [_renamed(x, prefix, shared) for x in node.output]
             batched.graph.node.append(item)
@@ -206,7 +266,7 @@ def batch_model(model_path: Path, n: int, out_path: Path, mode: str = "auto") ->
     if read_layout(model) is not None:
         raise InvalidModelError(f"{model_path} is already a batch model")
     inputs = tuple(_item_spec(v) for v in _graph_inputs(model))
-    outputs = tuple(_item_spec(v) for v in model.graph.output)
+    outputs = _output_specs(model)
     layout = BatchLayout(n, "axis", inputs, outputs)
     batched = _axis_model(model, n)
     if mode == "copies" or not _runs_batched(model, batched, layout):
@@ -215,7 +275,7 @@ def batch_model(model_path: Path, n: int, out_path: Path, mode: str = "auto") ->
                 f"{model_path} does not run batched along its leading axis; use copies"
             )
         layout = BatchLayout(n, "copies", inputs, outputs)
-        batched = _copies_model(_axis_model(model, 1), n)
+        batched = _copies_model(_batch_of_one(model), n)
     entry = batched.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, layout.to_json()
     try:

@@ -184,3 +184,75 @@ def test_result_keys_are_the_contracts() -> None:
     assert len(set(keys)) == 4
     expected = Web3.solidity_keccak(["bytes32", "uint256"], [bytes.fromhex(key[2:]), 3])
     assert keys[3] == "0x" + expected.hex()
+
+
+def _save(path: Path, nodes: list, inputs: list, outputs: list, inits: list) -> Path:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _check_items(path: Path, single: Path, items: list[np.ndarray]) -> None:
+    """The batch model's results, split, equal the single model's on each item."""
+    layout = read_layout(path)
+    assert layout is not None
+    outputs = _run(path, batch_input(layout, [i.ravel().tolist() for i in items]))
+    session = ort.InferenceSession(str(single))
+    name = session.get_inputs()[0].name
+    for item, result in zip(items, split_outputs(layout, outputs), strict=True):
+        expected = session.run(None, {name: item})
+        for want, got in zip(expected, result, strict=True):
+            assert np.allclose(want.ravel(), np.asarray(got).ravel(), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["auto", "copies"])
+@pytest.mark.parametrize("declared", [["batch", "d1"], ["d0", "d1"]])
+def test_output_shapes_left_symbolic_are_inferred(
+    tmp_path: Path, mode: str, declared: list
+) -> None:
+    """Exporters leave a Reshape's output dims symbolic (ezkl's 1l_reshape, nanoGPT, tree
+    ensembles' ArgMax): an item's output shape is still known."""
+    single = _save(
+        tmp_path / "m.onnx",
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 3, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, declared)],
+        [numpy_helper.from_array(np.array([-1, 6], np.int64), "shape")],
+    )
+    path = batch_model(single, 2, tmp_path / "b.onnx", mode)
+    layout = read_layout(path)
+    assert layout is not None and [t.shape for t in layout.outputs] == [(1, 6)]
+    items = [RNG.standard_normal((1, 1, 3, 2)).astype(np.float32) for _ in range(2)]
+    _check_items(path, single, items)
+
+
+def test_copies_of_unnamed_nodes_keep_node_names_unique(tmp_path: Path) -> None:
+    """Exporters leave nodes unnamed (ezkl's fr_age): each copy's two Relu nodes must not
+    both become ``b0_Relu``, which onnxruntime refuses to load."""
+    single = _save(
+        tmp_path / "m.onnx",
+        [helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [],
+    )
+    path = batch_model(single, 2, tmp_path / "b.onnx", "copies")
+    items = [RNG.standard_normal((1, 4)).astype(np.float32) for _ in range(2)]
+    _check_items(path, single, items)
+
+
+def test_copies_keep_a_fixed_leading_dim(tmp_path: Path) -> None:
+    """An input of 3 rows with no batch axis: each copy takes all 3 rows (the leading
+    dim is only the batch where it is symbolic)."""
+    single = _save(
+        tmp_path / "m.onnx",
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 3])],
+        [numpy_helper.from_array(W, "W")],
+    )
+    path = batch_model(single, 2, tmp_path / "b.onnx")
+    layout = read_layout(path)
+    assert layout is not None and layout.mode == "copies"
+    items = [RNG.standard_normal((3, 4)).astype(np.float32) for _ in range(2)]
+    _check_items(path, single, items)
