@@ -15,6 +15,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from prover.circuits import estimate
+from prover.circuits import estimate, gas
 from prover.circuits.backend import prove_witness, setup_keys
 from prover.circuits.data import Sample, parse_samples, sample_digest_material
 from prover.circuits.intake import ModelInfo, load_model
@@ -65,10 +66,11 @@ class CompileOptions:
     # Lookup tables (exp, sigmoid, ...) cover the calibration range times this margin.
     lookup_margin: float = 2.0
     # Keys for ezkl's reusable EVM verifier (one shared contract per chain plus a
-    # per-circuit key artifact): for circuits whose own verifier exceeds EIP-170.
+    # per-circuit key artifact): for circuits whose own verifier exceeds EIP-170. With
+    # the verify-gas objective, False lets the gas model choose (``verifier_pin``).
     reusable_verifier: bool = False
-    # What the finalists compete on: proving time, or on-chain verify gas, which grows
-    # with the committed columns (measured: ~610k gas at 2 inner columns, ~860k at 4).
+    # What the finalists compete on: proving time, or on-chain verify gas as the fitted
+    # gas model predicts it (``gas.predict``: columns, lookups, public instances).
     objective: Literal["prove-time", "verify-gas"] = "prove-time"
 
     def __post_init__(self) -> None:
@@ -137,12 +139,30 @@ def _measure(trial: Trial, ws: Workspace, settings: Settings, reusable_verifier:
     return srs
 
 
-def _eligible(ranked: list[Trial], objective: str) -> list[Trial]:
-    """The candidates the objective allows: for verify gas, only the fewest inner columns."""
-    if objective != "verify-gas":
-        return ranked
-    fewest = min(int(t.run_args["num_inner_cols"]) for t in ranked)
-    return [t for t in ranked if int(t.run_args["num_inner_cols"]) == fewest]
+def verifier_pin(options: CompileOptions) -> bool | None:
+    """The verifier the request pins (True: reusable, False: own), or None: the gas
+    model chooses. ``reusable_verifier`` has no unset value, so its default (False) is
+    read as unpinned where verify gas is the objective: the own verifier is then kept
+    unless predicted over EIP-170, where it could not deploy at all. Circuit ids are
+    unchanged: the choice is a function of the request."""
+    if options.reusable_verifier:
+        return True
+    return None if options.objective == "verify-gas" else False
+
+
+def predicted_gas(trial: Trial, pin: bool | None) -> dict[str, Any]:
+    """The gas model's prediction for a calibrated trial (``gas.predict``)."""
+    return gas.predict(json.loads(trial.settings_path.read_text()), pin)
+
+
+def finalists_for(ranked: list[Trial], options: CompileOptions) -> list[Trial]:
+    """The candidates to set up: the search's first ``measure_top``, or, for verify gas,
+    the one of least predicted gas with the verifier it would use (ties go to the
+    search's order, which ranks cheaper proofs first)."""
+    if options.objective != "verify-gas":
+        return ranked[: max(1, options.measure_top)]
+    pin = verifier_pin(options)
+    return [min(ranked, key=lambda t: predicted_gas(t, pin)["gas"])]
 
 
 @dataclass(frozen=True)
@@ -264,14 +284,22 @@ def _trials(
     if options.strategy == "search" and not unchecked:
         searching: Progress = lambda m, f: say(m, 0.05 + 0.75 * f)  # noqa: E731
         if ws.probe_rows() > LARGE_ROWS:
-            fewest_cols = options.objective == "verify-gas"
-            return search_large(ws, options.space, options.tolerance, fewest_cols, searching)
+            by_gas = gas_ranking(options)
+            return search_large(ws, options.space, options.tolerance, by_gas, searching)
         return search(ws, options.space, options.tolerance, searching)
     say("ezkl calibration", 0.05)
     trial = ws.evaluate(None)
     if trial.error:
         raise CircuitError(f"ezkl could not build a circuit for this model: {trial.error}")
     return [trial], [trial]
+
+
+def gas_ranking(options: CompileOptions) -> Callable[[Trial], float] | None:
+    """The large search's ranking by predicted verify gas, when gas is the objective."""
+    if options.objective != "verify-gas":
+        return None
+    pin = verifier_pin(options)
+    return lambda trial: float(predicted_gas(trial, pin)["gas"])
 
 
 def build_in_process(
@@ -300,13 +328,15 @@ def build_in_process(
         ranked, tried = _trials(ws, options, unchecked, say)
         search_s = time.perf_counter() - search_started
 
-        finalists = _eligible(ranked, options.objective)[: max(1, options.measure_top)]
+        finalists = finalists_for(ranked, options)
+        gas_by_trial = {t.name: predicted_gas(t, verifier_pin(options)) for t in finalists}
         srs_by_trial = {}
         for i, trial in enumerate(finalists):
             say(f"setup + trial proof: {trial.name}", 0.8 + 0.2 * i / len(finalists))
-            srs_by_trial[trial.name] = _measure(trial, ws, settings, options.reusable_verifier)
+            reusable = gas_by_trial[trial.name]["verifier"] == "reusable"
+            srs_by_trial[trial.name] = _measure(trial, ws, settings, reusable)
         chosen = choose_finalist(finalists)
-        srs = srs_by_trial[chosen.name]
+        srs, verify_gas = srs_by_trial[chosen.name], gas_by_trial[chosen.name]
         for name in CIRCUIT_FILES:
             shutil.move(chosen.compiled_path.parent / name, out / name)
         shutil.rmtree(out / "work")
@@ -324,7 +354,8 @@ def build_in_process(
             "srs": srs.to_dict(settings.data_dir),
             "settings": chosen.run_args,
             "visibility": asdict(options.visibility),
-            "reusable_verifier": options.reusable_verifier,
+            "reusable_verifier": verify_gas["verifier"] == "reusable",
+            "verify_gas": {**verify_gas, "chosen_by": _chosen_by(options)},
             "strategy": "ezkl-default" if unchecked else options.strategy,
             "objective": options.objective,
             "tolerance": options.tolerance,
@@ -349,6 +380,11 @@ def build_in_process(
         }
         (out / "record.json").write_text(_json(record))
     return record
+
+
+def _chosen_by(options: CompileOptions) -> str:
+    """Who chose the verifier: the request, or the gas model."""
+    return "request" if verifier_pin(options) is not None else "predicted gas"
 
 
 def _accuracy(chosen: Trial, info: ModelInfo) -> dict[str, Any]:
@@ -427,20 +463,23 @@ def _estimate_in_process(
             finalists = [ws.evaluate(None, compile=False)]
             basis = "ezkl-default"
         elif ws.probe_rows() > LARGE_ROWS:
-            fewest_cols = options.objective == "verify-gas"
             finalists, _ = search_large(
-                ws, options.space, options.tolerance, fewest_cols, say, check=False
+                ws, options.space, options.tolerance, gas_ranking(options), say, check=False
             )
             basis = "cost-model"
         else:
             finalists, _ = search(ws, options.space, options.tolerance, say)
-            finalists = _eligible(finalists, options.objective)[: max(1, options.measure_top)]
+            finalists = finalists_for(finalists, options)
             basis = "search"
         if finalists[0].error:
             raise CircuitError(
                 f"ezkl could not build a circuit for this model: {finalists[0].error}"
             )
-        candidates = [{"name": t.name, **_predicted(t)} for t in finalists]
+        pin = verifier_pin(options)
+        candidates = [
+            {"name": t.name, **_predicted(t), "verify_gas": predicted_gas(t, pin)}
+            for t in finalists
+        ]
     chosen = min(candidates, key=lambda c: c["pk_bytes"])  # as choose_finalist, predicted
     return {**chosen, "chosen": chosen["name"], "basis": basis, "candidates": candidates}
 

@@ -446,7 +446,7 @@ def search_large(
     ws: Workspace,
     space: SearchSpace,
     tolerance: float,
-    fewest_cols: bool = False,
+    verify_gas: Callable[[Trial], float] | None = None,
     progress: Progress | None = None,
     check: bool = True,
 ) -> tuple[list[Trial], list[Trial]]:
@@ -458,11 +458,12 @@ def search_large(
     ranks them by predicted prove time, and one is chosen only when predicted clearly
     faster than ezkl's (``PREDICTED_GAIN``) and, compiled, accurate enough. So a compile
     costs ezkl's own path plus a calibration per column count, and proves no slower than
-    ezkl's defaults (as far as the model predicts). ``fewest_cols`` (verify gas) allows
-    no more columns than ezkl's. When ezkl's calibration fails or is not accurate enough,
-    the full ``search`` runs, as it does for a space pinned to one scale (a segment, whose
-    scale must match its neighbours'). Without ``check`` (an estimate), the candidates are
-    not compiled: accuracy is assumed.
+    ezkl's defaults (as far as the model predicts). With ``verify_gas`` (a trial's
+    predicted verify gas: the objective is gas) they are ranked by it instead, and one
+    replaces ezkl's when predicted to cost less gas. When ezkl's calibration fails or is
+    not accurate enough, the full ``search`` runs, as it does for a space pinned to one
+    scale (a segment, whose scale must match its neighbours'). Without ``check`` (an
+    estimate), the candidates are not compiled: accuracy is assumed.
     """
     if len(set(space.scales)) == 1:  # a pinned scale (a segment): ezkl's own would not keep it
         return search(ws, space, tolerance, progress)
@@ -487,13 +488,14 @@ def search_large(
     cols = int(default.run_args["num_inner_cols"])
     scale = int(default.run_args["input_scale"])
     base, legs = int(default.run_args["decomp_base"]), int(default.run_args["decomp_legs"])
-    others = [c for c in space.inner_cols if c != cols and not (fewest_cols and c > cols)]
+    others = [c for c in space.inner_cols if c != cols]
+    key = verify_gas or _predicted_prove_s
     ranked = sorted(
         (t for t in (run(Candidate(scale, base, legs, c), False) for c in others) if t.estimate),
-        key=_predicted_prove_s,
+        key=key,
     )
     best = ranked[0] if ranked else None
-    if best is None or _predicted_prove_s(best) > PREDICTED_GAIN * _predicted_prove_s(default):
+    if best is None or not _better(key(best), key(default), verify_gas is not None):
         return [default], tried
     if check:
         say(f"compiling {best.name}", 0.9)
@@ -503,6 +505,12 @@ def search_large(
         if not _passes(best, tolerance):
             return [default], tried
     return [best], tried
+
+
+def _better(candidate: float, default: float, gas: bool) -> bool:
+    """Whether a candidate's predicted cost replaces ezkl's calibration: any gas saved
+    (the gas model's error is a few percent), or prove time by ``PREDICTED_GAIN``."""
+    return candidate < default if gas else candidate <= PREDICTED_GAIN * default
 
 
 def _predicted_prove_s(trial: Trial) -> float:

@@ -35,8 +35,9 @@ class CompileRequest(BaseModel):
     )
     objective: Literal["prove-time", "verify-gas"] = Field(
         "prove-time",
-        description="what the finalists compete on: prove-time, or verify-gas (fewest "
-        "committed columns first)",
+        description="what the finalists compete on: prove-time, or verify-gas (the least "
+        "on-chain verification gas as a model fitted on measurements predicts it; the own "
+        "verifier unless it is predicted over EIP-170's 24 KB)",
     )
     lookup_margin: float = Field(
         2.0, ge=1, description="lookup tables cover the calibration range times this"

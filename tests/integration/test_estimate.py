@@ -16,6 +16,7 @@ from prover.circuits.compiler import (
     CompileOptions,
     compile_model,
     estimate_model,
+    gas_ranking,
     synthetic_samples,
 )
 from prover.circuits.intake import load_model
@@ -66,8 +67,9 @@ def test_the_large_search_keeps_ezkl_and_never_picks_a_slower_candidate(
     others = [t for t in tried[1:] if t is not chosen]
     assert all(not t.compiled_path.exists() for t in others), "ranked, not compiled"
 
-    fewest = search_large(ws, space, 0.05, fewest_cols=True)[0][0]
-    assert int(fewest.run_args["num_inner_cols"]) <= int(tried[0].run_args["num_inner_cols"])
+    by_gas = gas_ranking(CompileOptions(objective="verify-gas"))
+    cheapest = search_large(ws, space, 0.05, by_gas)[0][0]
+    assert int(cheapest.run_args["num_inner_cols"]) <= int(tried[0].run_args["num_inner_cols"])
 
 
 def test_compile_estimate_prints_without_setting_up(mlp_path: Path, tmp_path: Path) -> None:
