@@ -127,15 +127,14 @@ def get_proof(session: Session, store: ArtifactStore, owner: str, proof_id: str)
             view[name] = record[name]
         if record.get("type") == "composite":  # one ezkl proof per segment
             view["segments"] = record["segments"]
-        elif record.get("type") == "batched":  # one request of a batch proof
+            return view
+        for name in ("proof", "instances", "proof_bytes"):
+            view[name] = record[name]
+        if record.get("type") == "batched":  # one request of a batch proof
             from prover.chain.batches import request_result_key
 
-            for name in ("proof", "instances", "proof_bytes"):
-                view[name] = record[name]
             view["batch"] = {**record["batch"], "result_key": request_result_key(record)}
         else:
-            for name in ("proof", "instances", "proof_bytes"):
-                view[name] = record[name]
             view["results"] = _batch_results(store, record)
     return view
 
