@@ -6,6 +6,7 @@ The digits set ships inside scikit-learn, so the examples train offline.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +69,30 @@ def write_example(
     shape: tuple[int, ...],
     epochs: int = 60,
     weight_decay: float = 0.0,
+    dynamic_batch: str | None = None,
 ) -> dict:
-    """Train-time artifacts of an example: model.onnx, calibration.json, input.json, metrics."""
+    """Train-time artifacts of an example: model.onnx, calibration.json, input.json, metrics.
+
+    ``dynamic_batch``: export as users usually do, with a dynamic batch axis of that name
+    (inputs "image", outputs "logits"), instead of the product's fixed-shape export."""
     x_train, x_test, y_train, y_test = digits_split()
     torch.manual_seed(0)
     train(model, x_train, y_train, shape, epochs=epochs, weight_decay=weight_decay)
-    export_onnx(model, torch.zeros(1, *shape), directory / "model.onnx")
+    if dynamic_batch is None:
+        export_onnx(model, torch.zeros(1, *shape), directory / "model.onnx")
+    else:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (torch.zeros(1, *shape),),
+                str(directory / "model.onnx"),
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={"image": {0: dynamic_batch}, "logits": {0: dynamic_batch}},
+                opset_version=17,
+                dynamo=False,
+            )
     calibration = x_train[:CALIBRATION_SAMPLES].reshape(-1).tolist()
     (directory / "calibration.json").write_text(json.dumps({"input_data": [calibration]}))
     (directory / "input.json").write_text(json.dumps({"input_data": [x_test[0].tolist()]}))

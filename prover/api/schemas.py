@@ -31,6 +31,9 @@ class CompileAccepted(BaseModel):
     circuit_id: str
     job_id: str
     state: str = Field(description="compiling, ready or failed")
+    note: str | None = Field(
+        None, description="what the request should know of its circuit (a split that saves nothing)"
+    )
 
 
 class CostEstimate(Open):

@@ -36,6 +36,7 @@ from prover.circuits.search import (
     Visibility,
     Workspace,
     choose_finalist,
+    estimate_large,
     search,
     search_large,
 )
@@ -463,9 +464,8 @@ def _estimate_in_process(
             finalists = [ws.evaluate(None, compile=False)]
             basis = "ezkl-default"
         elif ws.probe_rows() > LARGE_ROWS:
-            finalists, _ = search_large(
-                ws, options.space, options.tolerance, gas_ranking(options), say, check=False
-            )
+            say("ezkl layouts", 0.1)
+            finalists = estimate_large(ws, options.space, gas_ranking(options))
             basis = "cost-model"
         else:
             finalists, _ = search(ws, options.space, options.tolerance, say)

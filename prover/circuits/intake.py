@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from prover.circuits.operators import ezkl_verdict, refusal
 from prover.circuits.sandbox import Limits, run_limited
-from prover.circuits.shapes import Sizes, measure
+from prover.circuits.shapes import BATCH, Sizes, fixed_model, measure_fixed, variable_of
 from prover.config import Settings
 from prover.errors import InvalidInputError, InvalidModelError, ModelTooLargeError
 from prover.store import sha256_bytes
@@ -73,6 +73,16 @@ class ModelInfo:
     sizes: dict[str, int] = field(default_factory=dict)
     unchecked: str | None = None
 
+    @property
+    def variable_values(self) -> dict[str, int]:
+        """The values of the model's symbolic dims, as ezkl is given them."""
+        return dict(self.variables) or {BATCH: 1}
+
+    def fixed_graph(self) -> onnx.ModelProto:
+        """The model with those values in place, shape computations folded and shapes
+        inferred (``shapes.fixed_model``): what cut finding and segments work on."""
+        return fixed_model(onnx.load(str(self.path)), self.variable_values)
+
     def to_dict(self) -> dict:
         reference = {"accuracy": "unchecked", "reason": self.unchecked} if self.unchecked else {}
         return {
@@ -120,11 +130,12 @@ def _input_specs(graph: onnx.GraphProto) -> tuple[list[TensorSpec], list[tuple[s
             )
         shape: list[int] = []
         for axis, dim in enumerate(tensor_type.shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
+            name = variable_of(dim, axis)
+            if name is None and dim.dim_value > 0:
                 shape.append(dim.dim_value)
-            elif axis == 0:
-                # A symbolic leading dim is the batch: ezkl fixes it through its variables.
-                name = dim.dim_param or "batch_size"
+            elif name is not None and (axis == 0 or name in variables):
+                # A symbolic leading dim is the batch: ezkl fixes it through its variables
+                # (to 1); an inner dim of the same name is the same size.
                 variables[name] = 1
                 shape.append(1)
             else:
@@ -235,7 +246,7 @@ def inspect_model(path: Path, settings: Settings) -> ModelInfo:
             elements=elements,
             limit=settings.max_input_elements,
         )
-    sizes = measure(model, dict(variables) or {"batch_size": 1})
+    sizes = measure_fixed(fixed_model(model, dict(variables) or {BATCH: 1}))
     _check_sizes(sizes, settings)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     info = ModelInfo(

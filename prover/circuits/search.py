@@ -41,6 +41,8 @@ MAX_SCALE = 20
 # sets the circuit's size and each trial costs a calibration, a compile and a setup of a
 # large circuit: ``search_large`` ranks a few candidates with the cost model instead.
 LARGE_ROWS = 2**15
+# Rows a circuit cannot use (blinding) and slack for ezkl's own layout, when estimating.
+RESERVED_ROWS = 32
 # A candidate replaces ezkl's calibration only when predicted this much faster: the cost
 # model's prove times are within about 25% on a quiet machine, and a near tie (measured:
 # 1 inner column at 2^17 rows against ezkl's 2 at 2^16) proved 10% slower.
@@ -275,6 +277,33 @@ class Workspace:
         )
         trial.accuracy = self.accuracy(trial)
 
+    def layout(self, cols: int | None) -> Trial:
+        """ezkl's layout at its default run args (``cols`` inner columns, else its own)
+        without calibration: one forward pass over a dummy input, seconds where a
+        calibration of a large model takes minutes. logrows are the fewest that hold the
+        rows and the range-check table; the cost model's prediction is in ``estimate``."""
+        name = "ezkl-default" if cols is None else f"layout-c{cols}"
+        trial_dir = self.dir / name
+        trial_dir.mkdir(exist_ok=True)
+        trial = Trial(name, trial_dir / "settings.json", trial_dir / "model.compiled")
+
+        def lay_out() -> None:
+            args = self.run_args(None)
+            if cols is not None:
+                cast(_RunArgFields, args).num_inner_cols = cols
+            ezkl.gen_settings(str(self.info.path), str(trial.settings_path), py_run_args=args)
+            settings = json.loads(trial.settings_path.read_text())
+            rows, base = int(settings["num_rows"]), int(settings["run_args"]["decomp_base"])
+            logrows = max(
+                math.ceil(math.log2(rows + RESERVED_ROWS)), math.ceil(math.log2(base)) + 1
+            )
+            settings["run_args"]["logrows"] = logrows
+            trial.settings_path.write_text(json.dumps(settings))
+            trial.run_args, trial.logrows, trial.num_rows = settings["run_args"], logrows, rows
+            trial.estimate = estimate.predict(settings)
+
+        return self._attempt(trial, lay_out)
+
     def probe_rows(self) -> int:
         """The rows ezkl counts for the model at its default run args, before any
         calibration (one forward pass over a dummy input); 0 when ezkl cannot count them."""
@@ -448,7 +477,6 @@ def search_large(
     tolerance: float,
     verify_gas: Callable[[Trial], float] | None = None,
     progress: Progress | None = None,
-    check: bool = True,
 ) -> tuple[list[Trial], list[Trial]]:
     """Return ([chosen], every trial tried) for a circuit past ``LARGE_ROWS`` rows.
 
@@ -458,12 +486,12 @@ def search_large(
     ranks them by predicted prove time, and one is chosen only when predicted clearly
     faster than ezkl's (``PREDICTED_GAIN``) and, compiled, accurate enough. So a compile
     costs ezkl's own path plus a calibration per column count, and proves no slower than
-    ezkl's defaults (as far as the model predicts). With ``verify_gas`` (a trial's
+    ezkl's defaults (as far as the model predicts, and only where it was fitted: see
+    ``replaces_default``). With ``verify_gas`` (a trial's
     predicted verify gas: the objective is gas) they are ranked by it instead, and one
     replaces ezkl's when predicted to cost less gas. When ezkl's calibration fails or is
     not accurate enough, the full ``search`` runs, as it does for a space pinned to one
-    scale (a segment, whose scale must match its neighbours'). Without ``check`` (an
-    estimate), the candidates are not compiled: accuracy is assumed.
+    scale (a segment, whose scale must match its neighbours').
     """
     if len(set(space.scales)) == 1:  # a pinned scale (a segment): ezkl's own would not keep it
         return search(ws, space, tolerance, progress)
@@ -480,11 +508,14 @@ def search_large(
         tried.append(trial)
         return trial
 
-    default = run(None, check)
-    if default.error is not None or (check and not _passes(default, tolerance)):
+    default = run(None, True)
+    if default.error is not None or not _passes(default, tolerance):
         say("ezkl's calibration fails or is not accurate enough: searching", 0.3)
         finalists, rest = search(ws, space, tolerance, progress)
         return finalists, [default, *rest]
+    assert default.estimate is not None
+    if verify_gas is None and not default.estimate["within_fit"]:
+        return [default], tried  # no prediction could replace it (``replaces_default``)
     cols = int(default.run_args["num_inner_cols"])
     scale = int(default.run_args["input_scale"])
     base, legs = int(default.run_args["decomp_base"]), int(default.run_args["decomp_legs"])
@@ -495,22 +526,52 @@ def search_large(
         key=key,
     )
     best = ranked[0] if ranked else None
-    if best is None or not _better(key(best), key(default), verify_gas is not None):
+    if best is None or not replaces_default(best, default, key, verify_gas is not None):
         return [default], tried
-    if check:
-        say(f"compiling {best.name}", 0.9)
-        started = time.perf_counter()
-        ws.finish(best)
-        best.search_s = round((best.search_s or 0) + time.perf_counter() - started, 3)
-        if not _passes(best, tolerance):
-            return [default], tried
+    say(f"compiling {best.name}", 0.9)
+    started = time.perf_counter()
+    ws.finish(best)
+    best.search_s = round((best.search_s or 0) + time.perf_counter() - started, 3)
+    if not _passes(best, tolerance):
+        return [default], tried
     return [best], tried
 
 
-def _better(candidate: float, default: float, gas: bool) -> bool:
+def estimate_large(
+    ws: Workspace, space: SearchSpace, verify_gas: Callable[[Trial], float] | None = None
+) -> list[Trial]:
+    """[the circuit ``search_large`` would keep], as the cost model sees it without any
+    calibration (``Workspace.layout``): ezkl's layout, replaced by another column count
+    of the space only as ``replaces_default`` allows. An estimate of a 2^20-row model in
+    seconds; the scales a calibration would choose are not known, so lookup tables are
+    at ezkl's default scale."""
+    default = ws.layout(None)
+    if default.error is not None:
+        return [default]
+    cols = int(default.run_args["num_inner_cols"])
+    others = [ws.layout(c) for c in space.inner_cols if c != cols]
+    key = verify_gas or _predicted_prove_s
+    ranked = sorted((t for t in others if t.error is None), key=key)
+    if ranked and replaces_default(ranked[0], default, key, verify_gas is not None):
+        return [ranked[0]]
+    return [default]
+
+
+def replaces_default(
+    candidate: Trial, default: Trial, key: Callable[[Trial], float], gas: bool
+) -> bool:
     """Whether a candidate's predicted cost replaces ezkl's calibration: any gas saved
-    (the gas model's error is a few percent), or prove time by ``PREDICTED_GAIN``."""
-    return candidate < default if gas else candidate <= PREDICTED_GAIN * default
+    (the gas model's error is a few percent); or prove time by ``PREDICTED_GAIN`` at no
+    more predicted peak memory, where the cost model was fitted on circuits like both
+    (``estimate.within_fit``): outside it, ezkl's own choice stands."""
+    if gas:
+        return key(candidate) < key(default)
+    assert candidate.estimate is not None and default.estimate is not None
+    return (
+        bool(candidate.estimate["within_fit"] and default.estimate["within_fit"])
+        and key(candidate) <= PREDICTED_GAIN * key(default)
+        and candidate.estimate["peak_memory_bytes"] <= default.estimate["peak_memory_bytes"]
+    )
 
 
 def _predicted_prove_s(trial: Trial) -> float:

@@ -48,8 +48,8 @@ from prover.circuits.data import Sample, to_ezkl_input
 from prover.circuits.estimate import logrows_within
 from prover.circuits.intake import FloatReference, ModelInfo
 from prover.circuits.sandbox import run_limited
-from prover.circuits.search import Progress, Visibility
-from prover.circuits.shapes import measure
+from prover.circuits.search import RESERVED_ROWS, Progress, Visibility
+from prover.circuits.shapes import measure_fixed
 from prover.circuits.srs import resolve_srs, srs_source
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.config import Settings
@@ -65,8 +65,6 @@ _POSEIDON_ROWS_PER_VALUE = 41
 # A hashed segment's rows cost more: Poseidon adds its own columns (measured: about 1.5-2x
 # the prove time of the same segment with a polycommit link, at equal logrows).
 _HASHED_COST_FACTOR = 2
-# Rows a circuit cannot use (blinding) and slack for ezkl's own layout, when estimating.
-_RESERVED_ROWS = 32
 
 
 # --- cut points ---------------------------------------------------------------------------
@@ -101,26 +99,12 @@ def cut_candidates(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def load_graph(path: Path) -> onnx.ModelProto:
-    """The model with inferred shapes: a segment's inputs need the cut tensors' shapes."""
-    return onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-
-
 def _shaped(model: onnx.ModelProto, tensor: str) -> bool:
     for value in model.graph.value_info:
         if value.name == tensor:
             dims = value.type.tensor_type.shape.dim
             return bool(dims) and all(d.HasField("dim_value") for d in dims)
     return False
-
-
-def _variables(model: onnx.ModelProto) -> dict[str, int]:
-    return {
-        d.dim_param: 1
-        for v in model.graph.input
-        for d in v.type.tensor_type.shape.dim
-        if d.HasField("dim_param")
-    } or {"batch_size": 1}
 
 
 def _bounds(model: onnx.ModelProto, cuts: list[str]) -> list[tuple[list[str], list[str]]]:
@@ -139,11 +123,14 @@ def _segment_model(
 
 
 def _prefix_costs(model: onnx.ModelProto, candidates: list[str]) -> tuple[list[int], int]:
-    """Estimated circuit cells up to each candidate cut, and of the whole model."""
-    variables = _variables(model)
-    inputs = _bounds(model, [])[0][0]
-    prefix = [measure(_segment_model(model, inputs, [c]), variables).cells for c in candidates]
-    return prefix, measure(model, variables).cells
+    """Estimated circuit cells up to each candidate cut, and of the whole model: at a cut
+    every earlier node is upstream of it (one tensor carries the state), so a prefix is
+    the cells of the nodes before it in graph order."""
+    sizes = measure_fixed(model)
+    produced_at = {o: j for j, node in enumerate(model.graph.node) for o in node.output}
+    running = np.cumsum([0, *sizes.node_cells])
+    prefix = [int(running[min(produced_at[c] + 1, len(running) - 1)]) for c in candidates]
+    return prefix, sizes.cells
 
 
 def balanced_cuts(prefix: list[int], total: int, parts: int) -> list[int]:
@@ -182,7 +169,7 @@ def estimate_rows(segment_paths: list[str]) -> list[int]:
 
 
 def _needed_logrows(rows: int) -> int:
-    return math.ceil(math.log2(rows + _RESERVED_ROWS))
+    return math.ceil(math.log2(rows + RESERVED_ROWS))
 
 
 def segment_logrows(model: onnx.ModelProto, cuts: list[str], settings: Settings) -> list[int]:
@@ -197,16 +184,24 @@ def segment_logrows(model: onnx.ModelProto, cuts: list[str], settings: Settings)
     return [_needed_logrows(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class Cuts:
+    """Where a model is cut, and the logrows each segment is estimated to need."""
+
+    tensors: tuple[str, ...]
+    logrows: tuple[int, ...]
+
+
 def plan_cuts(
-    model_path: Path, segments: int | None, max_logrows: int | None, settings: Settings
-) -> list[str]:
-    """Cut tensors for ``segments`` segments of balanced estimated cost; with only
-    ``max_logrows``, the fewest segments whose estimated rows each fit 2^max_logrows.
+    model: onnx.ModelProto, segments: int | None, max_logrows: int | None, settings: Settings
+) -> Cuts:
+    """Cuts of ``model`` (``ModelInfo.fixed_graph``) for ``segments`` segments of balanced
+    estimated cost; with only ``max_logrows``, the fewest segments whose estimated rows each
+    fit 2^max_logrows (no cut when the whole model does).
 
     Raises ``InvalidInputError`` when the model has too few cut points for K, or when a
     segment cannot fit ``max_logrows`` (naming the segment and the rows it needs).
     """
-    model = load_graph(model_path)
     candidates = cut_candidates(model)
     if segments is None and max_logrows is None:
         raise InvalidInputError("give the number of segments or a max_logrows to split to")
@@ -221,11 +216,9 @@ def plan_cuts(
     needed: list[int] = []
     for parts in options:
         cuts = [candidates[i] for i in balanced_cuts(prefix, total, parts)]
-        if max_logrows is None:
-            return cuts
         needed = segment_logrows(model, cuts, settings)
-        if max(needed) <= max_logrows:
-            return cuts
+        if max_logrows is None or max(needed) <= max_logrows:
+            return Cuts(tuple(cuts), tuple(needed))
     worst = int(np.argmax(needed))
     raise InvalidInputError(
         f"segment {worst} of {len(needed)} needs about 2^{needed[worst]} rows, over max_logrows "
@@ -242,28 +235,44 @@ def plan_cuts(
     )
 
 
+def split_saving(model: onnx.ModelProto, cuts: Cuts, settings: Settings) -> str | None:
+    """Why splitting at ``cuts`` saves nothing, or ``None`` when it saves: a prover's memory
+    and time follow its circuit's 2^logrows rows, so a split pays only when its largest
+    segment needs fewer rows than the whole model (every segment of a polycommit chain is
+    laid out on the largest one's rows, and a hashed one adds Poseidon's)."""
+    (whole,) = segment_logrows(model, [], settings)
+    largest = max(cuts.logrows)
+    if largest < whole:
+        return None
+    return (
+        f"this split saves nothing: its largest segment needs about 2^{largest} rows "
+        f"(estimated per segment: {list(cuts.logrows)}), as many as the whole model "
+        f"(2^{whole}), so each segment's prover needs as much memory and time as one unsplit "
+        "proof; compile it unsplit, or ask for more segments"
+    )
+
+
 def _elements(model: onnx.ModelProto, tensor: str) -> int:
     value = next(v for v in model.graph.value_info if v.name == tensor)
     return math.prod(d.dim_value for d in value.type.tensor_type.shape.dim)
 
 
-def choose_link(model_path: Path, cuts: list[str], settings: Settings) -> tuple[Link, str]:
+def choose_link(model: onnx.ModelProto, cuts: Cuts) -> tuple[Link, str]:
     """(link, why): polycommit unless giving every segment the largest one's logrows costs
     more rows than hashing the cut tensors (Poseidon rows per value, weighted for its extra
     columns). polycommit costs one unblinded column per cut but one k for the whole chain;
     hashed lets each segment keep its own k but hashes every value crossing a cut."""
-    model = load_graph(model_path)
-    needed = segment_logrows(model, cuts, settings)
-    sizes = [_elements(model, c) for c in cuts]
+    needed = cuts.logrows
+    sizes = [_elements(model, c) for c in cuts.tensors]
     poly = len(needed) * 2 ** max(needed)
     hashed = 0
     for i, k in enumerate(needed):
-        values = (sizes[i - 1] if i > 0 else 0) + (sizes[i] if i < len(cuts) else 0)
+        values = (sizes[i - 1] if i > 0 else 0) + (sizes[i] if i < len(sizes) else 0)
         hash_k = _needed_logrows(_POSEIDON_ROWS_PER_VALUE * values)
         hashed += _HASHED_COST_FACTOR * 2 ** max(k, hash_k)
     link: Link = "polycommit" if poly <= hashed else "hashed"
     why = (
-        f"estimated segment logrows {needed}, cut sizes {sizes}: polycommit costs ~{poly} "
+        f"estimated segment logrows {list(needed)}, cut sizes {sizes}: polycommit costs ~{poly} "
         f"rows (every segment at 2^{max(needed)}), hashed ~{hashed} (weighted x"
         f"{_HASHED_COST_FACTOR} for Poseidon's columns)"
     )
@@ -285,6 +294,8 @@ class SegmentedPlan:
     link: Link
     circuit_id: str
     link_reason: str = "asked for"
+    estimated_logrows: tuple[int, ...] = ()  # per segment, from ezkl's default layout
+    note: str | None = None  # why the split saves nothing (it was asked for all the same)
 
 
 def plan_segmented(
@@ -295,7 +306,7 @@ def plan_segmented(
     segments: int | None = None,
     max_logrows: int | None = None,
     link: LinkChoice = "auto",
-    cuts: list[str] | None = None,
+    cuts: Cuts | None = None,
     base: CompilePlan | None = None,
 ) -> SegmentedPlan:
     """Check the request, choose the cuts (unless given: ``plan_cuts``'s) and, for
@@ -316,14 +327,17 @@ def plan_segmented(
             f"cannot split this model: onnxruntime cannot run it ({base.info.unchecked}), and "
             "the segments are calibrated on the float tensors at each cut"
         )
-    cuts = cuts or plan_cuts(Path(model_path), segments, max_logrows, settings)
-    if not cuts:
+    graph = base.info.fixed_graph()
+    cuts = cuts or plan_cuts(graph, segments, max_logrows, settings)
+    if not cuts.tensors:
         raise InvalidInputError(
             "the model fits max_logrows in one circuit; compile it unsplit instead"
         )
+    # A split to fit max_logrows saves by construction; one into K segments is checked.
+    note = split_saving(graph, cuts, settings) if max_logrows is None else None
     chosen: Link
     if link == "auto":
-        chosen, why = choose_link(Path(model_path), cuts, settings)
+        chosen, why = choose_link(graph, cuts)
     else:
         chosen, why = link, "asked for"
     circuit_id = canonical_digest(
@@ -334,7 +348,7 @@ def plan_segmented(
             "model": base.info.model_id,
             "calibration": base.calibration_digest,
             "options": asdict(options),
-            "cuts": cuts,
+            "cuts": list(cuts.tensors),
             "link": chosen,
             "srs": srs_source(settings.srs_path, settings.env == "production"),
         }
@@ -344,10 +358,12 @@ def plan_segmented(
         base.samples,
         base.source,
         base.calibration_digest,
-        tuple(cuts),
+        cuts.tensors,
         chosen,
         circuit_id,
         why,
+        cuts.logrows,
+        note,
     )
 
 
@@ -361,7 +377,7 @@ def _segment_visibility(options: CompileOptions, index: int, count: int, link: L
 
 
 def _write_segments(info: ModelInfo, cuts: tuple[str, ...], directory: Path) -> list[Path]:
-    model = load_graph(info.path)
+    model = info.fixed_graph()
     paths = []
     for i, (inputs, outputs) in enumerate(_bounds(model, list(cuts))):
         path = directory / f"segment{i}.onnx"
@@ -604,8 +620,9 @@ def plan_any(
     plan = plan_compile(model_path, calibration, options, settings)  # intake first
     if segments is None and max_logrows is None:
         return plan
-    cuts = plan_cuts(Path(model_path), segments, max_logrows, settings)
-    if not cuts:
+    graph = plan.info.fixed_graph()
+    cuts = plan_cuts(graph, segments, max_logrows, settings)
+    if not cuts.tensors:
         return plan
     return plan_segmented(
         model_path, calibration, options, settings, segments, max_logrows, cuts=cuts, base=plan
@@ -711,6 +728,8 @@ def _record(
         "created_at": now_iso(),
         "scale": scale,
         "cuts": list(plan.cuts),
+        "estimated_logrows": list(plan.estimated_logrows),
+        **({"note": plan.note} if plan.note else {}),
         "segments": [
             {
                 "index": i,

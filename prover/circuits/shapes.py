@@ -70,6 +70,7 @@ class Sizes:
     cells: int  # estimated circuit cells
     unbounded_node: str | None  # a node whose output size cannot be bounded
     shapes: dict[str, list[int | None] | None] = field(default_factory=dict, repr=False)
+    node_cells: list[int] = field(default_factory=list, repr=False)  # per node, graph order
 
     def to_dict(self) -> dict:
         return {"largest_tensor": self.largest, "total_elements": self.total, "cells": self.cells}
@@ -83,53 +84,89 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | None] | None:
     return [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
 
 
+BATCH = "batch_size"  # ezkl's variable for a batch dim the exporter left unnamed
+
+
+def variable_of(dim: onnx.TensorShapeProto.Dimension, axis: int) -> str | None:
+    """The variable that fixes a model input's dim: its symbol, or ``BATCH`` for an
+    unnamed leading dim; ``None`` for a fixed dim or an unnamed inner one."""
+    if dim.HasField("dim_value") and dim.dim_value > 0:
+        return None
+    if dim.dim_param:
+        return dim.dim_param
+    return BATCH if axis == 0 else None
+
+
 def _fixed(model: onnx.ModelProto, variables: dict[str, int]) -> onnx.ModelProto:
-    """A copy whose inputs' symbolic dims take the values ezkl will give them."""
+    """A copy whose inputs' symbolic dims take the values ezkl will give them, and whose
+    declared outputs and intermediate values take them too (shape inference then finds
+    the rest from the inputs)."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     for value in fixed.graph.input:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            name = variable_of(dim, axis)
+            if name in variables:
+                dim.dim_value = variables[name]
+    for value in (*fixed.graph.output, *fixed.graph.value_info):
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_param") and dim.dim_param in variables:
                 dim.dim_value = variables[dim.dim_param]
     return fixed
 
 
-# Shape arithmetic folded to constants when shape inference leaves it (e.g. a Div of a
-# dim): on inputs of at most _FOLD_LIMIT values, so folding itself allocates nothing.
+# Constant computations folded to values when shape inference leaves them (shape
+# arithmetic on dims, ConstantOfShape/Expand/Tile to a constant shape): only on inputs of
+# at most _FOLD_LIMIT values, and an operator that makes a shape from values only when
+# that shape holds at most _FOLD_LIMIT values, so folding itself allocates nothing.
 _FOLDABLE = frozenset(
     {
-        "Abs", "Add", "Cast", "Ceil", "Concat", "Div", "Equal", "Floor", "Gather",
-        "Greater", "Identity", "Less", "Max", "Min", "Mod", "Mul", "Neg", "Not",
-        "ReduceProd", "ReduceSum", "Reshape", "Slice", "Sqrt", "Squeeze", "Sub",
-        "Unsqueeze", "Where",
+        "Abs", "Add", "And", "ArgMax", "ArgMin", "Cast", "CastLike", "Ceil", "Clip",
+        "Concat", "ConstantOfShape", "CumSum", "Div", "Equal", "Expand", "Flatten", "Floor",
+        "Gather", "GatherElements", "GatherND", "Greater", "GreaterOrEqual", "Identity",
+        "Less", "LessOrEqual", "Max", "Min", "Mod", "Mul", "Neg", "NonZero", "Not", "Or",
+        "Pow", "Range", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
+        "Reshape", "ScatterElements", "ScatterND", "Shape", "Sign", "Size", "Slice",
+        "Split", "Sqrt", "Squeeze", "Sub", "Tile", "Transpose", "Unsqueeze", "Where", "Xor",
     }
 )  # fmt: skip
 _FOLD_LIMIT = 64
-_ROUNDS = 6
+_ROUNDS = 8
+
+
+def fixed_model(model: onnx.ModelProto, variables: dict[str, int]) -> onnx.ModelProto:
+    """The model as ezkl runs it: symbolic dims fixed to ``variables`` (the values intake
+    resolved), the constant computations shape inference leaves folded into initializers
+    (a ``Shape → Gather → Concat`` chain over a fixed dim, a ``ConstantOfShape`` of a
+    constant), and every shape inferred (``value_info``), so later stages see one graph
+    with fixed shapes wherever the model fixes them."""
+    current = _inferred(_fixed(model, variables))
+    for _ in range(_ROUNDS):
+        folded = _fold(current, shapes_of(current))
+        if folded is None:
+            break
+        current = _inferred(folded)
+    return current
 
 
 def known_shapes(
     model: onnx.ModelProto, variables: dict[str, int]
 ) -> dict[str, list[int | None] | None]:
-    """Every value's shape as shape inference (with data propagation) finds it, after
-    folding the small shape arithmetic it leaves."""
-    current = _fixed(model, variables)
-    shapes = _inferred(current)
-    for _ in range(_ROUNDS):
-        folded = _fold(current, shapes)
-        if folded is None:
-            break
-        current = folded
-        shapes = _inferred(current)
-    return shapes
+    """Every value's shape in ``fixed_model``: ``None`` for an unknown rank, ``None`` dims
+    for unknown sizes."""
+    return shapes_of(fixed_model(model, variables))
 
 
-def _inferred(model: onnx.ModelProto) -> dict[str, list[int | None] | None]:
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        inferred = shape_inference.infer_shapes(model, data_prop=True)
+        return shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # strict errors: keep what the file declares, bound the rest
-        inferred = model
-    graph = inferred.graph
+        return model
+
+
+def shapes_of(model: onnx.ModelProto) -> dict[str, list[int | None] | None]:
+    """The shapes a model declares (inputs, outputs, ``value_info``, constants)."""
+    graph = model.graph
     shapes: dict[str, list[int | None] | None] = {
         t.name: [int(d) for d in t.dims] for t in graph.initializer
     }
@@ -146,13 +183,47 @@ def _inferred(model: onnx.ModelProto) -> dict[str, list[int | None] | None]:
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    values = {
+        t.name: numpy_helper.to_array(t)
+        for t in graph.initializer
+        if math.prod(t.dims) <= _FOLD_LIMIT
+    }
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
             value = next((a.t for a in node.attribute if a.name == "value"), None)
             if value is not None and math.prod(value.dims) <= _FOLD_LIMIT:
                 values[node.output[0]] = numpy_helper.to_array(value)
     return values
+
+
+def _made_size(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> int | None:
+    """The values an operator that makes a shape from its inputs' values would produce,
+    from those (constant) values; ``None`` for other operators."""
+    given = [values[name] for name in node.input if name]
+    try:
+        if node.op_type == "ConstantOfShape":
+            return math.prod(int(d) for d in given[0].reshape(-1)) if given else 1
+        if node.op_type == "Expand":
+            shape = tuple(int(d) for d in given[1].reshape(-1))
+            return math.prod(np.broadcast_shapes(given[0].shape, shape))
+        if node.op_type == "Tile":
+            return math.prod(int(d) * int(r) for d, r in zip(given[0].shape, given[1], strict=True))
+        if node.op_type == "Range":
+            start, limit, delta = (float(v) for v in given)
+            return max(0, math.ceil((limit - start) / delta))
+    except (ValueError, ZeroDivisionError, IndexError):
+        return _FOLD_LIMIT + 1  # malformed: leave it to the checks that name it
+    return None
+
+
+def _foldable(node: onnx.NodeProto, values: dict[str, np.ndarray], graph_inputs: set[str]) -> bool:
+    if node.op_type not in _FOLDABLE or node.domain not in ("", "ai.onnx"):
+        return False
+    names = [name for name in node.input if name]
+    if graph_inputs.intersection(names) or not all(name in values for name in names):
+        return False
+    made = _made_size(node, values)
+    return made is None or made <= _FOLD_LIMIT
 
 
 def _fold(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto | None:
@@ -169,22 +240,19 @@ def _fold(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto | None:
             dims = np.array(shapes[node.input[0]], dtype=np.int64)
             start, end = _int_attribute(node, "start"), _int_attribute(node, "end", len(dims))
             result = [dims[start:end]]
-        elif (
-            node.op_type in _FOLDABLE
-            and node.domain in ("", "ai.onnx")
-            and all(name in values and values[name].size <= _FOLD_LIMIT for name in node.input)
-            and not graph_inputs.intersection(node.input)
-        ):
+        elif _foldable(node, values, graph_inputs):
             try:
                 single = _single_node_model(model, node, values)
                 result = [np.asarray(a) for a in ReferenceEvaluator(single).run(None, {})]
             except Exception:
                 result = None
-        if result is None:
+        if result is None or any(r.size > _FOLD_LIMIT * _FOLD_LIMIT for r in result):
             keep.append(node)
             continue
         for name, array in zip(node.output, result, strict=False):
-            values[name] = folded[name] = np.asarray(array)
+            folded[name] = np.asarray(array)
+            if array.size <= _FOLD_LIMIT:
+                values[name] = folded[name]
     if not folded:
         return None
     copy = onnx.ModelProto()
@@ -192,6 +260,9 @@ def _fold(model: onnx.ModelProto, shapes: dict) -> onnx.ModelProto | None:
     del copy.graph.node[:]
     copy.graph.node.extend(keep)
     copy.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in folded.items())
+    kept_info = [v for v in copy.graph.value_info if v.name not in folded]
+    del copy.graph.value_info[:]
+    copy.graph.value_info.extend(kept_info)
     return copy
 
 
@@ -249,17 +320,24 @@ def _int_attribute(node: onnx.NodeProto, name: str, default: int = 0) -> int:
 
 
 def measure(model: onnx.ModelProto, variables: dict[str, int]) -> Sizes:
-    """Sizes of every tensor the graph computes; bounds where shapes stay unknown."""
-    shapes = known_shapes(model, variables)
+    """Sizes of every tensor ``fixed_model`` computes; bounds where shapes stay unknown."""
+    return measure_fixed(fixed_model(model, variables))
+
+
+def measure_fixed(model: onnx.ModelProto) -> Sizes:
+    """``measure`` of a model ``fixed_model`` returned."""
+    shapes = shapes_of(model)
     elements: dict[str, int] = {}
     for name, dims in shapes.items():
         exact = _exact(dims)
         if exact is not None:
             elements[name] = exact
     largest, largest_node, total, cells = 0, "", 0, 0
+    node_cells: list[int] = []
     for index, node in enumerate(model.graph.node):
         label = f"{node.name or '#' + str(index)} ({node.op_type})"
         inputs = [elements.get(name, UNBOUNDED) for name in node.input if name]
+        before = cells
         for output in node.output:
             if not output:
                 continue
@@ -273,4 +351,5 @@ def measure(model: onnx.ModelProto, variables: dict[str, int]) -> Sizes:
             cells += _cells(node, size, shapes, inputs)
             if size > largest:
                 largest, largest_node = size, label
-    return Sizes(largest, largest_node, total, cells, None, shapes)
+        node_cells.append(cells - before)
+    return Sizes(largest, largest_node, total, cells, None, shapes, node_cells)

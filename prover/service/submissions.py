@@ -224,6 +224,8 @@ def accept_compile(
             "job_id": job.id,
             "state": circuit.state,
         }
+        if isinstance(plan, SegmentedPlan) and plan.note is not None:
+            response["note"] = plan.note
         return response, enqueue
 
     return with_retry(db_url, body)

@@ -13,7 +13,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from prover.circuits.segments import cut_candidates, load_graph
+from helpers.models import fixed_graph
+from prover.circuits.segments import cut_candidates
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def test_unsplit_circuit_needs_at_least_2_19_rows(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "s.json").read_text())["num_rows"]
     assert rows >= 2**19
     # One cut after each convolution and each ReLU: segments of one layer or less.
-    assert len(cut_candidates(load_graph(EXAMPLE / "model.onnx"))) >= 14
+    assert len(cut_candidates(fixed_graph(EXAMPLE / "model.onnx"))) >= 14
 
 
 def test_float_accuracy_matches_metrics() -> None:

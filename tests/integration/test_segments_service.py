@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from helpers.models import calibration_data
+from helpers.models import calibration_data, make_dynamic_cnn
 from helpers.stack import Service, overlapped, private_redis, wait_job
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.circuits.intake import FloatReference, TensorSpec
@@ -124,3 +124,41 @@ def test_one_proof_is_spread_over_two_workers_and_composed(service: Service, mod
         # Asking for more segments than the model has cut points is refused at once.
         refused = _upload(client, model, segments="30")
         assert refused.status_code == 422, refused.text
+
+
+def test_a_dynamic_axis_export_is_split_and_proven(
+    service: Service, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A torch export with a batch axis named "N" (x * sigmoid(x), a residual block, a
+    flatten by shape arithmetic): cut, compiled in two segments, proven and verified
+    through HTTP; a split that saves nothing says so in the reply."""
+    model = make_dynamic_cnn(tmp_path_factory.mktemp("dynamic") / "cnn.onnx", dim="N")
+    image = np.random.default_rng(2).standard_normal(16).round(3)
+    key = service.key("dynamic")
+    with service.client(key) as client:
+        files = {
+            "model": (model.name, model.read_bytes(), "application/octet-stream"),
+            "calibration": (
+                "cal.json",
+                json.dumps({"input_data": [image.tolist() * 4]}).encode(),
+                "application/json",
+            ),
+        }
+        accepted = client.post("/v1/models", files=files, data={"segments": "2"})
+        assert accepted.status_code == 202, accepted.text
+        assert "saves nothing" in accepted.json()["note"]  # 2^12 rows either way
+        job = wait_job(client, accepted.json()["job_id"], timeout=900)
+        assert job["state"] == "succeeded", job
+        circuit_id = accepted.json()["circuit_id"]
+        record = client.get(f"/v1/circuits/{circuit_id}").json()["record"]
+        assert record["type"] == "segmented" and len(record["segments"]) == 2
+        assert record["inputs"] == [{"name": "image", "shape": [1, 1, 4, 4], "dtype": "float32"}]
+        asked = client.post(f"/v1/circuits/{circuit_id}/proofs", json={"input": [image.tolist()]})
+        assert asked.status_code == 202, asked.text
+        assert wait_job(client, asked.json()["job_id"], timeout=600)["state"] == "succeeded"
+        proof = client.get(f"/v1/proofs/{asked.json()['proof_id']}").json()
+        reference = FloatReference(model, [TensorSpec("image", (1, 1, 4, 4), "float32")])
+        expected = reference.run([image])[0].reshape(-1)
+        assert np.allclose(np.asarray(proof["outputs"][0]).reshape(-1), expected, atol=0.05)
+        verdict = client.post(f"/v1/proofs/{proof['proof_id']}/verify").json()
+        assert verdict["valid"] is True, verdict

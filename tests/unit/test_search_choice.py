@@ -11,7 +11,7 @@ import pytest
 
 from helpers.models import calibration_data
 from prover.circuits.compiler import CompileOptions, compile_model
-from prover.circuits.search import SearchSpace, Trial, choose_finalist
+from prover.circuits.search import SearchSpace, Trial, choose_finalist, replaces_default
 from prover.config import Settings
 from prover.store import ArtifactStore
 
@@ -59,3 +59,33 @@ def test_compiles_on_two_stores_keep_the_smallest_key(mlp_path: Path, tmp_path: 
         assert len(measured) == 3 and all(t["prove_s"] for t in measured)
         smallest = min(measured, key=lambda t: t["pk_bytes"])
         assert record["search"]["chosen"] == smallest["name"]
+
+
+def _predicted(logrows: int, cols: int, lookups: int) -> Trial:
+    from prover.circuits import estimate
+
+    settings = {
+        "num_rows": 2**logrows - 100,
+        "run_args": {"logrows": logrows, "num_inner_cols": cols},
+        "required_lookups": [{"Sigmoid": {}}] * lookups,
+    }
+    trial = Trial(f"k{logrows}-c{cols}", Path("s"), Path("c"))
+    trial.estimate = estimate.predict(settings)
+    return trial
+
+
+def _by_time(trial: Trial) -> float:
+    assert trial.estimate is not None
+    return float(trial.estimate["prove_s"])
+
+
+def test_a_candidate_replaces_ezkl_only_where_the_cost_model_was_fitted() -> None:
+    """lstm_medium: ezkl's 2^18 rows, 2 inner columns and two lookup tables (Sigmoid,
+    Tanh) against 2^17 and 1 column, predicted faster but measured 1.4x slower at 1.5x the
+    memory: outside the fit, ezkl's choice stands."""
+    default, candidate = _predicted(18, 2, 2), _predicted(17, 1, 2)
+    assert _by_time(candidate) < 0.8 * _by_time(default)
+    assert not replaces_default(candidate, default, _by_time, gas=False)
+    # Inside the fit, a clear gain at no more memory replaces it; more memory does not.
+    assert replaces_default(_predicted(14, 2, 0), _predicted(16, 2, 0), _by_time, gas=False)
+    assert not replaces_default(_predicted(15, 4, 0), _predicted(16, 1, 0), _by_time, gas=False)

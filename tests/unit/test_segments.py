@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
-from helpers.models import calibration_data
+from helpers.models import calibration_data, fixed_graph
 from prover.circuits import segments
 from prover.circuits.compiler import CompileOptions, CompilePlan
 from prover.circuits.segments import (
     SegmentedPlan,
     balanced_cuts,
     cut_candidates,
-    load_graph,
     plan_any,
     plan_cuts,
     plan_segmented,
@@ -47,11 +46,11 @@ def make_residual(path: Path) -> Path:
 
 
 def test_cut_candidates_of_a_chain_are_every_intermediate_tensor(mlp_path: Path) -> None:
-    assert cut_candidates(load_graph(mlp_path)) == ["/0/Gemm_output_0", "/1/Relu_output_0"]
+    assert cut_candidates(fixed_graph(mlp_path)) == ["/0/Gemm_output_0", "/1/Relu_output_0"]
 
 
 def test_no_cut_inside_a_residual_block(tmp_path: Path) -> None:
-    model = load_graph(make_residual(tmp_path / "residual.onnx"))
+    model = fixed_graph(make_residual(tmp_path / "residual.onnx"))
     found = cut_candidates(model)
     add = next(n for n in model.graph.node if n.op_type == "Add")
     inner = next(n for n in model.graph.node if n.op_type == "Relu")
@@ -72,21 +71,23 @@ def test_plan_cuts_refuses_more_segments_than_cut_points(
     mlp_path: Path, settings: Settings
 ) -> None:
     # Estimated cells: Gemm 4x8 = 32, ReLU 8, Gemm 8x2 = 16: 32 | 24 beats 40 | 16.
-    assert plan_cuts(mlp_path, 2, None, settings) == ["/0/Gemm_output_0"]
+    graph = fixed_graph(mlp_path)
+    assert plan_cuts(graph, 2, None, settings).tensors == ("/0/Gemm_output_0",)
     with pytest.raises(InvalidInputError, match="at most 3 segments"):
-        plan_cuts(mlp_path, 4, None, settings)
+        plan_cuts(graph, 4, None, settings)
     with pytest.raises(InvalidInputError, match="number of segments or a max_logrows"):
-        plan_cuts(mlp_path, None, None, settings)
+        plan_cuts(graph, None, None, settings)
 
 
 @pytest.mark.slow  # ezkl lays out each candidate segment (in a child)
 def test_plan_cuts_by_max_logrows(mlp_path: Path, settings: Settings) -> None:
-    assert plan_cuts(mlp_path, None, 20, settings) == []  # fits in one circuit
+    graph = fixed_graph(mlp_path)
+    assert plan_cuts(graph, None, 20, settings).tensors == ()  # fits in one circuit
     with pytest.raises(InvalidInputError, match="over max_logrows 4") as info:
-        plan_cuts(mlp_path, None, 4, settings)
+        plan_cuts(graph, None, 4, settings)
     assert info.value.details["needed_logrows"] > 4
     with pytest.raises(InvalidInputError, match="ask for more segments"):
-        plan_cuts(mlp_path, 2, 4, settings)
+        plan_cuts(graph, 2, 4, settings)
 
 
 @pytest.mark.slow  # the automatic link choice lays out each segment (in a child)

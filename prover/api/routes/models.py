@@ -29,6 +29,7 @@ router = APIRouter()
     "/v1/models",
     status_code=202,
     response_model=CompileAccepted,
+    response_model_exclude_none=True,
     responses=errors(*BODY),
 )
 def submit_model(
