@@ -14,8 +14,8 @@ def _segmented(model: Path) -> bool:
     return metrics.is_file() and "segmented" in json.loads(metrics.read_text())
 
 
-# The examples that compile as one circuit (digits_lenet is proven in segments by its own
-# script, and checked by tests/integration/test_example_lenet.py).
+# The examples that compile as one circuit (digits_lenet and digits_resnet are proven in
+# segments by their own scripts; test_example_lenet.py checks the first).
 EXAMPLES = sorted(
     p.parent.name for p in (REPO / "models").glob("*/model.onnx") if not _segmented(p)
 )
