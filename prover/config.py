@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     workers: int = 2  # worker processes started by `prover up`
     max_request_bytes: int = 8 * 1024 * 1024  # JSON bodies; uploads get max_model_bytes more
+    max_header_bytes: int = 64 * 1024  # a request's headers, all together (over: 431)
     # Clients (CLI --remote): where the service is and the key to use.
     api_url: str = "http://127.0.0.1:8000"
     api_key: str | None = None

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,9 +23,10 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from prover import __version__
-from prover.api.limits import BodyLimit, RateLimiter, TooLarge, too_large_body
+from prover.api.limits import BodyLimit, HeaderLimit, RateLimiter, TooLarge, too_large_body
 from prover.api.responses import error_response
 from prover.api.routes import chain, circuits, health, jobs, models, proofs, training, ui
+from prover.api.routes.pages import link_items
 from prover.config import Settings, get_settings, mode_line
 from prover.errors import ProverError
 from prover.service.db import migrate
@@ -91,10 +94,28 @@ def allowed_methods(request: Request) -> list[str]:
     return [method for method in METHODS if answers(method)]
 
 
+async def part_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """Redis or the database dropped on a request's path where nothing falls back: 503
+    ``unavailable`` naming the part, never a plain-text 500 (the client may retry)."""
+    part = "the broker (Redis)" if isinstance(exc, redis.RedisError) else "the database"
+    log.warning("%s does not answer: %s", part, exc)
+    return error_response(503, "unavailable", f"{part} does not answer; try again later")
+
+
 async def body_too_large(_request: Request, exc: Exception) -> JSONResponse:
     """A body found over the limit while it was read (chunked, or longer than declared)."""
     assert isinstance(exc, TooLarge)
     return JSONResponse(too_large_body(exc.limit), 413)
+
+
+SERVER_HEAD_FACTOR = 16  # the server buffers a request head up to this many header limits
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options past ``create_app``'s: its buffer for a request's head (h11's,
+    16 KiB by default) well over the app's header limit, so that the app answers
+    oversized headers (431, in its error shape) rather than the server (plain-text 400)."""
+    return {"h11_max_incomplete_event_size": SERVER_HEAD_FACTOR * settings.max_header_bytes}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -126,10 +147,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads=settings.max_request_bytes + settings.max_model_bytes,
         upload_paths=UPLOAD_PATHS,
     )
+    app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)  # outermost: first
     app.add_exception_handler(ProverError, prover_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(TooLarge, body_too_large)
+    for outage in (redis.ConnectionError, redis.TimeoutError, sqlalchemy.exc.OperationalError):
+        app.add_exception_handler(outage, part_unavailable)
     for module in (health, models, training, proofs, chain, jobs, circuits, ui):
         app.include_router(module.router)
+    link_items(app)
     return app

@@ -15,12 +15,14 @@ Each is resolved by the function beside it; tests replace one with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Protocol
 
 import redis.asyncio as aioredis
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
 from prover.config import Settings
@@ -148,9 +150,21 @@ def dispatcher(settings: SettingsDep) -> Dispatcher:
 
 DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
 
+
+def integer_literal(value: Any) -> Any:
+    """An integer query parameter as an integer literal: pydantic also reads ``+0``, ``0.0``,
+    ``0_0`` or `` 0`` as 0, so that one value would have many spellings."""
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+        raise ValueError("must be an integer literal, such as 20")
+    return value
+
+
+IntegerLiteral = BeforeValidator(integer_literal)
 # A page size: one page is at most MAX_PAGE items.
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE), IntegerLiteral]
 # Where a page starts: the previous page's next_cursor (a row number).
 Cursor = Annotated[
-    int | None, Query(ge=0, le=MAX_CURSOR, description="the previous page's next_cursor")
+    int | None,
+    Query(ge=0, le=MAX_CURSOR, description="the previous page's next_cursor"),
+    IntegerLiteral,
 ]

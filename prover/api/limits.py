@@ -1,5 +1,5 @@
-"""Request limits: body size (on the declared length and on the bytes actually sent) and
-each key's request rate."""
+"""Request limits: header size, body size (on the declared length and on the bytes
+actually sent) and each key's request rate."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class BodyLimit:
         limit = self.uploads if scope["path"] in self.upload_paths else self.default
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _refuse(send, limit)
+            await _send_json(send, 413, too_large_body(limit))
             return
         seen = 0
         started = False
@@ -86,19 +86,36 @@ class BodyLimit:
             await self.app(scope, counted, tracked_send)
         except TooLarge:  # read outside the routes' error handling
             if not started:
-                await _refuse(send, limit)
+                await _send_json(send, 413, too_large_body(limit))
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(too_large_body(limit)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _send_json(send: Send, status: int, body: dict[str, object]) -> None:
+    """An answer sent from a middleware, outside the app's error handlers."""
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+class HeaderLimit:
+    """Refuse requests whose headers total over ``limit`` bytes: 431 in the API's error
+    shape. (The server must pass such a head on: see ``server_options``.)"""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.limit:  # each header's line: name, ": ", value, CRLF
+                error = {
+                    "code": "headers_too_large",
+                    "message": f"the request's headers hold {size} bytes, over the limit "
+                    f"of {self.limit} (PROVER_MAX_HEADER_BYTES)",
+                    "limit": self.limit,
+                }
+                await _send_json(send, 431, {"error": error})
+                return
+        await self.app(scope, receive, send)
 
 
 # GCRA (a token bucket kept as one timestamp): the key holds the time, in ms, at which the

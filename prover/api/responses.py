@@ -26,6 +26,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "request body or model over the limits"},
     415: {"model": ErrorBody, "description": "a body that is not JSON (send application/json)"},
     422: {"model": ErrorBody, "description": "bad input: the error names the problem"},
+    431: {
+        "model": ErrorBody,
+        "description": "request headers over the limit (PROVER_MAX_HEADER_BYTES)",
+    },
     429: {
         "model": ErrorBody,
         "description": "over a quota of this key: rate_limited (requests per second) or "
@@ -40,8 +44,8 @@ JSON_BODY = (*BODY, 415)  # ... and with a JSON body
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: what any authenticated route may answer (401, 404,
-    422, 429, 503) and the route's own ``codes``."""
-    return {code: ERRORS[code] for code in sorted({401, 404, 422, 429, 503, *codes})}
+    422, 429, 431, 503) and the route's own ``codes``."""
+    return {code: ERRORS[code] for code in sorted({401, 404, 422, 429, 431, 503, *codes})}
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:

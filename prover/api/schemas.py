@@ -17,6 +17,13 @@ class Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class JsonBody(BaseModel):
+    """A JSON request body, read strictly: Python's ``json`` and pydantic's lax mode would
+    take ``0`` for false, ``true`` for 1.0 and NaN or infinity for numbers."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
 class ErrorDetail(Open):
     code: str = Field(description="Stable machine-readable code, e.g. invalid_model.")
     message: str = Field(description="What was wrong and what to do about it.")
@@ -171,11 +178,12 @@ class CompileForm(CompileRequest):
         return data
 
 
-class ProofRequest(BaseModel):
+class ProofRequest(JsonBody):
     input: Any = Field(
         None,
         description="ezkl input.json object ({'input_data': [...]}), an object keyed by "
         "input name, or nested lists",
+        examples=[{"input_data": [[0.5, -1.0, 0.25, 2.0]]}],
     )
     items: list[Any] | None = Field(
         None,
@@ -207,15 +215,15 @@ class ProofRequest(BaseModel):
         return self
 
 
-class DeployRequest(BaseModel):
+class DeployRequest(JsonBody):
     force: bool = Field(False, description="deploy again even if the chain has it")
 
 
-class SubmitRequest(BaseModel):
+class SubmitRequest(JsonBody):
     commit_reveal: bool = Field(False, description="commit, then reveal in a later block")
 
 
-class RunRequest(BaseModel):
+class RunRequest(JsonBody):
     circuit_id: str = Field(description="a training-step circuit (POST /v1/training/circuits)")
     weights: list[float] = Field(description="the initial weights, flat (flatten_params order)")
     batches: list[dict[str, Any]] = Field(
@@ -224,7 +232,7 @@ class RunRequest(BaseModel):
     )
 
 
-class FederatedRunRequest(BaseModel):
+class FederatedRunRequest(JsonBody):
     circuit_id: str = Field(description="a training-step circuit (POST /v1/training/circuits)")
     weights: list[float] = Field(description="the initial global weights, flat")
     rounds: list[list[dict[str, Any]]] = Field(
@@ -265,7 +273,7 @@ class RunView(RunSummary):
     )
 
 
-class ChainRequest(BaseModel):
+class ChainRequest(JsonBody):
     proof_ids: list[str] = Field(min_length=1, description="step proofs, in order")
     batches: list[dict[str, Any]] | None = Field(
         None, description="each step's batch {x, y}, to check the batch commitments"

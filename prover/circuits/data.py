@@ -40,7 +40,26 @@ def _out_of_range(value: Any, at: str = "") -> str | None:
     return None
 
 
+def _not_a_number(value: Any, at: str = "") -> tuple[str, Any] | None:
+    """The position (``[i][j]``) and value of the first boolean or string: numpy would
+    read ``true`` as 1.0 and ``"0.5"`` as 0.5, where JSON says neither is a number."""
+    if isinstance(value, bool | str):
+        return at, value
+    if isinstance(value, list) and not set(map(type, value)) <= {int, float}:
+        for i, item in enumerate(value):
+            if isinstance(item, bool | str | list):
+                found = _not_a_number(item, f"{at}[{i}]")
+                if found is not None:
+                    return found
+    return None
+
+
 def _as_numbers(value: Any, what: str) -> np.ndarray:
+    found = _not_a_number(value)
+    if found is not None:
+        at, item = found
+        kind = "a boolean" if isinstance(item, bool) else "a string"
+        raise InvalidInputError(f"{what}{at} is {kind}, not a number", position=at)
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:

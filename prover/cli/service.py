@@ -108,7 +108,7 @@ def serve(loglevel: str = typer.Option("INFO")) -> None:
     """Run the HTTP API (foreground) on PROVER_API_HOST:PROVER_API_PORT."""
     import uvicorn
 
-    from prover.api.app import create_app
+    from prover.api.app import create_app, server_options
     from prover.logs import configure
 
     configure(loglevel, "api")
@@ -119,6 +119,7 @@ def serve(loglevel: str = typer.Option("INFO")) -> None:
         port=settings.api_port,
         log_config=None,
         access_log=True,
+        **server_options(settings),
     )
 
 

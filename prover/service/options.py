@@ -28,7 +28,10 @@ class CompileRequest(BaseModel):
     tolerance: float | None = Field(
         None,
         gt=0,
-        description="max output error relative to max(1, |float output|); default from config",
+        le=1,
+        allow_inf_nan=False,
+        description="max output error relative to max(1, |float output|), at most 1 (an "
+        "error the output's own size: more would check nothing); default from config",
     )
     strategy: Literal["search", "ezkl-default"] = Field(
         "search", description="search (tune run args) or ezkl-default (ezkl's own calibration)"
@@ -40,7 +43,12 @@ class CompileRequest(BaseModel):
         "verifier unless it is predicted over EIP-170's 24 KB)",
     )
     lookup_margin: float = Field(
-        2.0, ge=1, description="lookup tables cover the calibration range times this"
+        2.0,
+        ge=1,
+        le=16,
+        allow_inf_nan=False,
+        description="lookup tables cover the calibration range times this, at most 16 (each "
+        "doubling costs about a bit more of lookup range)",
     )
     reusable_verifier: bool = Field(
         False, description="keys for ezkl's shared reusable EVM verifier (verifiers over 24 KB)"

@@ -71,7 +71,12 @@ def test_a_bad_model_is_422_and_creates_nothing(
         ("param_visibility", "open"),
         ("tolerance", "-1"),
         ("tolerance", "abc"),
+        ("tolerance", "inf"),  # would turn the accuracy check off
+        ("tolerance", "nan"),
+        ("tolerance", "1.5"),
         ("lookup_margin", "0.5"),
+        ("lookup_margin", "1e308"),
+        ("lookup_margin", "inf"),
         ("strategy", "guess"),
         ("objective", "speed"),
         ("reusable_verifier", "maybe"),

@@ -54,8 +54,12 @@ def test_wrong_input_count_and_names() -> None:
 
 
 def test_non_numeric_and_nan() -> None:
-    with pytest.raises(InvalidInputError, match="list of numbers"):
+    with pytest.raises(InvalidInputError, match=r"input 'x'\[0\] is a string, not a number"):
         parse_sample(["a", "b", "c", "d"], ONE)
+    with pytest.raises(InvalidInputError, match=r"\[1\] is a boolean, not a number"):
+        parse_sample([1, True, 3, 4], ONE)  # numpy would take it as 1.0
+    with pytest.raises(InvalidInputError, match="list of numbers"):
+        parse_sample([1, [2], 3, 4], ONE)
     with pytest.raises(InvalidInputError, match="NaN"):
         parse_sample([1, 2, float("nan"), 4], ONE)
     with pytest.raises(InvalidInputError, match="ezkl"):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from typing import Annotated, Any
 
 import redis
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Query
+from redis.asyncio.client import PubSub
 from starlette.concurrency import run_in_threadpool
 
 from prover.api.deps import Owner, RedisDep, SettingsDep
@@ -20,6 +23,7 @@ from prover.service import jobs, queries
 from prover.service.db import session_scope
 from prover.worker.app import job_channel
 
+log = logging.getLogger("prover.api")
 router = APIRouter()
 JOB_POLL_S = 0.25  # how often a waiting request reads the job when Redis cannot wake it
 
@@ -34,25 +38,51 @@ def read_job(settings: Settings, owner: str, job_id: str) -> dict[str, Any]:
 async def wait_for_end(
     client: aioredis.Redis, settings: Settings, owner: str, job_id: str, deadline: float
 ) -> dict[str, Any]:
-    """Re-read the job whenever a worker announces its end (or every second; every
-    ``JOB_POLL_S`` when Redis does not answer) until it ends or the deadline passes."""
-    pubsub: Any = client.pubsub()
-    try:
-        await pubsub.subscribe(job_channel(job_id))  # before the re-read: no lost wake-up
-    except redis.RedisError:
-        pubsub = None
+    """Re-read the job whenever a worker announces its end (or every second) until it
+    ends or the deadline passes. Without Redis (down at the start, or dropped meanwhile)
+    the wait goes on reading the job every ``JOB_POLL_S``: an outage costs latency, not
+    the answer."""
+    pubsub = await subscribed(client, job_channel(job_id))  # before the re-read: no lost wake-up
     try:
         while True:
             job = await run_in_threadpool(read_job, settings, owner, job_id)
             remaining = deadline - time.monotonic()
             if job["state"] in jobs.TERMINAL or remaining <= 0:
                 return job
-            if pubsub is None:
-                await asyncio.sleep(min(remaining, JOB_POLL_S))
-                continue
-            await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
+            pubsub = await woken(pubsub, remaining)
     finally:
-        if pubsub is not None:
+        await close_subscription(pubsub)
+
+
+async def subscribed(client: aioredis.Redis, channel: str) -> PubSub | None:
+    """A subscription to ``channel``; None when Redis does not answer."""
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channel)
+    except redis.RedisError:
+        await close_subscription(pubsub)
+        return None
+    return pubsub
+
+
+async def woken(pubsub: PubSub | None, remaining: float) -> PubSub | None:
+    """Wait for a message (a second at most), or ``JOB_POLL_S`` without a subscription.
+    Returns the subscription, None once Redis has dropped it."""
+    if pubsub is not None:
+        try:
+            await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
+            return pubsub
+        except redis.RedisError as exc:
+            log.warning("job wait: Redis dropped (%s); polling the database", exc)
+            await close_subscription(pubsub)
+    await asyncio.sleep(min(remaining, JOB_POLL_S))
+    return None
+
+
+async def close_subscription(pubsub: PubSub | None) -> None:
+    """Close a subscription, whatever state its connection is in."""
+    if pubsub is not None:
+        with contextlib.suppress(redis.RedisError):
             await pubsub.aclose()
 
 

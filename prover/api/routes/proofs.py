@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from prover.api.deps import (
     JSON_ONLY,
     DispatcherDep,
+    IntegerLiteral,
     Owner,
     SessionDep,
     SettingsDep,
@@ -77,7 +78,9 @@ def get_proof_file(
     session: SessionDep,
     store: StoreDep,
     segment: Annotated[
-        int | None, Query(ge=0, description="of a proof in segments: which segment's proof")
+        int | None,
+        Query(ge=0, description="of a proof in segments: which segment's proof"),
+        IntegerLiteral,
     ] = None,
 ) -> FileResponse:
     """The proof in ezkl's own JSON format (`ezkl verify` accepts it); of a proof in
