@@ -198,6 +198,18 @@ def _infrastructure_errors() -> tuple[tuple[type[BaseException], str], ...]:
     )
 
 
+def panic_error(exc: BaseException) -> CircuitError | None:
+    """ezkl's panic as the job's own error, or None for anything else. A Rust panic reaches
+    Python as pyo3's ``PanicException``, a ``BaseException`` (its class is not importable),
+    which ``except Exception`` misses: the job would sit until its lease lapsed."""
+    if type(exc).__name__ != "PanicException":
+        return None
+    return CircuitError(
+        f"ezkl panicked: {str(exc).strip()[:300]} (a value may be outside what the circuit "
+        "can represent)"
+    )
+
+
 def transient_code(exc: BaseException) -> str | None:
     """The error code of a transient fault (a ``ProverError``'s own, or the part a
     library's error says did not answer); None when the failure is not transient."""

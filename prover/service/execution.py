@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prover.config import Settings
-from prover.errors import ProverError, is_transient, transient_code
+from prover.errors import ProverError, is_transient, panic_error, transient_code
 from prover.metrics import JOB_FAILURES, JOB_SECONDS, PHASE_SECONDS
 from prover.service import jobs
 from prover.service.kinds import JobKind, job_kind
@@ -97,6 +97,11 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
         if is_transient(exc):
             return _retry_later(db, claim, job_id, exc, settings, tracker)
         return _record_error(db, job_id, claim.token, kind, exc, tracker, started)
+    except BaseException as exc:
+        panic = panic_error(exc)
+        if panic is None:
+            raise
+        return _record_error(db, job_id, claim.token, kind, panic, tracker, started)
     finally:
         keeper.release()
     tracker.close_phase()
