@@ -4,56 +4,26 @@ app's limit, uvicorn answered a plain-text 400 before the app saw the request.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from prover.chain.node import free_port
-from prover.stack import wait_until
+from helpers.stack import Service
 
 LIMIT = 64 * 1024  # PROVER_MAX_HEADER_BYTES's default
-
-
-def answers(url: str) -> bool:
-    try:
-        httpx.get(f"{url}/health", timeout=5)
-    except httpx.HTTPError:
-        return False
-    return True
+NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens: the app limits rates per process
 
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``prover serve`` on a free port, its own SQLite database, no Redis."""
     tmp_path = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PROVER_DATA_DIR": str(tmp_path / "data"),
-        "PROVER_DATABASE_URL": f"sqlite:///{tmp_path / 'prover.db'}",
-        "PROVER_REDIS_URL": "redis://127.0.0.1:1/0",
-        "PROVER_API_PORT": str(port),
-    }
-    log = (tmp_path / "api.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prover", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    service = Service(tmp_path / "data", f"sqlite:///{tmp_path / 'prover.db'}", NO_REDIS)
     try:
-        wait_until(lambda: answers(url), 60, "prover serve")
-        yield url
+        yield service.start_api().url
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
+        service.stop()
 
 
 @pytest.mark.parametrize("size", [LIMIT + 1, 200_000, 15 * LIMIT])

@@ -119,6 +119,19 @@ class Service:
         wait_until(self._healthy, 90, "the API with its workers")
         return self
 
+    def start_api(self) -> Service:
+        """The API alone, once it answers HTTP (its health may say a part is down)."""
+        self.api = self._spawn("api", "serve")
+        wait_until(self._answers, 60, "the API")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            httpx.get(f"{self.url}/health", timeout=5)
+        except httpx.HTTPError:
+            return False
+        return True
+
     def _healthy(self) -> bool:
         try:
             health = httpx.get(f"{self.url}/health", timeout=5).json()
