@@ -24,54 +24,44 @@ def load_json(path: Path) -> Any:
         raise InvalidInputError(f"data file {str(path)!r} is not valid JSON: {exc}") from exc
 
 
-def _out_of_range(value: Any, at: str = "") -> str | None:
-    """The position (``[i][j]``) of the first integer too large for a float64, if any."""
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _out_of_range(item, f"{at}[{i}]")
-            if found is not None:
-                return found
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
+OUT_OF_RANGE = "a number out of range (a float64 holds at most about 1.8e308)"
+
+
+def _not_a_float(value: Any, at: str = "", ints: bool = False) -> tuple[str, str] | None:
+    """The position (``[i][j]``) of the first value a float64 must not be read from, and
+    what it is: numpy would read ``true`` as 1.0 and ``"0.5"`` as 0.5, where JSON says
+    neither is a number. With ``ints``, also an integer literal beyond float64 (looked for
+    only once numpy overflowed: every other integer is then checked too)."""
+    if isinstance(value, bool):
+        return at, "a boolean, not a number"
+    if isinstance(value, str):
+        return at, "a string, not a number"
+    if ints and isinstance(value, int):
         try:
             float(value)
         except OverflowError:
-            return at
-    return None
-
-
-def _not_a_number(value: Any, at: str = "") -> tuple[str, Any] | None:
-    """The position (``[i][j]``) and value of the first boolean or string: numpy would
-    read ``true`` as 1.0 and ``"0.5"`` as 0.5, where JSON says neither is a number."""
-    if isinstance(value, bool | str):
-        return at, value
-    if isinstance(value, list) and not set(map(type, value)) <= {int, float}:
+            return at, OUT_OF_RANGE
+    if isinstance(value, list) and (ints or not set(map(type, value)) <= {int, float}):
         for i, item in enumerate(value):
-            if isinstance(item, bool | str | list):
-                found = _not_a_number(item, f"{at}[{i}]")
-                if found is not None:
-                    return found
+            found = _not_a_float(item, f"{at}[{i}]", ints)
+            if found is not None:
+                return found
     return None
 
 
 def _as_numbers(value: Any, what: str) -> np.ndarray:
-    found = _not_a_number(value)
+    found = _not_a_float(value)
     if found is not None:
-        at, item = found
-        kind = "a boolean" if isinstance(item, bool) else "a string"
-        raise InvalidInputError(f"{what}{at} is {kind}, not a number", position=at)
+        raise InvalidInputError(f"{what}{found[0]} is {found[1]}", position=found[0])
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"{what} must be a (nested) list of numbers of even shape: {exc}"
         ) from exc
-    except OverflowError as exc:  # an integer literal beyond float64 (about 1.8e308)
-        at = _out_of_range(value) or ""
-        raise InvalidInputError(
-            f"{what}{at} is a number out of range (a float64 holds at most about 1.8e308)",
-            position=at,
-        ) from exc
+    except OverflowError as exc:
+        at, why = _not_a_float(value, ints=True) or ("", OUT_OF_RANGE)
+        raise InvalidInputError(f"{what}{at} is {why}", position=at) from exc
     if not np.all(np.isfinite(arr)):
         raise InvalidInputError(f"{what} contains NaN or infinite values")
     return arr
