@@ -18,10 +18,11 @@ from eth_abi import encode
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from prover.chain.client import Chain, noted_receipt
+from prover.chain.client import Chain
 from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.onchain import accepting_call, deploy_circuit, registered, verifier_arguments
+from prover.chain.submission import submit
 from prover.circuits.batch import BatchLayout, split_outputs, stored_layout
 from prover.errors import ChainError
 from prover.proving.proofs import resolve_proof
@@ -100,7 +101,7 @@ def submit_batch(
 
     The circuit must be deployed (``deploy_batch_circuit``); its batch size is set here if
     it is not yet. ``gas_used`` is the acceptance transaction's, ``gas_per_result`` that
-    over N.
+    over N (a refusal's ``gas_used``: what was sent before it).
     """
     record = store.read_record("proofs", proof_ref)
     proof_id, proof_path, circuit = resolve_proof(store, record["id"])
@@ -120,45 +121,31 @@ def submit_batch(
         "batch_key": batch_key(circuit["id"], instances),
         "calldata_instances": len(instances),
     }
-    try:
+    key = bytes.fromhex(circuit["id"])
+
+    def prepare() -> tuple[Any, dict[str, int]]:
         setup_gas = _ensure_batch_size(chain, results, circuit["id"], layout)
-        call, commit_gas = accepting_call(
-            chain,
-            results,
-            bytes.fromhex(circuit["id"]),
-            proof,
-            instances,
-            vka,
-            commit_reveal,
-            "submitBatch",
+        call, spent = accepting_call(
+            chain, results, key, proof, instances, vka, commit_reveal, "submitBatch"
         )
-        # A retry whose earlier try was accepted but lost its receipt finds it in the journal.
-        data = results.encode_abi(call.fn_name, args=call.args)
-        receipt = noted_receipt(chain, {"to": results.address, "data": data})
-        receipt = receipt or transact(chain, call)
-    except ChainError as exc:
-        return {**base, "accepted": False, "reason": exc.details.get("revert", exc.message)}
-    return {
-        **base,
-        **_accepted(store, results, receipt, layout, proof_id),
-        "batch_size_gas_used": setup_gas,
-        "commit_gas_used": commit_gas,
-    }
+        return call, {"batch_size_gas_used": setup_gas, **spent}
+
+    answer, receipt = submit(chain, results, prepare)
+    if receipt is None:
+        return {**base, **answer}
+    return {**base, **answer, **_accepted(store, results, receipt, layout, proof_id)}
 
 
 def _accepted(
     store: ArtifactStore, results: Any, receipt: Any, layout: BatchLayout, proof_id: str
 ) -> dict[str, Any]:
-    """What an accepting receipt says: the batch, and each result with its outputs."""
+    """What an accepting receipt says: the batch, and each result with its outputs; its
+    ``gas_used`` is the acceptance transaction's alone, for ``gas_per_result``."""
     (batch,) = results.events.BatchAccepted().process_receipt(receipt, errors=DISCARD)
     events = results.events.BatchResultAccepted().process_receipt(receipt, errors=DISCARD)
     outputs = split_outputs(layout, store.read_record("proofs", proof_id)["outputs"])
     gas = int(receipt["gasUsed"])
     return {
-        "accepted": True,
-        "reason": None,
-        "tx_hash": receipt["transactionHash"].to_0x_hex(),
-        "block": receipt["blockNumber"],
         "gas_used": gas,
         "gas_per_result": round(gas / layout.n),
         "prover": batch["args"]["prover"],

@@ -23,11 +23,13 @@ from typing import Any
 
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from prover.chain.client import Chain, deploy, noted_receipt
+from prover.chain.client import Chain
 from prover.chain.contracts import compiled, contract, decode_revert, transact
+from prover.chain.deployments import Kind, deploy_once, deployed
 from prover.chain.onchain import deploy_verifier, verifier_arguments
+from prover.chain.submission import calldata, submit
 from prover.errors import ChainError, InvalidInputError
-from prover.store import ArtifactStore, canonical_digest, now_iso
+from prover.store import ArtifactStore
 
 CONTRACT = "ProvenComposites"
 INSTANCE, PROOF_POINT = 0, 1  # ProvenComposites.Check.source
@@ -181,26 +183,8 @@ def _composite_record(store: ArtifactStore, composite_ref: str) -> dict[str, Any
     return composite
 
 
-def composites_contract(store: ArtifactStore, chain: Chain) -> str:
-    """The ProvenComposites contract on this chain (deployed once; again if its code is
-    gone, as on a restarted development chain, or changed)."""
-    entry_id = canonical_digest({"contracts": CONTRACT, "chain": chain.chain_id})
-    code = compiled()[CONTRACT]
-    if store.exists("deployments", entry_id):
-        record = store.read_record("deployments", entry_id)
-        if len(chain.w3.eth.get_code(record["composites_address"])) == code.runtime_size:
-            return str(record["composites_address"])
-    address, receipt = deploy(chain, code.abi, code.bytecode)
-    record = {
-        "id": entry_id,
-        "type": "contracts",
-        "chain_id": chain.chain_id,
-        "composites_address": address,
-        "gas_used": receipt["gasUsed"],
-        "created_at": now_iso(),
-    }
-    store.save_record("deployments", entry_id, record)
-    return address
+def _kind() -> Kind:
+    return {"composites_address": compiled()[CONTRACT]}
 
 
 def deploy_composite(
@@ -221,7 +205,7 @@ def deploy_composite(
         deployment = deploy_verifier(store, circuit["id"], chain, force)
         deploy_gas += 0 if deployment["reused"] else deployment["gas_used"]
         verifiers.append(deployment["verifier_address"])
-    address = composites_contract(store, chain)
+    address = str(deploy_once(store, chain, _kind())["composites_address"])
     composites = contract(chain, CONTRACT, address)
     key = bytes.fromhex(composite["id"])
     _owner, have_verifiers, have_checks = composites.functions.get(key).call()
@@ -244,14 +228,11 @@ def deploy_composite(
 def registered_composite(store: ArtifactStore, composite_id: str, chain: Chain) -> str:
     """The ProvenComposites address where a composite is registered; ``ChainError``
     saying to deploy first if it is not. Sends nothing."""
-    entry_id = canonical_digest({"contracts": CONTRACT, "chain": chain.chain_id})
-    address = None
-    if store.exists("deployments", entry_id):
-        address = store.read_record("deployments", entry_id)["composites_address"]
-    if address and len(chain.w3.eth.get_code(address)) > 0:
-        composites = contract(chain, CONTRACT, address)
+    record = deployed(store, chain, _kind())
+    if record is not None:
+        composites = contract(chain, CONTRACT, record["composites_address"])
         if composites.functions.get(bytes.fromhex(composite_id)).call()[1]:
-            return str(address)
+            return str(record["composites_address"])
     raise ChainError(
         f"composite {composite_id[:16]} is not registered on chain {chain.chain_id}; "
         f"deploy it first (prover.chain.composites.deploy_composite)"
@@ -317,25 +298,15 @@ def submit_composite(store: ArtifactStore, proof_ref: str, chain: Chain) -> dict
         "segments": len(proofs),
     }
     call = composites.functions.submit(bytes.fromhex(record["circuit_id"]), proofs, instances)
-    try:
-        # A retry whose earlier try was accepted but lost its receipt would now be refused
-        # as a replay: the journal's noted transaction answers instead.
-        data = composites.encode_abi(call.fn_name, args=call.args)
-        receipt = noted_receipt(chain, {"to": composites.address, "data": data})
-        receipt = receipt or transact(chain, call)
-    except ChainError as exc:
-        reason = exc.details.get("revert", exc.message)
-        return {**base, "accepted": False, "reason": reason, "tx_hash": None, "gas_used": None}
+    answer, receipt = submit(chain, composites, lambda: (call, {}))
+    if receipt is None:
+        return {**base, **answer}
     (event,) = composites.events.CompositeAccepted().process_receipt(receipt)
     return {
         **base,
-        "accepted": True,
-        "reason": None,
+        **answer,
         "outputs": record.get("outputs"),
-        "tx_hash": receipt["transactionHash"].to_0x_hex(),
-        "block": receipt["blockNumber"],
-        "gas_used": receipt["gasUsed"],
-        "calldata_bytes": len(data),
+        "calldata_bytes": len(calldata(composites, call)),
         "event": {
             "name": event["event"],
             "circuit_id": event["args"]["compositeId"].hex(),

@@ -13,11 +13,12 @@ from eth_typing import ChecksumAddress, HexAddress, HexStr
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from prover.chain.client import Chain, deploy, send
+from prover.chain.client import Chain, send
+from prover.chain.deployments import deploy_once, deployed
 from prover.chain.solidity import CompiledContract, compile_sources
 from prover.chain.toolchain import REPO_ROOT
 from prover.errors import ChainError
-from prover.store import ArtifactStore, canonical_digest, now_iso
+from prover.store import ArtifactStore
 
 
 def contracts_dir() -> Path:
@@ -60,38 +61,17 @@ def infrastructure(
 ) -> dict[str, Any]:
     """The registry and proven-result contracts on this chain, deployed if missing (or,
     with ``deploy_missing`` false, a ``ChainError`` saying to deploy first)."""
-    entry_id = canonical_digest(
-        {"contracts": "ProofRegistry+ProvenResults", "chain": chain.chain_id}
-    )
     contracts = compiled()
-    if store.exists("deployments", entry_id):
-        record = store.read_record("deployments", entry_id)
-        if all(
-            len(chain.w3.eth.get_code(record[k])) > 0
-            for k in ("registry_address", "results_address")
-        ):
-            return record
-    if not deploy_missing:
+    kind = {
+        "registry_address": contracts["ProofRegistry"],
+        "results_address": contracts["ProvenResults"],
+    }
+    record = deploy_once(store, chain, kind) if deploy_missing else deployed(store, chain, kind)
+    if record is None:
         raise ChainError(
             f"prover's contracts are not deployed on chain {chain.chain_id}; "
             "run `prover deploy CIRCUIT_ID` first"
         )
-    registry, r1 = deploy(
-        chain, contracts["ProofRegistry"].abi, contracts["ProofRegistry"].bytecode
-    )
-    results, r2 = deploy(
-        chain, contracts["ProvenResults"].abi, contracts["ProvenResults"].bytecode, registry
-    )
-    record = {
-        "id": entry_id,
-        "type": "contracts",
-        "chain_id": chain.chain_id,
-        "registry_address": registry,
-        "results_address": results,
-        "gas_used": r1["gasUsed"] + r2["gasUsed"],
-        "created_at": now_iso(),
-    }
-    store.save_record("deployments", entry_id, record)
     return record
 
 

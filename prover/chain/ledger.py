@@ -23,14 +23,16 @@ from typing import Any
 
 from eth_utils import keccak
 
-from prover.chain.client import Chain, deploy
+from prover.chain.client import Chain
 from prover.chain.contracts import compiled, contract, transact
+from prover.chain.deployments import deploy_once, deployed
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.onchain import deploy_circuit, verifier_arguments
+from prover.chain.submission import submit
 from prover.circuits.search import Progress
 from prover.errors import ChainError, InvalidInputError
 from prover.proving.proofs import resolve_proof
-from prover.store import ArtifactStore, canonical_digest, now_iso, record_type
+from prover.store import ArtifactStore, record_type
 from prover.training.steps import COMMITMENTS, STEP_CIRCUIT_TYPE
 
 LEDGER = "TrainingLedger"
@@ -127,28 +129,13 @@ def _paths(store: ArtifactStore, root: bytes, positions: list[int]) -> list[list
 
 
 def deploy_ledger(chain: Chain, store: ArtifactStore, deploy_missing: bool = True) -> str:
-    """The ledger's address on this chain, deployed once and recorded in the store (a
-    recorded address whose code is gone or differs, as on a restarted dev chain, is
-    redeployed); with ``deploy_missing`` false, a ``ChainError`` instead of a deploy."""
-    entry_id = canonical_digest({"contracts": LEDGER, "chain": chain.chain_id})
-    ledger = compiled()[LEDGER]
-    if store.exists("deployments", entry_id):
-        record = store.read_record("deployments", entry_id)
-        if len(chain.w3.eth.get_code(record["ledger_address"])) == ledger.runtime_size:
-            return str(record["ledger_address"])
-    if not deploy_missing:
+    """The ledger's address on this chain, deployed once and recorded in the store (see
+    ``deployments``); with ``deploy_missing`` false, a ``ChainError`` instead of a deploy."""
+    kind = {"ledger_address": compiled()[LEDGER]}
+    record = deploy_once(store, chain, kind) if deploy_missing else deployed(store, chain, kind)
+    if record is None:
         raise ChainError(f"the training ledger is not deployed on chain {chain.chain_id}")
-    address, receipt = deploy(chain, ledger.abi, ledger.bytecode)
-    record = {
-        "id": entry_id,
-        "type": "contracts",
-        "chain_id": chain.chain_id,
-        "ledger_address": address,
-        "gas_used": receipt["gasUsed"],
-        "created_at": now_iso(),
-    }
-    store.save_record("deployments", entry_id, record)
-    return str(address)
+    return str(record["ledger_address"])
 
 
 def _ledger(chain: Chain, store: ArtifactStore) -> Any:
@@ -290,22 +277,11 @@ def _arguments(store: ArtifactStore, proof_id: str) -> tuple[str, bytes, list[in
     return str(resolved), proof, instances
 
 
-def _submitted(chain: Chain, run_id: str, call: Any) -> tuple[dict[str, Any], Any]:
-    """Simulate, then send: a refusal costs no gas and comes back with the reason."""
-    base = {"run_id": run_id, "chain_id": chain.chain_id, "ledger_address": call.address}
-    try:
-        receipt = transact(chain, call)
-    except ChainError as exc:
-        reason = exc.details.get("revert", exc.message)
-        return {**base, "accepted": False, "reason": reason, "tx_hash": None}, None
-    return {
-        **base,
-        "accepted": True,
-        "reason": None,
-        "tx_hash": receipt["transactionHash"].to_0x_hex(),
-        "block": receipt["blockNumber"],
-        "gas_used": receipt["gasUsed"],
-    }, receipt
+def _submitted(chain: Chain, ledger: Any, run_id: str, call: Any) -> tuple[dict[str, Any], Any]:
+    """``submission.submit`` of a run's call: (answer, receipt or None)."""
+    answer, receipt = submit(chain, ledger, lambda: (call, {}))
+    base = {"run_id": run_id, "chain_id": chain.chain_id, "ledger_address": ledger.address}
+    return {**base, **answer}, receipt
 
 
 def submit_step(
@@ -325,7 +301,7 @@ def submit_step(
         run = _run(ledger, run_id)
         (path,) = _paths(store, run["batchRoot"], [run["steps"]])
     call = ledger.functions.submitStep(run_key(run_id), proof, instances, path)
-    result, receipt = _submitted(chain, run_id, call)
+    result, receipt = _submitted(chain, ledger, run_id, call)
     result["proof_id"] = resolved
     if receipt is not None:
         (event,) = ledger.events.StepAccepted().process_receipt(receipt)
@@ -369,7 +345,7 @@ def submit_round(
         aggregation_instances,
         _paths(store, run["batchRoot"], [first + k for k in range(len(steps))]),
     )
-    result, receipt = _submitted(chain, run_id, call)
+    result, receipt = _submitted(chain, ledger, run_id, call)
     result["step_proof_ids"] = [p for p, _, _ in steps]
     result["aggregation_proof_id"] = aggregation_id
     if receipt is not None:

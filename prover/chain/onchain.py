@@ -14,9 +14,10 @@ from eth_utils import function_signature_to_4byte_selector, keccak
 from web3.exceptions import ContractLogicError
 from web3.types import TxParams
 
-from prover.chain.client import Chain, deploy, noted_receipt
+from prover.chain.client import Chain, deploy
 from prover.chain.contracts import contract, infrastructure, transact, vk_digest
 from prover.chain.evm_verifier import verifier_artifact
+from prover.chain.submission import submit
 from prover.errors import ChainError
 from prover.proving.proofs import resolve_proof
 from prover.store import ArtifactStore, canonical_digest, now_iso
@@ -205,18 +206,21 @@ def accepting_call(
     vka: list[bytes],
     commit_reveal: bool,
     entry: str = "submit",
-) -> tuple[Any, int]:
-    """The call that accepts a result (``entry``: ``submit`` or ``submitBatch``), and the
-    gas spent before it: with ``commit_reveal``, the commitment is sent first and the
-    call is the reveal (which accepts single results and batches alike)."""
+) -> tuple[Any, dict[str, int]]:
+    """The call that accepts a result (``entry``: ``submit`` or ``submitBatch``) and the
+    gas spent before it (``commit_gas_used``), as ``submission.submit`` prepares a call:
+    with ``commit_reveal``, the commitment is sent first and the call is the reveal (which
+    accepts single results and batches alike)."""
     if not commit_reveal:
-        return getattr(results.functions, entry)(circuit_key, proof, instances, vka), 0
+        call = getattr(results.functions, entry)(circuit_key, proof, instances, vka)
+        return call, {"commit_gas_used": 0}
     salt = _salt(chain, circuit_key, proof, instances)
     commitment = results.functions.commitment(
         circuit_key, proof, instances, chain.account.address, salt
     ).call()
     gas = int(transact(chain, results.functions.commit(commitment))["gasUsed"])
-    return results.functions.reveal(circuit_key, proof, instances, vka, salt), gas
+    reveal = results.functions.reveal(circuit_key, proof, instances, vka, salt)
+    return reveal, {"commit_gas_used": gas}
 
 
 def submit_result(
@@ -241,33 +245,18 @@ def submit_result(
         "results_address": deployment["results_address"],
         "dev_srs": circuit["dev_srs"],
     }
-    gas_used = 0
-    try:
-        call, gas_used = accepting_call(
-            chain, results, circuit_key, proof, instances, vka, commit_reveal
-        )
-        # A retry whose earlier try was accepted but lost its receipt: the contract would
-        # now refuse the replay (AlreadyAccepted), so the noted transaction answers.
-        data = results.encode_abi(call.fn_name, args=call.args)
-        receipt = noted_receipt(chain, {"to": results.address, "data": data})
-        receipt = receipt or transact(chain, call)
-    except ChainError as exc:
-        return {
-            **base,
-            "accepted": False,
-            "reason": exc.details.get("revert", exc.message),
-            "tx_hash": None,
-            "gas_used": gas_used or None,
-        }
+    answer, receipt = submit(
+        chain,
+        results,
+        lambda: accepting_call(chain, results, circuit_key, proof, instances, vka, commit_reveal),
+    )
+    if receipt is None:
+        return {**base, **answer}
     (event,) = results.events.ResultAccepted().process_receipt(receipt)
     return {
         **base,
-        "accepted": True,
-        "reason": None,
+        **answer,
         "outputs": store.read_record("proofs", proof_id)["outputs"] if proof_id else None,
-        "tx_hash": receipt["transactionHash"].to_0x_hex(),
-        "block": receipt["blockNumber"],
-        "gas_used": gas_used + receipt["gasUsed"],
         "event": {
             "name": event["event"],
             "circuit_id": event["args"]["circuitId"].hex(),
