@@ -30,20 +30,26 @@ if "--threads" in sys.argv:  # before ezkl starts its thread pool
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
 import json
-import logging
 import resource
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from common import environment, format_table, model_dirs
+from bench_chain import deployable
+from common import (
+    RESULTS,
+    chosen_rows,
+    environment,
+    format_table,
+    model_dirs,
+    quiet_ezkl,
+    write_json,
+)
 
 from prover.chain.batches import deploy_batch_circuit, submit_batch
 from prover.chain.client import Chain, connect
-from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.chain.onchain import deploy_circuit, submit_result, verify_onchain
 from prover.circuits.batch import batch_input, compile_batch, stored_layout
@@ -55,7 +61,6 @@ from prover.errors import ProverError
 from prover.proving.proofs import prove_input
 from prover.store import ArtifactStore
 
-RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = (
     "model",
     "N",
@@ -128,18 +133,14 @@ def _chain_costs(
 def _row(
     model: str, n: int, layout: str, circuit: dict, timed: dict, costs: dict, compile_s: float
 ) -> dict[str, Any]:
-    chosen = circuit["search"]["chosen"]
-    trial: dict[str, Any] = next(
-        (t for t in circuit["search"]["trials"] if t["name"] == chosen), {}
-    )
     instances = sum(len(r) for r in timed["proof"]["instances"])
     return {
         "model": model,
         "N": n,
         "layout": layout,
-        "chosen": chosen,
+        "chosen": circuit["search"]["chosen"],
         "logrows": circuit["logrows"],
-        "num_rows": trial.get("num_rows"),
+        "num_rows": chosen_rows(circuit),
         "compile_s": round(compile_s, 1),
         "prove_s": round(timed["prove_s"], 3),
         "witness_s": round(timed["witness_s"], 3),
@@ -173,28 +174,6 @@ def measure_single(model_dir: Path, chain: Chain, repeat: int) -> dict[str, Any]
     return _row(model_dir.name, 1, "single", circuit, timed, costs, compile_s)
 
 
-def _compile_deployable(
-    model_dir: Path,
-    n: int,
-    calibration: Any,
-    options: CompileOptions,
-    store: ArtifactStore,
-    settings: Settings,
-    mode: str,
-) -> dict[str, Any]:
-    """The batch circuit; with ezkl's reusable verifier when its own is over EIP-170."""
-    path = model_dir / "model.onnx"
-    circuit = compile_batch(path, n, calibration, options, store, settings, mode=mode)
-    try:
-        verifier_artifact(store, circuit["id"])
-    except ProverError as exc:
-        if "EIP-170" not in exc.message:
-            raise
-        reusable = replace(options, reusable_verifier=True)
-        circuit = compile_batch(path, n, calibration, reusable, store, settings, mode=mode)
-    return circuit
-
-
 def measure_batch(
     model_dir: Path, n: int, options: CompileOptions, mode: str, chain: Chain, repeat: int
 ) -> dict[str, Any]:
@@ -204,7 +183,13 @@ def measure_batch(
         settings = Settings(data_dir=Path(data_dir))
         store = ArtifactStore(settings.data_dir)
         started = time.perf_counter()
-        circuit = _compile_deployable(model_dir, n, calibration, options, store, settings, mode)
+        circuit = deployable(
+            lambda o: compile_batch(
+                model_dir / "model.onnx", n, calibration, o, store, settings, mode=mode
+            ),
+            options,
+            store,
+        )
         compile_s = time.perf_counter() - started
         layout = stored_layout(store, circuit)
         samples = parse_samples(calibration, list(layout.inputs))
@@ -251,8 +236,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = _parser().parse_args()
-    for noisy in ("ezkl", "tract_onnx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_ezkl()
     load_start = os.getloadavg()
     visibility = Visibility(input=args.visibility, output=args.visibility)
     options = CompileOptions(visibility=visibility, objective=args.objective, measure_top=1)
@@ -277,10 +261,9 @@ def main() -> None:
     for row in rows:
         if "error" in row:
             print(f"FAILED {row['model']} N={row['N']}: {row['error']}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     env = {**environment(load_start), "rayon_threads": os.environ["RAYON_NUM_THREADS"]}
     report = {"options": vars(args) | {"json": str(args.json)}, "rows": rows, "environment": env}
-    args.json.write_text(json.dumps(report, indent=2, default=str))
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -43,15 +43,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench_service import percentile, running, say
-from common import MODELS_DIR, environment, format_table
+from bench_service import compile_circuit, percentile, running, say
+from common import MODELS_DIR, RESULTS, environment, format_table, write_json
 
 from prover.chain.node import free_port
 from prover.client import Client, ServiceError
 from prover.config import Settings
 from prover.service.keys import create_key
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def samples(model_dir: Path) -> list[dict[str, Any]]:
@@ -59,16 +57,6 @@ def samples(model_dir: Path) -> list[dict[str, Any]]:
     width = len(json.loads((model_dir / "input.json").read_text())["input_data"][0])
     flat = json.loads((model_dir / "calibration.json").read_text())["input_data"][0]
     return [{"input_data": [flat[i : i + width]]} for i in range(0, len(flat) - width + 1, width)]
-
-
-def compile_circuit(client: Client, model_dir: Path, **options: Any) -> str:
-    """Compile through the service (or find it compiled); returns the circuit id."""
-    accepted = client.submit_model(
-        model_dir / "model.onnx", model_dir / "calibration.json", **options
-    )
-    if accepted["state"] != "ready":
-        client.wait(accepted["job_id"])
-    return accepted["circuit_id"]
 
 
 def deploy(client: Client, circuit_id: str) -> dict[str, Any]:
@@ -412,8 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print()
     print(results_table(report, args.markdown))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     print(f"raw numbers written to {args.json}")
     return 0
 

@@ -17,13 +17,14 @@ Run from the repository root (needs scripts/setup.sh's npm packages)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import format_table, model_dirs
+from common import format_table, model_dirs, quiet_ezkl, write_json
 
 from prover.chain.client import connect
 from prover.chain.evm_verifier import verifier_artifact
@@ -51,10 +52,27 @@ COLUMNS = (
 
 
 STRATEGIES = {
-    "ezkl-default": {"strategy": "ezkl-default"},
-    "search": {"strategy": "search"},
-    "search/verify-gas": {"strategy": "search", "objective": "verify-gas"},
+    "ezkl-default": CompileOptions(strategy="ezkl-default"),
+    "search": CompileOptions(strategy="search"),
+    "search/verify-gas": CompileOptions(strategy="search", objective="verify-gas"),
 }
+
+
+def deployable(
+    compile_with: Callable[[CompileOptions], dict[str, Any]],
+    options: CompileOptions,
+    store: ArtifactStore,
+) -> dict[str, Any]:
+    """The circuit ``compile_with(options)`` makes, made again with ezkl's reusable verifier
+    where its own verifier is over EIP-170 (then it could not be deployed)."""
+    circuit = compile_with(options)
+    try:
+        verifier_artifact(store, circuit["id"])
+    except ProverError as exc:
+        if "EIP-170" not in exc.message:
+            raise
+        circuit = compile_with(dataclasses.replace(options, reusable_verifier=True))
+    return circuit
 
 
 def measure(model_dir: Path, strategy: str) -> dict[str, Any]:
@@ -67,17 +85,13 @@ def measure(model_dir: Path, strategy: str) -> dict[str, Any]:
         store = ArtifactStore(settings.data_dir)
         chain = connect(node.rpc_url, ANVIL_DEV_KEY)
         try:
-            options = CompileOptions(**STRATEGIES[strategy])  # type: ignore[arg-type]
-            circuit = compile_model(model_dir / "model.onnx", calibration, options, store, settings)
-            try:
-                verifier_artifact(store, circuit["id"])
-            except ProverError as exc:
-                if "EIP-170" not in exc.message:
-                    raise
-                options = CompileOptions(**STRATEGIES[strategy], reusable_verifier=True)  # type: ignore[arg-type]
-                circuit = compile_model(
+            circuit = deployable(
+                lambda options: compile_model(
                     model_dir / "model.onnx", calibration, options, store, settings
-                )
+                ),
+                STRATEGIES[strategy],
+                store,
+            )
             proof = prove_input(store, circuit["id"], sample)
             deployment = deploy_circuit(store, circuit["id"], chain)
             answer = verify_onchain(store, proof["id"], chain)
@@ -111,8 +125,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write raw numbers here")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     args = parser.parse_args()
-    for noisy in ("ezkl", "tract_onnx"):  # ezkl's calibration reports are warnings
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_ezkl()
     rows = []
     for model_dir in model_dirs(args.models):
         for strategy in STRATEGIES:
@@ -123,7 +136,7 @@ def main() -> None:
         if "error" in row:
             print(f"FAILED {row['model']} ({row['strategy']}): {row['error']}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ Run from the repository root (needs scripts/setup.sh's npm packages)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import format_table
+from common import format_table, write_json
 
 from prover.chain.client import connect
 from prover.chain.composites import (
@@ -33,7 +32,7 @@ from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.chain.onchain import deploy_circuit, submit_result, verify_onchain
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.search import SearchSpace
-from prover.circuits.segments import build_segmented, plan_segmented
+from prover.circuits.segments import Link, build_segmented, plan_segmented
 from prover.config import Settings
 from prover.proving.composite import prove_composite
 from prover.proving.plans import plan_proof
@@ -43,6 +42,7 @@ from prover.store import ArtifactStore
 COLUMNS = ("link", "K", "logrows", "deploy gas", "register gas", "check gas", "submit gas")
 
 
+LINKS: tuple[Link, ...] = ("hashed", "polycommit")
 SAMPLE = [0.5, -1.25, 0.75, 2.0]
 OPTIONS = CompileOptions(space=SearchSpace(scales=(10,), legs=(2,), inner_cols=(2,)), measure_top=1)
 
@@ -87,7 +87,7 @@ def _unsplit(root: Path) -> dict[str, Any]:
     }
 
 
-def measure(root: Path, mode: str, count: int) -> dict[str, Any]:
+def measure(root: Path, mode: Link, count: int) -> dict[str, Any]:
     """Build, prove and submit one composite; its gas figures."""
     settings = Settings(data_dir=root / "data", measure_top=1)
     store = ArtifactStore(settings.data_dir)
@@ -124,12 +124,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         rows.append(_unsplit(Path(tmp) / "unsplit"))
-        for mode in ("hashed", "polycommit"):
+        for mode in LINKS:
             for count in (2, 3):
                 rows.append(measure(Path(tmp) / f"{mode}-{count}", mode, count))
     print(format_table(COLUMNS, [[str(r[c]) for c in COLUMNS] for r in rows], args.markdown))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,120 +51,41 @@ from common import (
     model_dirs,
     strategy_pairs,
     summary_table,
+    write_json,
 )
+from workers import compile_and_prove, compile_worker
 
-from prover.circuits.compiler import CompileOptions, compile_model
-from prover.config import Settings
-from prover.proving.proofs import prove_input, verify
-from prover.store import ArtifactStore
+from prover.circuits.compiler import CompileOptions, Strategy
 
-STRATEGIES = ("ezkl-default", "search")
+STRATEGIES: tuple[Strategy, ...] = ("ezkl-default", "search")
 ERROR_SLACK = 1.05
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB (``ru_maxrss`` is KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-# --- child-process workers (module level, so the spawn context can import them) ---------
-
-
-def compile_worker(model_dir: str, strategy: str, data_dir: str) -> dict[str, Any]:
-    """Compile one model with one strategy; returns the circuit record, wall time, peak MB."""
-    directory = Path(model_dir)
-    settings = Settings(data_dir=Path(data_dir))
-    store = ArtifactStore(settings.data_dir)
-    calibration = json.loads((directory / "calibration.json").read_text())
-    started = time.perf_counter()
-    record = compile_model(
-        directory / "model.onnx", calibration, CompileOptions(strategy=strategy), store, settings
-    )
-    return {
-        "record": record,
-        "wall_s": time.perf_counter() - started,
-        "peak_mb": peak_rss_mb(),
-    }
-
-
-def prove_worker(data_dir: str, circuit_id: str, input_obj: Any) -> dict[str, Any]:
-    """Prove one fresh inference; returns the proof's id, timings, size and peak MB."""
-    store = ArtifactStore(Path(data_dir))
-    base_mb, load = peak_rss_mb(), os.getloadavg()[0]
-    record = prove_input(store, circuit_id, input_obj, fresh=True)
-    return {
-        "proof_id": record["id"],
-        "witness_s": record["timings"]["witness_s"],
-        "prove_s": record["timings"]["prove_s"],
-        "inline_verify_s": record["timings"]["verify_s"],
-        "proof_bytes": record["proof_bytes"],
-        "base_mb": base_mb,
-        "peak_mb": peak_rss_mb(),
-        "loadavg_1m": load,
-    }
-
-
-def verify_worker(data_dir: str, proof_id: str) -> dict[str, Any]:
-    """Verify one stored proof; returns ezkl's verdict, verify time and peak MB."""
-    result = verify(ArtifactStore(Path(data_dir)), proof_id)
-    return {"valid": result["valid"], "verify_s": result["verify_s"], "peak_mb": peak_rss_mb()}
-
-
-def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run ``fn(*args)`` in a fresh spawned process and return its result."""
-    with multiprocessing.get_context("spawn").Pool(processes=1) as pool:
-        return pool.apply(fn, args)
-
-
-# --- measurement -------------------------------------------------------------------------
-
-
-def first_line(exc: BaseException) -> str:
-    """A one-line description of an exception raised in a child process."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else 'failed'}"
-
-
-def measure(model_dir: Path, strategy: str, repeat: int) -> dict[str, Any]:
+def measure(model_dir: Path, strategy: Strategy, repeat: int) -> dict[str, Any]:
     """Compile, then prove ``repeat`` times and verify each proof, in child processes.
 
     A failure is recorded in the row's ``error`` (the other numbers stay absent), so one
     model that ezkl cannot handle does not stop the benchmark.
     """
+    calibration = json.loads((model_dir / "calibration.json").read_text())
     input_obj = json.loads((model_dir / "input.json").read_text())
     row: dict[str, Any] = {"model": model_dir.name, "strategy": strategy, "error": None}
+    model, options = str(model_dir / "model.onnx"), CompileOptions(strategy=strategy)
     with tempfile.TemporaryDirectory(prefix=f"bench-{model_dir.name}-") as data_dir:
-        print(f"[bench] compiling {model_dir.name} ({strategy})", flush=True)
-        started = time.perf_counter()
-        try:
-            compiled = in_child(compile_worker, str(model_dir), strategy, data_dir)
-        except Exception as exc:
-            row.update(error=f"compile: {first_line(exc)}", compile_s=time.perf_counter() - started)
-            print(f"[bench] {model_dir.name} ({strategy}) failed: {row['error']}", flush=True)
-            return row
-        record = compiled["record"]
-        proofs, verifies = [], []
-        try:
-            for i in range(repeat):
-                print(f"[bench] proving {model_dir.name} ({strategy}) {i + 1}/{repeat}", flush=True)
-                proof = in_child(prove_worker, data_dir, record["id"], input_obj)
-                check = in_child(verify_worker, data_dir, proof["proof_id"])
-                if not check["valid"]:
-                    raise RuntimeError("a fresh proof does not verify")
-                proofs.append(proof)
-                verifies.append(check)
-        except Exception as exc:
-            row.update(error=f"prove/verify: {first_line(exc)}", compile_s=compiled["wall_s"])
-            print(f"[bench] {model_dir.name} ({strategy}) failed: {row['error']}", flush=True)
-            return row
+        compile_call = partial(compile_worker, model, calibration, options, data_dir)
+        label = f"{model_dir.name} ({strategy})"
+        run = compile_and_prove(label, compile_call, data_dir, input_obj, repeat)
+    if run.error:
+        row.update(error=run.error, compile_s=run.compile_s)
+        return row
+    record = run.compiled["record"]
     accuracy = record["accuracy"]
     row.update(
         circuit_id=record["id"],
         chosen=record["search"]["chosen"],
         logrows=record["logrows"],
-        **measurements(record, compiled, proofs, verifies),
-        compile_s=compiled["wall_s"],
+        **measurements(record, run.compiled, run.proofs, run.verifies),
+        compile_s=run.compile_s,
         max_abs_error=accuracy["max_abs_error"],
         relative_error=accuracy["relative_error"],
         argmax_agreement=accuracy["argmax_agreement"],
@@ -178,7 +98,7 @@ def measure(model_dir: Path, strategy: str, repeat: int) -> dict[str, Any]:
 
 def summarize(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
     """Per-model speedup and accuracy check, the median speedup, and the goal verdict."""
-    models = []
+    models: list[dict[str, Any]] = []
     for name, default, found, failed in strategy_pairs(rows):
         if failed:
             models.append({"model": name, "speedup": None, "failed": failed})
@@ -293,7 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("(met on the median; not by every model)")
 
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
             "environment": environment(load_start),
             "repeat": args.repeat,
@@ -302,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rows": rows,
             "summary": summary,
         }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
         print(f"raw numbers written to {args.json}")
     return 0
 

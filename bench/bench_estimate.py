@@ -25,21 +25,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import onnx  # noqa: F401  (before torch: its exporter needs onnx importable first)
-from bench_core import compile_worker, first_line, in_child
-from common import MODELS_DIR, environment, format_table
-from fit_cost_model import cnn, peak_bytes, reset_peak
+from children import first_line, in_child, peak_bytes, reset_peak
+from common import MODELS_DIR, RESULTS, environment, format_table, write_json
+from fit_cost_model import cnn
+from workers import compile_worker
 
-from prover.circuits.compiler import CompileOptions, estimate_model
+from prover.circuits.compiler import CompileOptions, Strategy, estimate_model
 from prover.circuits.estimate import BASELINE_BYTES
 from prover.config import Settings
 from prover.proving.proofs import prove_input
 from prover.store import ArtifactStore
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def model_dir(name: str, work: Path) -> Path:
@@ -68,14 +67,14 @@ def prove_worker(data_dir: str, circuit_id: str, input_obj: Any) -> dict[str, An
     return {"prove_s": record["timings"]["prove_s"], "peak": peak_bytes() - base + BASELINE_BYTES}
 
 
-def measure(directory: Path, strategy: str) -> dict[str, Any]:
+def measure(directory: Path, strategy: Strategy) -> dict[str, Any]:
     """Estimate, then compile and prove for real; a failure is recorded in ``error``."""
     row: dict[str, Any] = {"model": directory.name, "strategy": strategy, "error": None}
     calibration = json.loads((directory / "calibration.json").read_text())
     input_obj = json.loads((directory / "input.json").read_text())
     with tempfile.TemporaryDirectory(prefix="bench-estimate-") as data_dir:
         settings = Settings(data_dir=Path(data_dir))
-        options = CompileOptions(strategy=strategy)  # type: ignore[arg-type]
+        options = CompileOptions(strategy=strategy)
         try:
             print(f"[bench] estimating {directory.name} ({strategy})", flush=True)
             row["estimate"] = estimate_model(
@@ -83,7 +82,9 @@ def measure(directory: Path, strategy: str) -> dict[str, Any]:
             )
             print(f"[bench] compiling {directory.name} ({strategy})", flush=True)
             started = time.perf_counter()
-            compiled = in_child(compile_worker, str(directory), strategy, data_dir)
+            compiled = in_child(
+                compile_worker, str(directory / "model.onnx"), calibration, options, data_dir
+            )
             row["compile_s"] = time.perf_counter() - started
             record = compiled["record"]
             row["load_1m"] = os.getloadavg()[0]
@@ -158,7 +159,9 @@ def strategy_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["digits_mlp", "digits_cnn", "cnn12x8"])
-    parser.add_argument("--strategies", nargs="+", default=["ezkl-default", "search"])
+    parser.add_argument(
+        "--strategies", nargs="+", choices=get_args(Strategy), default=["ezkl-default", "search"]
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "estimate.json")
     args = parser.parse_args(argv)
     load = os.getloadavg()
@@ -172,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     print(estimate_table(rows))
     print()
     print(strategy_table(rows))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"environment": environment(load), "rows": rows}, indent=2))
+    write_json(args.json, {"environment": environment(load), "rows": rows})
     print(f"raw numbers written to {args.json}")
     return 0
 

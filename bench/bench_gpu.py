@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import json
 import mmap
-import multiprocessing
 import os
 import shutil
 import statistics
@@ -45,18 +44,27 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from common import MODELS_DIR, environment, format_table, model_dirs
+from children import first_line, in_child
+from common import (
+    MODELS_DIR,
+    RESULTS,
+    chosen_rows,
+    environment,
+    format_table,
+    model_dirs,
+    write_json,
+)
+from workers import compile_worker, verify_worker
 
-from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.compiler import CompileOptions
 from prover.circuits.search import SearchSpace
-from prover.config import Settings
-from prover.proving.proofs import prove_input, verify
+from prover.proving.proofs import prove_input
 from prover.store import ArtifactStore
 
-RESULTS = Path(__file__).resolve().parent / "results"
+T = TypeVar("T")
 DEFAULT_MODELS = ("digits_mlp", "digits_cnn")
 # (channels, image side, conv layers) of the generated CNN. Measured here: small logrows 15
 # (25k rows), medium logrows 18 (187k rows); rows grow with the multiply-adds (~1.1 per
@@ -185,6 +193,9 @@ def path_env(path: str, gpu: int, backend_dir: str | None) -> dict[str, str | No
     }
 
 
+CPU = path_env("cpu", 0, None)  # compiles and verifies run on the CPU path
+
+
 def apply_env(changes: dict[str, str | None]) -> None:
     for name, value in changes.items():
         if value is None:
@@ -204,51 +215,22 @@ def backend_dir() -> str | None:
 # --- child processes (module level, so the spawn context can import them) ---------------
 
 
-def compile_worker(case: dict[str, Any], data_dir: str) -> dict[str, Any]:
-    """Compile one case on the CPU; returns logrows, rows, timings."""
-    apply_env(path_env("cpu", 0, None))
-    settings = Settings(data_dir=Path(data_dir))
-    options = CompileOptions(space=SPACE, measure_top=1, tolerance=case["tolerance"])
-    started = time.perf_counter()
-    record = compile_model(
-        Path(case["model"]), case["calibration"], options, ArtifactStore(Path(data_dir)), settings
-    )
-    chosen = record["search"]["chosen"]
-    rows = next((t["num_rows"] for t in record["search"]["trials"] if t["name"] == chosen), None)
-    return {
-        "circuit_id": record["id"],
-        "logrows": record["logrows"],
-        "num_rows": rows,
-        "chosen": chosen,
-        "setup_s": record["timings"]["setup_s"],
-        "compile_s": time.perf_counter() - started,
-        "pk_bytes": record["pk_bytes"],
-    }
-
-
-def prove_worker(
-    env: dict[str, str | None], data_dir: str, circuit_id: str, inp: Any, count: int
-) -> list[dict[str, Any]]:
-    """``count`` fresh proofs in one process under ``env`` (as a worker proves one job after
-    another); returns their ids and timings."""
+def on_path(env: dict[str, str | None], fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` under a path's environment (``path_env``): in a fresh child, where
+    ezkl reads it when it loads."""
     apply_env(env)
+    return fn(*args)
+
+
+def prove_runs(data_dir: str, circuit_id: str, inp: Any, count: int) -> list[dict[str, Any]]:
+    """``count`` fresh proofs in one process (as a worker proves one job after another);
+    returns their ids and timings."""
     store, runs = ArtifactStore(Path(data_dir)), []
     for _ in range(count):
         record = prove_input(store, circuit_id, inp, fresh=True)
         runs.append({"proof_id": record["id"], **record["timings"]})
         runs[-1]["proof_bytes"] = record["proof_bytes"]
     return runs
-
-
-def verify_worker(data_dir: str, proof_id: str) -> dict[str, Any]:
-    apply_env(path_env("cpu", 0, None))
-    return verify(ArtifactStore(Path(data_dir)), proof_id)
-
-
-def in_child(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` in a fresh spawned process and return its result."""
-    with multiprocessing.get_context("spawn").Pool(processes=1) as pool:
-        return pool.apply(fn, args)
 
 
 # --- nvidia-smi ------------------------------------------------------------------------
@@ -309,11 +291,6 @@ class GpuSampler:
 # --- measurement -------------------------------------------------------------------------
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else 'failed'}"
-
-
 def prove_path(
     case: dict[str, Any], data_dir: str, circuit_id: str, path: str, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -324,9 +301,11 @@ def prove_path(
     base = nvidia_smi("memory.used", args.gpu)
     print(f"[bench] {case['name']}: {args.repeat + 1} {path} proofs", flush=True)
     with GpuSampler(args.gpu) as sampler:
-        runs = in_child(prove_worker, env, data_dir, circuit_id, case["input"], args.repeat + 1)
+        runs = in_child(
+            on_path, env, prove_runs, data_dir, circuit_id, case["input"], args.repeat + 1
+        )
     for run in runs:
-        if not in_child(verify_worker, data_dir, run["proof_id"])["valid"]:
+        if not in_child(on_path, CPU, verify_worker, data_dir, run["proof_id"])["valid"]:
             raise RuntimeError(f"a {path} proof does not verify")
     base_mb = float(base[0][0]) if base and base[0][0].replace(".", "").isdigit() else None
     return {
@@ -340,17 +319,33 @@ def prove_path(
     }
 
 
+def compiled_row(compiled: dict[str, Any]) -> dict[str, Any]:
+    """What a row reports of the compiled circuit."""
+    record = compiled["record"]
+    return {
+        "circuit_id": record["id"],
+        "logrows": record["logrows"],
+        "num_rows": chosen_rows(record),
+        "chosen": record["search"]["chosen"],
+        "setup_s": record["timings"]["setup_s"],
+        "compile_s": compiled["wall_s"],
+        "pk_bytes": record["pk_bytes"],
+    }
+
+
 def measure(case: dict[str, Any], paths: Sequence[str], args: argparse.Namespace) -> dict:
     """Compile once, then prove on every path; a failure is kept in ``error``."""
     row: dict[str, Any] = {"model": case["name"], "shape": case["shape"], "error": None}
-    job = {**case, "model": str(case["model"]), "tolerance": args.tolerance}
+    model, calibration = str(case["model"]), case["calibration"]
+    options = CompileOptions(space=SPACE, measure_top=1, tolerance=args.tolerance)
     with tempfile.TemporaryDirectory(prefix=f"bench-gpu-{case['name']}-") as data_dir:
         print(f"[bench] compiling {case['name']}", flush=True)
         try:
-            row.update(in_child(compile_worker, job, data_dir))
+            compiled = in_child(on_path, CPU, compile_worker, model, calibration, options, data_dir)
         except Exception as exc:
             row["error"] = f"compile: {first_line(exc)}"
             return row
+        row.update(compiled_row(compiled))
         for path in paths:
             try:
                 row[path] = prove_path(case, data_dir, row["circuit_id"], path, args)
@@ -482,8 +477,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         report["rows"].append(measure(case, paths, args))
         report["environment"]["loadavg_end"] = os.getloadavg()
         report["wall_s"] = time.perf_counter() - started
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_json(args.json, report)
     print()
     print(results_table(report["rows"], build["gpu_build"], args.markdown))
     print(f"raw numbers written to {args.json}")

@@ -34,67 +34,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common import environment, format_table
+from children import RssSampler, in_child, in_children, peak_rss_mb
+from common import RESULTS, environment, format_table, write_json
+from workers import compile_worker
 
-from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.compiler import CompileOptions
 from prover.circuits.search import SearchSpace
-from prover.circuits.segments import build_segmented, plan_segmented
+from prover.circuits.segments import LinkChoice, build_segmented, plan_segmented
 from prover.config import Settings
 from prover.proving.composite import compose, prepare_segments, prove_segment
 from prover.proving.proofs import plan_proof, prove_input
 from prover.store import ArtifactStore
 
-RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_TIME, GOAL_MEMORY = 0.6, 0.6
-
-
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-class RssSampler:
-    """The largest resident set size of this process while a block runs, sampled every
-    20 ms: ``ru_maxrss`` alone cannot show a prover smaller than the imports' peak."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self.before_mb = self._process.memory_info().rss / 2**20
-        self.peak_mb = self.before_mb
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def report(self) -> dict[str, float]:
-        return {
-            "rss_before_mb": self.before_mb,
-            "rss_peak_mb": self.peak_mb,
-            "prover_mb": self.peak_mb - self.before_mb,
-        }
 
 
 def build_model(path: Path, inputs: int, width: int, depth: int) -> Path:
@@ -123,19 +81,19 @@ def data(inputs: int, samples: int, seed: int) -> dict[str, Any]:
 # --- child-process workers (module level, so the spawn context can import them) ---------
 
 
-def compile_worker(
-    model: str, data_dir: str, calibration: Any, options: CompileOptions, config: dict
+def compile_segmented_worker(
+    model: str,
+    calibration: Any,
+    options: CompileOptions,
+    data_dir: str,
+    segments: int,
+    link: LinkChoice,
 ) -> dict[str, Any]:
-    settings = Settings(data_dir=Path(data_dir), measure_top=1)
-    store = ArtifactStore(settings.data_dir)
+    """Plan and build the model in ``segments`` segments; the record and wall time."""
+    settings = Settings(data_dir=Path(data_dir))
     started = time.perf_counter()
-    if config["segments"] is None:
-        record = compile_model(Path(model), calibration, options, store, settings)
-    else:
-        plan = plan_segmented(
-            Path(model), calibration, options, settings, config["segments"], link=config["link"]
-        )
-        record = build_segmented(plan, options, store, settings)
+    plan = plan_segmented(Path(model), calibration, options, settings, segments, link=link)
+    record = build_segmented(plan, options, ArtifactStore(settings.data_dir), settings)
     return {"record": record, "wall_s": time.perf_counter() - started}
 
 
@@ -170,16 +128,6 @@ def prove_segments_worker(data_dir: str, proof_id: str, indices: list[int]) -> d
     }
 
 
-def in_children(fn: Callable[..., dict[str, Any]], calls: list[tuple]) -> tuple[list[dict], float]:
-    """Each call in its own fresh spawned process, all at once; (results, wall seconds)."""
-    started = time.perf_counter()
-    context = get_context("spawn")
-    with ProcessPoolExecutor(len(calls), mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(fn, *args) for args in calls]
-        results = [f.result() for f in futures]
-    return results, time.perf_counter() - started
-
-
 # --- measurement -------------------------------------------------------------------------
 
 
@@ -200,9 +148,14 @@ def measure(
     store = ArtifactStore(Path(data_dir))
     input_obj = data(args.inputs, 1, 7)
     print(f"[bench] compiling {name}", flush=True)
-    (compiled,), _ = in_children(
-        compile_worker, [(str(model), data_dir, data(args.inputs, 8, 1), options, config)]
-    )
+    calibration = data(args.inputs, 8, 1)
+    if config["segments"] is None:
+        compiled = in_child(compile_worker, str(model), calibration, options, data_dir)
+    else:
+        segmented = (config["segments"], config["link"])
+        compiled = in_child(
+            compile_segmented_worker, str(model), calibration, options, data_dir, *segmented
+        )
     record = compiled["record"]
     row: dict[str, Any] = {"config": name, **config, "compile_s": compiled["wall_s"]}
     if config["segments"] is None:
@@ -347,8 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": summary,
         "environment": environment(load_start),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str))
+    write_json(args.json, report)
     print(table(rows, args.markdown))
     print()
     for c in summary["configs"]:

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from common import MODELS_DIR, environment, format_table
+from common import MODELS_DIR, environment, format_table, write_json
 
 from prover.chain.node import free_port
 from prover.client import Client
@@ -88,9 +88,11 @@ def running(settings: Settings) -> Iterator[Stack]:
         stack.stop()
 
 
-def compile_circuit(client: Client, model_dir: Path) -> str:
+def compile_circuit(client: Client, model_dir: Path, **options: Any) -> str:
     """Compile through the service (or find it compiled); returns the circuit id."""
-    accepted = client.submit_model(model_dir / "model.onnx", model_dir / "calibration.json")
+    accepted = client.submit_model(
+        model_dir / "model.onnx", model_dir / "calibration.json", **options
+    )
     if accepted["state"] != "ready":
         client.wait(accepted["job_id"])
     return accepted["circuit_id"]
@@ -302,7 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(results_table(result, args.markdown))
 
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
             "environment": environment(load_start),
             "throughput_jobs": args.throughput_jobs,
@@ -313,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "wall_s": time.perf_counter() - started,
             **result,
         }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
         print(f"raw numbers written to {args.json}")
     return 0
 

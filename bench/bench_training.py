@@ -25,7 +25,7 @@ could reach, each found by the same search:
 A step circuit with Poseidon commitments holds both parts, so it cannot prove faster than
 either floor: ``baseline / floor`` is the most any search over this ezkl could gain.
 
-The models are ``tiny`` (the 4-6-3 MLP of ``tests/conftest.py``, batch ``step_batch(0)``,
+The models are ``tiny`` (the 4-6-3 MLP of ``tests/helpers/models.py``, batch ``step_batch(0)``,
 MSE, lr 0.5) and ``digits_train`` (``models/digits_train``: the 16-8-10 MLP on its first
 batch of 8, MSE on one-hot targets, lr 1.0). For each circuit it reports logrows, the
 chosen settings (scale, decomposition base^legs, inner columns), the compile wall time and
@@ -52,31 +52,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import onnx
-from bench_core import first_line, in_child, peak_rss_mb, prove_worker, verify_worker
+from children import peak_rss_mb
 from common import (
     GOAL_SPEEDUP,
     MODELS_DIR,
+    TEST_MODELS,
     environment,
     format_table,
+    load_file,
     measurements,
     strategy_pairs,
     summary_table,
+    write_json,
 )
 from torch import nn
+from workers import compile_and_prove
 
+from prover.circuits.compiler import Strategy as Calibration
 from prover.circuits.compiler import build_circuit, plan_compile
 from prover.circuits.search import Visibility
 from prover.config import Settings
@@ -91,7 +95,6 @@ from prover.training.steps import (
     planned_step,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny", "digits_train")
 ERROR_SLACK = 1.05
 
@@ -102,7 +105,7 @@ class Strategy:
     inputs and outputs are hashed (committed) or private."""
 
     graph: str  # "plain" or "folded" step export, or "commitments-only"
-    compile: str  # "ezkl-default" or "search"
+    compile: Calibration
     committed: bool = True
     floor: bool = False  # measured only with --floors
 
@@ -119,23 +122,14 @@ STRATEGIES = {
 # --- the step cases ----------------------------------------------------------------------
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    """Import a file as a module under its own name (no sys.path changes)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def step_case(name: str) -> tuple[nn.Module, Loss, float, np.ndarray, np.ndarray]:
     """(module, loss, lr, x, y) of one benchmarked training step."""
     if name == "tiny":
-        conftest = _load("bench_tests_conftest", REPO / "tests" / "conftest.py")
-        x, y = conftest.step_batch(0)
-        return conftest.step_model(), "mse", 0.5, x, y
+        tests = load_file("bench_test_models", TEST_MODELS)
+        x, y = tests.step_batch(0)
+        return tests.step_model(), "mse", 0.5, x, y
     if name == "digits_train":
-        digits = _load("bench_digits_train_model", MODELS_DIR / "digits_train" / "model.py")
+        digits = load_file("bench_digits_train_model", MODELS_DIR / "digits_train" / "model.py")
         batch = digits.batches(1)[0]
         x = np.asarray(batch["x"], dtype=np.float32)
         return digits.make_model(), "mse", 1.0, x, one_hot(batch["y"], digits.CLASSES)
@@ -196,8 +190,8 @@ def compile_worker(model: str, strategy: str, data_dir: str, measure_top: int) -
             options = dataclasses.replace(
                 step.options, visibility=Visibility("private", "fixed", "private")
             )
-            plan = planned_step(spec.path, step.calibration, options, step.mean_update, settings)
-            record = build_circuit(plan.compile, options, store, settings)
+            private = planned_step(spec.path, step.calibration, options, step.mean_update, settings)
+            record = build_circuit(private.compile, options, store, settings)
         elif how.compile == "search":
             record = build_step_circuit(step, store, settings)
         else:  # ezkl's own calibration, without the step checks (it may fail them)
@@ -236,36 +230,21 @@ def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[st
         "mean_update": mean_update,
     }
     with tempfile.TemporaryDirectory(prefix=f"bench-train-{model}-") as data_dir:
-        print(f"[bench] compiling {model} step ({strategy})", flush=True)
-        started = time.perf_counter()
-        try:
-            compiled = in_child(compile_worker, model, strategy, data_dir, measure_top)
-        except Exception as exc:
-            row.update(error=f"compile: {first_line(exc)}", compile_s=time.perf_counter() - started)
-            print(f"[bench] {model} ({strategy}) failed: {row['error']}", flush=True)
-            return row
-        record = compiled["record"]
-        row.update(compile_s=compiled["wall_s"], logrows=record["logrows"])
-        proofs, verifies = [], []
-        try:
-            for i in range(repeat):
-                print(f"[bench] proving {model} step ({strategy}) {i + 1}/{repeat}", flush=True)
-                proof = in_child(prove_worker, data_dir, record["id"], input_obj)
-                check = in_child(verify_worker, data_dir, proof["proof_id"])
-                if not check["valid"]:
-                    raise RuntimeError("a fresh step proof does not verify")
-                proofs.append(proof)
-                verifies.append(check)
-        except Exception as exc:
-            row.update(error=f"prove/verify: {first_line(exc)}")
-            print(f"[bench] {model} ({strategy}) failed: {row['error']}", flush=True)
-            return row
-        outputs = ArtifactStore(Path(data_dir)).read_record("proofs", proofs[0]["proof_id"])[
-            "outputs"
-        ]
+        compile_call = partial(compile_worker, model, strategy, data_dir, measure_top)
+        label = f"{model} step ({strategy})"
+        run = compile_and_prove(label, compile_call, data_dir, input_obj, repeat)
+    row["compile_s"] = run.compile_s
+    if run.compiled:
+        row["logrows"] = run.compiled["record"]["logrows"]
+    if run.error:
+        row["error"] = run.error
+        return row
+    compiled, record = run.compiled, run.compiled["record"]
+    accuracy: dict[str, float | None]
     if STRATEGIES[strategy].graph == "commitments-only":  # computes no step: no accuracy
         accuracy = {"weight_error": None, "error_over_update": None, "loss_error": None}
     else:
+        outputs = run.proofs[0]["outputs"]
         proven_new = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
         proven_loss = float(np.asarray(outputs[1]).reshape(-1)[0])
         weight_error = float(np.max(np.abs(proven_new - float_new)))
@@ -288,7 +267,7 @@ def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[st
         input_scales=compiled["input_scales"],
         output_scales=compiled["output_scales"],
         chainable=compiled["input_scales"][0] == compiled["output_scales"][0],
-        **measurements(record, compiled, proofs, verifies),
+        **measurements(record, compiled, run.proofs, run.verifies),
         **accuracy,
         calibration_max_abs_error=record["accuracy"]["max_abs_error"],
         run_args=run_args,
@@ -299,7 +278,7 @@ def measure(model: str, strategy: str, repeat: int, measure_top: int) -> dict[st
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-model speedup, the accuracy check and the goal verdict."""
-    models = []
+    models: list[dict[str, Any]] = []
     for name, default, found, failed in strategy_pairs(rows):
         if failed:
             models.append({"model": name, "speedup": None, "failed": failed})
@@ -442,7 +421,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
             "environment": environment(load_start),
             "repeat": args.repeat,
@@ -453,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rows": rows,
             "summary": summary,
         }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
         print(f"raw numbers written to {args.json}")
     return 0
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(BENCH))
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-from common import environment, format_table  # noqa: E402
+from common import RESULTS, environment, format_table, write_json  # noqa: E402
 
 from prover.circuits.batch import batch_input, batch_model, read_layout, split_outputs  # noqa: E402
 from prover.circuits.data import load_json, parse_samples  # noqa: E402
@@ -53,7 +53,6 @@ from prover.circuits.sandbox import Limits, run_limited  # noqa: E402
 from prover.config import Settings  # noqa: E402
 from prover.errors import ProverError  # noqa: E402
 
-RESULTS = BENCH / "results"
 EZKL_REPO = Path("/work/.mirror/zkonduit+ezkl/repo")
 MAX_BYTES = 20 * 1024 * 1024
 RTOL, ATOL = 1e-4, 1e-5
@@ -216,7 +215,7 @@ def check_model(repo: Path, name: str, n: int, limits: Limits, work: Path) -> di
     try:
         info = load_model(model, Settings())
     except ProverError as exc:
-        return {**row, "intake": "refused", "error": str(exc)[:300], "s": _since(started)}
+        return {**row, "intake": "refused", "error": str(exc)[:300], "s": since(started)}
     row["intake"] = "ok"
     try:
         # Import by module name: the sandbox's helper unpickles ``check_batch`` from it.
@@ -229,10 +228,11 @@ def check_model(repo: Path, name: str, n: int, limits: Limits, work: Path) -> di
         )
     except ProverError as exc:
         row["error"] = f"batch check: {str(exc)[:300]}"
-    return {**row, "s": _since(started)}
+    return {**row, "s": since(started)}
 
 
-def _since(started: float) -> float:
+def since(started: float) -> float:
+    """Seconds since ``started`` (``time.monotonic``), to the hundredth."""
     return round(time.monotonic() - started, 2)
 
 
@@ -300,14 +300,13 @@ def main() -> None:
     print(format_table(COLUMNS, table, args.markdown))
     summary = summarize(rows)
     print(json.dumps(summary, indent=2))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     material = {
         "n": args.n,
         "environment": environment(load_start),
         "summary": summary,
         "rows": rows,
     }
-    args.json.write_text(json.dumps(material, indent=2, default=str) + "\n")
+    write_json(args.json, material)
 
 
 if __name__ == "__main__":

@@ -71,8 +71,9 @@ sys.path.insert(0, str(BENCH))
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-from check_batch_examples import example_models, extract  # noqa: E402
-from common import environment, format_table  # noqa: E402
+from check_batch_examples import example_models, extract, since  # noqa: E402
+from children import RssSampler  # noqa: E402
+from common import RESULTS, environment, format_table, write_json  # noqa: E402
 
 from prover.circuits.compiler import (  # noqa: E402
     CompileOptions,
@@ -93,7 +94,6 @@ from prover.proving.plans import plan_proof  # noqa: E402
 from prover.proving.proofs import prove_input, verify  # noqa: E402
 from prover.store import ArtifactStore  # noqa: E402
 
-RESULTS = BENCH / "results"
 EZKL_REPO = Path("/work/.mirror/zkonduit+ezkl/repo")
 NOISE = 1.10  # a ratio within 10% of 1 is a match: timings on a shared machine wander
 MIN_STEP_S = 5.0  # a step with less of the model's time left is not started
@@ -132,7 +132,7 @@ def intake_row(model: Path, limits: Limits) -> tuple[dict[str, Any], ModelInfo |
         intake = {"accepted": True, "unchecked": info.unchecked}
     except ProverError as exc:
         intake = {"accepted": False, "code": exc.code, "message": exc.message}
-    intake["s"] = _since(started)
+    intake["s"] = since(started)
     started = time.monotonic()
     variables = symbolic_variables(model)
     ezkl: dict[str, Any] = {"variables": [list(v) for v in variables]}
@@ -149,7 +149,7 @@ def intake_row(model: Path, limits: Limits) -> tuple[dict[str, Any], ModelInfo |
                 num_rows=verdict.settings.get("num_rows"),
                 logrows=verdict.settings.get("run_args", {}).get("logrows"),
             )
-    ezkl["s"] = _since(started)
+    ezkl["s"] = since(started)
     return {"intake": intake, "ezkl": ezkl, "parity": parity(intake, ezkl)}, info
 
 
@@ -384,8 +384,6 @@ def prove_child(request_path: Path) -> None:
     request = json.loads(request_path.read_text())
     if os.getppid() != request["parent"]:  # the step ended while this one started
         return
-    from bench_segments import RssSampler
-
     store = ArtifactStore(Path(request["data_dir"]))
     out: dict[str, Any]
     started = time.perf_counter()
@@ -464,7 +462,7 @@ def run_step(budget: Budget, what: str, fn: Any, *args: Any) -> dict[str, Any]:
         result: dict[str, Any] = run_limited(step, *args, limits=limits)
     except Exception as exc:
         result = _error(exc, what)
-    result["step_s"] = _since(started)
+    result["step_s"] = since(started)
     return result
 
 
@@ -537,7 +535,7 @@ def check_model(
     row["large"] = info is not None and rows is not None and rows >= args.min_rows
     if info is not None and row["large"] and not args.intake_only:
         row.update(heavy_checks(name, work / name, info, args, data_dir))
-    row["s"] = _since(started)
+    row["s"] = since(started)
     return row
 
 
@@ -548,10 +546,6 @@ def _lfs_pointer(directory: Path) -> str | None:
             if stream.read(24) == b"version https://git-lfs.":
                 return f"{file} is a Git LFS pointer (the mirror lacks the file)"
     return None
-
-
-def _since(started: float) -> float:
-    return round(time.monotonic() - started, 2)
 
 
 def _say(text: str) -> None:
@@ -829,10 +823,7 @@ def _write(path: Path, args: argparse.Namespace, load_start: Any, rows: list[dic
         "summary": summarize(rows, args.segments),
         "rows": rows,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(material, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_json(path, material)
 
 
 def _previous(path: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:

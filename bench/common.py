@@ -1,16 +1,23 @@
-"""Shared by the benchmark scripts: the example models and table output."""
+"""Shared by the benchmark scripts: the example models, what a report says (tables, JSON,
+the environment) and the least squares both cost fits solve."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
 import os
 import platform
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+TEST_MODELS = MODELS_DIR.parent / "tests" / "helpers" / "models.py"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def model_dirs(names: Sequence[str] | None) -> list[Path]:
@@ -22,6 +29,22 @@ def model_dirs(names: Sequence[str] | None) -> list[Path]:
             raise SystemExit(f"no model.onnx in: {', '.join(missing)}")
         return dirs
     return sorted(d for d in MODELS_DIR.iterdir() if (d / "model.onnx").is_file())
+
+
+def load_file(name: str, path: Path) -> ModuleType:
+    """Import a file as a module under its own name, without sys.path changes: models/ and
+    the tests' helpers are not packages a benchmark can import."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def quiet_ezkl() -> None:
+    """Silence ezkl's and tract's warnings (its calibration reports), so progress shows."""
+    for noisy in ("ezkl", "tract_onnx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
@@ -69,15 +92,19 @@ def summary_table(summary: dict[str, Any], markdown: bool) -> str:
     return format_table(headers, cells, markdown)
 
 
+def chosen_rows(record: dict[str, Any]) -> int | None:
+    """ezkl's row count of the circuit the search chose, as its trial recorded it."""
+    chosen = record["search"]["chosen"]
+    trials = record["search"]["trials"]
+    return next((t.get("num_rows") for t in trials if t["name"] == chosen), None)
+
+
 def measurements(
     record: dict[str, Any], compiled: dict[str, Any], proofs: list[dict], verifies: list[dict]
 ) -> dict[str, Any]:
     """What every benchmark row reports of a compiled circuit and its timed proofs."""
-    chosen = record["search"]["chosen"]
     return {
-        "num_rows": next(
-            (t["num_rows"] for t in record["search"]["trials"] if t["name"] == chosen), None
-        ),
+        "num_rows": chosen_rows(record),
         "setup_s": record["timings"]["setup_s"],
         "compile_peak_mb": compiled["peak_mb"],
         "compile_timings": record["timings"],
@@ -122,3 +149,33 @@ def environment(load_start: tuple[float, float, float]) -> dict[str, Any]:
         "loadavg_start": load_start,
         "loadavg_end": os.getloadavg(),
     }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write a report as indented JSON, whole or not at all: a run that rewrites it as it
+    goes may be stopped at any moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(partial, path)
+
+
+def fit_nonnegative(a: Any, y: Sequence[float]) -> list[float]:
+    """Non-negative weights w minimising the squared relative error of ``a @ w`` against
+    ``y`` (a measured quantity spans orders of magnitude; every circuit counts alike),
+    each to 6 significant digits."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    weighted = np.asarray(a, dtype=float) / np.asarray(y, dtype=float)[:, None]
+    scale = weighted.max(axis=0)
+    scale[scale == 0] = 1.0
+    solution, _ = nnls(weighted / scale, np.ones(len(y)))
+    return [float(f"{c:.6g}") for c in solution / scale]
+
+
+def stated_error(errors: Iterable[float]) -> float:
+    """The largest relative error, rounded up to 0.1%: what a fitted model states as its
+    error."""
+    worst = max(abs(e) for e in errors)
+    return float(f"{(int(worst * 1000) + 1) / 1000:.3f}")

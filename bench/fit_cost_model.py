@@ -6,8 +6,10 @@ child and proves one input in another, recording the settings JSON, the proving 
 bytes, and each child's wall time and peak RSS (``ru_maxrss``; the children import onnx,
 onnxruntime and ezkl first, as the compile sandbox's zygote does, so the baseline matches).
 It then fits every quantity as a non-negative combination of ``estimate.terms`` (least
-squares on relative error) and prints the coefficients to paste into estimate.py, with
-each case's prediction error.
+squares on relative error), writes the model to ``prover/circuits/cost_model.json`` (which
+estimate.py loads: the coefficients, the fit's largest error, the baseline and domain of the
+measured circuits) and prints each case's prediction error (also
+``bench/results/cost_fit.json``; the raw rows in ``cost_measurements.json``).
 
 Run from the repository root (about 10-15 minutes on 2 cores)::
 
@@ -22,25 +24,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import resource
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import onnx  # noqa: F401  (before torch: its exporter needs onnx importable first)
-from common import MODELS_DIR, environment, format_table
+from children import in_child, peak_bytes, reset_peak
+from common import (
+    MODELS_DIR,
+    RESULTS,
+    TEST_MODELS,
+    environment,
+    fit_nonnegative,
+    format_table,
+    load_file,
+    stated_error,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from prover.circuits import estimate  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 MEASUREMENTS = RESULTS / "cost_measurements.json"
 
 
@@ -66,10 +78,7 @@ def cnn(path: Path, size: int, channels: int) -> Path:
 
 def mlp(path: Path) -> Path:
     """The tests' 4-8-2 MLP."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from helpers.models import make_mlp
-
-    return make_mlp(path)
+    return load_file("bench_test_models", TEST_MODELS).make_mlp(path)
 
 
 # name -> (model builder or bundled directory, candidates: None is ezkl's own calibration,
@@ -87,30 +96,12 @@ CASES: dict[str, tuple[str | Callable[[Path], Path], list[Candidate]]] = {
 }
 
 
-def _status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def reset_peak() -> int:
-    """Reset this process's peak RSS (VmHWM), so the peak measured afterwards is the
-    work's; returns the resident bytes now."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_bytes("VmRSS")
-
-
 def _preload() -> int:
     """Import what the compile sandbox's zygote imports, then ``reset_peak``."""
     import ezkl  # noqa: F401
     import onnxruntime  # noqa: F401
 
     return reset_peak()
-
-
-def peak_bytes() -> int:
-    return _status_bytes("VmHWM")
 
 
 def setup_child(compiled: str, srs: str, out: str) -> dict[str, Any]:
@@ -135,11 +126,6 @@ def prove_child(compiled: str, pk: str, witness: str, srs: str) -> dict[str, Any
     proof = Path(witness).with_name("proof.json")
     seconds = prove_witness(Path(compiled), Path(pk), Path(witness), proof, Path(srs), False)
     return {"prove_s": seconds, "prove_base_bytes": base, "prove_peak_bytes": peak_bytes() - base}
-
-
-def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    with multiprocessing.get_context("spawn").Pool(processes=1) as pool:
-        return pool.apply(fn, args)
 
 
 def model_path(source: str | Callable[[Path], Path], work: Path) -> tuple[Path, Any]:
@@ -209,22 +195,22 @@ MAX_LOAD = 6.0
 QUANTITIES = ("pk_bytes", "setup_peak_bytes", "prove_peak_bytes", "setup_s", "prove_s")
 
 
+def used_rows(rows: list[dict[str, Any]], quantity: str) -> list[dict[str, Any]]:
+    """The rows a quantity is fitted on: every measured one; for a time, those measured at
+    a load up to ``MAX_LOAD``."""
+    good = [r for r in rows if not r.get("error")]
+    return [r for r in good if quantity not in estimate.TIMES or r["loadavg_1m"] <= MAX_LOAD]
+
+
 def fit(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Non-negative coefficients per quantity, minimising the relative squared error."""
     import numpy as np
-    from scipy.optimize import nnls
 
-    good = [r for r in rows if not r.get("error")]
     coefficients = {}
     for quantity in QUANTITIES:
-        used = [r for r in good if quantity not in estimate.TIMES or r["loadavg_1m"] <= MAX_LOAD]
+        used = used_rows(rows, quantity)
         a = np.array([estimate.terms(r["settings"], quantity) for r in used], dtype=float)
-        y = np.array([r[quantity] for r in used], dtype=float)
-        weighted = a / y[:, None]
-        scale = weighted.max(axis=0)
-        scale[scale == 0] = 1.0
-        solution, _ = nnls(weighted / scale, np.ones(len(y)))
-        coefficients[quantity] = [float(f"{c:.6g}") for c in solution / scale]
+        coefficients[quantity] = fit_nonnegative(a, [r[quantity] for r in used])
         if quantity in estimate.TIMES:
             unmeasured = [j for j in range(a.shape[1]) if not a[:, j].any()]
             borrow(coefficients, quantity, unmeasured)
@@ -242,6 +228,12 @@ def borrow(coefficients: dict[str, list[float]], quantity: str, unmeasured: list
             times[j] = float(f"{times[1] * memory[j] / memory[1]:.6g}")
 
 
+def relative_error(row: dict[str, Any], quantity: str, weights: list[float]) -> float:
+    """(predicted - measured) / measured of one quantity of a measured row."""
+    predicted = estimate.predict_quantity(row["settings"], quantity, weights)
+    return float((predicted - row[quantity]) / row[quantity])
+
+
 def error_table(rows: list[dict[str, Any]], coefficients: dict[str, list[float]]) -> str:
     headers = ["case", "candidate", "logrows", *(f"{q} err %" for q in QUANTITIES)]
     cells = []
@@ -249,12 +241,34 @@ def error_table(rows: list[dict[str, Any]], coefficients: dict[str, list[float]]
         if r.get("error"):
             cells.append([r["case"], r["candidate"], "FAILED", *["-"] * len(QUANTITIES)])
             continue
-        errs = []
-        for quantity in QUANTITIES:
-            predicted = estimate.predict_quantity(r["settings"], quantity, coefficients[quantity])
-            errs.append(f"{100 * (predicted - r[quantity]) / r[quantity]:+.1f}")
+        errs = [f"{100 * relative_error(r, q, coefficients[q]):+.1f}" for q in QUANTITIES]
         cells.append([r["case"], r["candidate"], str(r["settings"]["run_args"]["logrows"]), *errs])
     return format_table(headers, cells, False)
+
+
+def cost_model(rows: list[dict[str, Any]], coefficients: dict[str, list[float]]) -> dict[str, Any]:
+    """The model as estimate.py loads it. Its error is the largest on the rows each quantity
+    was fitted on; its baseline the median resident bytes of a child before its work (ezkl
+    loaded), to the MB; its domain the largest circuit and lookup count measured."""
+    good = [r for r in rows if not r.get("error")]
+    bases = [r[k] for r in good for k in ("setup_base_bytes", "prove_base_bytes")]
+    cases = ", ".join(sorted({r["case"] for r in good}))
+    timed = len(used_rows(rows, estimate.TIMES[0]))
+    return {
+        "coefficients": coefficients,
+        "fit_error": {
+            q: stated_error(relative_error(r, q, coefficients[q]) for r in used_rows(rows, q))
+            for q in QUANTITIES
+        },
+        "baseline_bytes": int(round(statistics.median(bases), -6)),
+        "domain": {
+            "max_logrows": max(int(r["settings"]["run_args"]["logrows"]) for r in good),
+            "max_lookups": max(len(r["settings"].get("required_lookups", [])) for r in good),
+        },
+        "terms": list(estimate.TERMS),
+        "measured_on": f"{len(good)} circuits of {cases}; times on the {timed} measured at a "
+        f"1-minute load <= {MAX_LOAD:g}; ezkl {version('ezkl')}",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,7 +276,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--refit", action="store_true", help="fit the stored measurements")
     args = parser.parse_args(argv)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     kept = json.loads(MEASUREMENTS.read_text())["rows"] if MEASUREMENTS.exists() else []
     if args.refit:
         rows = kept
@@ -275,11 +288,12 @@ def main(argv: list[str] | None = None) -> None:
             "rayon_threads": os.environ.get("RAYON_NUM_THREADS", "default"),
             "rows": rows,
         }
-        MEASUREMENTS.write_text(json.dumps(payload, indent=2))
+        write_json(MEASUREMENTS, payload)
     coefficients = fit(rows)
     print(error_table(rows, coefficients))
-    print("COEFFICIENTS = " + json.dumps(coefficients, indent=4))
-    (RESULTS / "cost_fit.json").write_text(json.dumps(coefficients, indent=2))
+    write_json(estimate.MODEL_PATH, cost_model(rows, coefficients))
+    write_json(RESULTS / "cost_fit.json", coefficients)
+    print(f"cost model written to {estimate.MODEL_PATH}")
 
 
 if __name__ == "__main__":

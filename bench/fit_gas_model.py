@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import logging
 import os
 import re
 import sys
@@ -40,14 +39,21 @@ from pathlib import Path
 from typing import Any
 
 import onnx  # noqa: F401  (before torch: its exporter needs onnx importable first)
-from common import environment, format_table
+from common import (
+    RESULTS,
+    environment,
+    fit_nonnegative,
+    format_table,
+    quiet_ezkl,
+    stated_error,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from prover.circuits import gas  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 MEASUREMENTS = RESULTS / "gas_measurements.json"
 
 
@@ -208,19 +214,11 @@ def quantity_rows(rows: list[dict[str, Any]], quantity: str) -> list[dict[str, A
 
 def fit(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Non-negative coefficients per quantity, minimising the relative squared error."""
-    import numpy as np
-    from scipy.optimize import nnls
-
     coefficients = {}
     for quantity in gas.QUANTITIES:
         used = quantity_rows(rows, quantity)
-        a = np.array([gas.terms(r["settings"]) for r in used], dtype=float)
-        y = np.array([r["y"] for r in used], dtype=float)
-        weighted = a / y[:, None]
-        scale = weighted.max(axis=0)
-        scale[scale == 0] = 1.0
-        solution, _ = nnls(weighted / scale, np.ones(len(y)))
-        coefficients[quantity] = [float(f"{c:.6g}") for c in solution / scale]
+        a = [gas.terms(r["settings"]) for r in used]
+        coefficients[quantity] = fit_nonnegative(a, [r["y"] for r in used])
     return coefficients
 
 
@@ -277,22 +275,12 @@ def table(compared: list[dict[str, Any]], markdown: bool) -> str:
     return format_table(headers, cells, markdown)
 
 
-def max_errors(compared: list[dict[str, Any]]) -> dict[str, float]:
-    """The largest relative error per quantity, rounded up to 0.1%: the model's stated error."""
-    worst = {
-        q: max(abs(c["error"]) for c in compared if c["quantity"] == q) for q in gas.QUANTITIES
-    }
-    return {q: float(f"{(int(e * 1000) + 1) / 1000:.3f}") for q, e in worst.items()}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--refit", action="store_true", help="fit the stored measurements")
     args = parser.parse_args(argv)
-    for noisy in ("ezkl", "tract_onnx"):  # ezkl's calibration reports are warnings
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    quiet_ezkl()
     kept = json.loads(MEASUREMENTS.read_text())["rows"] if MEASUREMENTS.exists() else []
     if args.refit:
         rows = kept
@@ -300,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         load = os.getloadavg()
         # Models measured now replace their earlier rows; the other models' rows are kept.
         rows = [r for r in kept if r["model"] not in args.models] + measure(args.models)
-        MEASUREMENTS.write_text(json.dumps({"environment": environment(load), "rows": rows}))
+        write_json(MEASUREMENTS, {"environment": environment(load), "rows": rows})
     fitted, compared = write_fit(rows)
     print(table(compared, False))
     print(json.dumps({k: fitted[k] for k in ("fit_error", "measured_on")}, indent=2))
@@ -318,13 +306,16 @@ def write_fit(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str
     models = ", ".join(sorted({r["model"] for r in rows}))
     fitted = {
         "coefficients": coefficients,
-        "fit_error": max_errors(compared),
+        "fit_error": {
+            q: stated_error(c["error"] for c in compared if c["quantity"] == q)
+            for q in gas.QUANTITIES
+        },
         "terms": list(gas.TERMS),
         "measured_on": f"{len(rows)} circuits ({sum(not r.get('error') for r in rows)} with "
         f"gas) of the MLPs {models}; ezkl {version('ezkl')}",
     }
-    gas.MODEL_PATH.write_text(json.dumps(fitted, indent=2) + "\n")
-    (RESULTS / "gas_fit.json").write_text(json.dumps({**fitted, "compared": compared}, indent=2))
+    write_json(gas.MODEL_PATH, fitted)
+    write_json(RESULTS / "gas_fit.json", {**fitted, "compared": compared})
     (RESULTS / "gas_fit.md").write_text(table(compared, True) + "\n")
     return fitted, compared
 

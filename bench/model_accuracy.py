@@ -24,7 +24,6 @@ Run from the repository root (ezkl prints its own noise to stdout; the table com
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import MODELS_DIR, format_table, model_dirs
+from common import MODELS_DIR, format_table, load_file, model_dirs, write_json
 
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.intake import FloatReference, TensorSpec, load_model
@@ -49,11 +48,7 @@ Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def digits_split_fn() -> Callable[[], Split]:
     """``digits_split`` from models/digits.py (a script directory, not a package)."""
-    spec = importlib.util.spec_from_file_location("digits", MODELS_DIR / "digits.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.digits_split
+    return load_file("digits", MODELS_DIR / "digits.py").digits_split
 
 
 def measure(
@@ -177,8 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(results_table(rows, n, args.markdown))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"samples": n, "rows": rows}, indent=2) + "\n")
+        write_json(args.json, {"samples": n, "rows": rows})
         print(f"raw numbers written to {args.json}")
     return 0
 

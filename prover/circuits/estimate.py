@@ -7,49 +7,42 @@ work (FFTs, multi-scalar multiplications) on polynomials of 2^logrows points per
 so each cost is modelled as a non-negative combination of ``terms``: a constant (the
 process's baseline), the rows, and the rows times the inner columns, lookups, range checks
 and dynamic lookups; times take n log n in place of n. The coefficients are fitted on
-measured circuits by ``bench/fit_cost_model.py``: the error table it prints is quoted in
-``FIT_ERROR``. Key size and peak memory are stable on any machine; seconds depend on the
-machine and its load (fitted on 2 shared cores, rayon's default threads).
+measured circuits by ``bench/fit_cost_model.py`` and stored in ``cost_model.json`` next to
+this file (what was measured: its ``measured_on``), with the fit's largest relative error on
+its own measurements per quantity (``FIT_ERROR``). Key size and peak memory are stable on
+any machine; seconds depend on the machine and its load (fitted on 2 shared cores, rayon's
+default threads).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-# Fitted by bench/fit_cost_model.py (least squares on relative error, non-negative) on 14
-# circuits: the 4-8-2 MLP (2^8-2^15 rows), the bundled digits_mlp, digits_cnn and
-# digits_attention, and generated CNNs of 2^13-2^17 rows; ezkl 23.0.5 on 2 cores shared
-# with other work, rayon's default threads. Times use the 13 circuits measured under a
-# 1-minute load of 2.6-3.2; digits_attention (load 12) only for sizes and memory, so the
-# lookup term rests on that one model and its time term is borrowed from memory (see
-# ``fit_cost_model.borrow``). Order of each list: ``terms``.
-COEFFICIENTS: dict[str, list[float]] = {
-    "pk_bytes": [2021.13, 2794.84, 86.1212, 1258.91, 12868.4, 0.0],
-    "setup_peak_bytes": [8641960.0, 4390.87, 0.0, 1857.78, 18652.0, 0.0],
-    "prove_peak_bytes": [9196730.0, 6356.02, 0.0, 3446.4, 30876.4, 0.0],
-    "setup_s": [0.100611, 5.4399e-06, 0.0, 2.3124e-06, 2.31082e-05, 0.0],
-    "prove_s": [0.158868, 6.60677e-06, 0.0, 3.46775e-06, 3.20945e-05, 0.0],
-}
-# The largest relative error of the fit on its own measurements, per quantity: key size is
-# exact and memory stable; seconds are wall clock on a shared machine (within 23% from
-# 2^15 rows up, but up to 32% on circuits that prove in under a second).
-FIT_ERROR: dict[str, float] = {
-    "pk_bytes": 0.001,
-    "setup_peak_bytes": 0.021,
-    "prove_peak_bytes": 0.033,
-    "setup_s": 0.31,
-    "prove_s": 0.33,
-}
+MODEL_PATH = Path(__file__).with_name("cost_model.json")
+MODEL: dict[str, Any] = json.loads(MODEL_PATH.read_text())
+# Per quantity, one weight per term (``TERMS``, in the order ``terms`` returns them).
+COEFFICIENTS: dict[str, list[float]] = MODEL["coefficients"]
+FIT_ERROR: dict[str, float] = MODEL["fit_error"]
+TERMS = (
+    "constant",
+    "rows",
+    "rows x inner_cols",
+    "rows x inner_col pairs",
+    "rows x lookups",
+    "rows x dynamic lookups",
+)
 TIMES = ("setup_s", "prove_s")
-# The fit's domain: up to 2^17 rows and one lookup table beyond the range checks (the
-# fitted circuits). Past it a prediction is an extrapolation, and its rankings were
-# measured wrong: lstm_medium (Sigmoid and Tanh tables) at 2^17 rows and 1 inner column was
+# The fit's domain: the largest logrows and lookup tables beyond the range checks of the
+# fitted circuits. Past it a prediction is an extrapolation, and its rankings were measured
+# wrong: lstm_medium (Sigmoid and Tanh tables) at 2^17 rows and 1 inner column was
 # predicted faster than ezkl's 2^18 and 2, and proved 1.4x slower at 1.5x the memory.
-FITTED_MAX_LOGROWS = 17
-FITTED_MAX_LOOKUPS = 1
+FITTED_MAX_LOGROWS: int = MODEL["domain"]["max_logrows"]
+FITTED_MAX_LOOKUPS: int = MODEL["domain"]["max_lookups"]
 # Resident bytes of a process that has imported onnx, onnxruntime and ezkl (as the compile
 # sandbox's children and the workers have) before it sets up or proves: measured by the fit.
-BASELINE_BYTES = 95_000_000
+BASELINE_BYTES: int = MODEL["baseline_bytes"]
 
 
 def terms(settings: dict[str, Any], quantity: str) -> list[float]:
