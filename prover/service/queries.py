@@ -35,12 +35,16 @@ def page(
     cursor: int | None = None,
 ) -> dict[str, Any]:
     """One page of ids of a type the key may see, newest first; ``next_cursor`` continues."""
+    _check_page(limit, cursor)
+    ids, next_cursor = grants.granted_page(session, owner, subject_type, limit, cursor)
+    return {"ids": ids, "next_cursor": next_cursor}
+
+
+def _check_page(limit: int, cursor: int | None) -> None:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}; got {limit}")
     if cursor is not None and not 0 <= cursor <= MAX_CURSOR:
         raise InvalidInputError(f"cursor must be between 0 and {MAX_CURSOR}; got {cursor}")
-    ids, next_cursor = grants.granted_page(session, owner, subject_type, limit, cursor)
-    return {"ids": ids, "next_cursor": next_cursor}
 
 
 def _iso(grant: Grant | None) -> str | None:
@@ -252,3 +256,39 @@ def list_items(
     by_id = _rows_by_id(session, store, owner, subject_type, ids["ids"])
     items = [by_id[i] for i in ids["ids"] if i in by_id]
     return {"items": items, "next_cursor": ids["next_cursor"]}
+
+
+def list_jobs(
+    session: Session,
+    store: ArtifactStore,
+    owner: str,
+    limit: int = 20,
+    cursor: int | None = None,
+    kind: str | None = None,
+    subject_id: str | None = None,
+) -> dict[str, Any]:
+    """A page of the key's jobs, newest first; with ``kind`` and/or ``subject_id``, only the
+    jobs of that kind about that subject (a circuit's deployments, a proof's submissions),
+    filtered in the database. Cursors are the grants' row numbers, as in the unfiltered
+    list: ``next_cursor`` continues the filtered list."""
+    if kind is None and subject_id is None:
+        return list_items(session, store, owner, "job", limit, cursor)
+    _check_page(limit, cursor)
+    query = (
+        select(Grant.seq, Job)
+        .join(Job, Job.id == Grant.subject_id)
+        .where(Grant.key_id == owner, Grant.subject_type == "job")
+    )
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if subject_id is not None:
+        query = query.where(Job.subject_id == subject_id)
+    if cursor is not None:
+        query = query.where(Grant.seq < cursor)
+    rows = session.execute(query.order_by(Grant.seq.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [jobs.job_view(row.Job) for row in rows],
+        "next_cursor": rows[-1].seq if more else None,
+    }

@@ -86,6 +86,43 @@ def test_lists_are_newest_first_pages(alice: TestClient, upload: Upload) -> None
         assert error["code"] == "invalid_request" and "limit" in error["message"]
 
 
+def test_jobs_filter_by_kind_and_subject_in_pages(
+    alice: TestClient, bob: TestClient, upload: Upload, ready_circuit: str
+) -> None:
+    other = upload(alice, tolerance="0.2").json()["circuit_id"]
+    for _ in range(3):
+        deploy = alice.post(f"/v1/circuits/{ready_circuit}/deployments", json={"force": True})
+        assert deploy.status_code == 202, deploy.text
+    bob.post(f"/v1/circuits/{ready_circuit}/deployments", json={})
+    everything = alice.get("/v1/jobs", params={"limit": 100}).json()["items"]
+    wanted = [j for j in everything if (j["kind"], j["subject_id"]) == ("deploy", ready_circuit)]
+    assert len(wanted) == 3
+    query = {"kind": "deploy", "subject_id": ready_circuit, "limit": 1}
+    got: list[dict] = []
+    cursor = None
+    while True:
+        page = alice.get("/v1/jobs", params={**query, **({"cursor": cursor} if cursor else {})})
+        got += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert got == wanted
+    compiles = alice.get("/v1/jobs", params={"subject_id": other}).json()["items"]
+    assert [(j["kind"], j["subject_id"]) for j in compiles] == [("compile", other)]
+    assert bob.get("/v1/jobs", params={"kind": "deploy", "subject_id": ready_circuit}).json()[
+        "items"
+    ] == [j for j in bob.get("/v1/jobs").json()["items"] if j["kind"] == "deploy"]
+    for bad in (
+        {"kind": "nope"},
+        {"subject_id": ""},
+        {"subject_id": "a/b"},
+        {"subject_id": "x" * 65},
+    ):
+        response = alice.get("/v1/jobs", params=bad)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+
+
 def test_health_names_each_part_and_is_503_without_a_broker(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 503

@@ -1,4 +1,5 @@
-"""Jobs: a job's state (optionally waiting for its end) and the key's jobs."""
+"""Jobs: a job's state (optionally waiting for its end) and the key's jobs (optionally
+those of one kind about one subject)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,37 @@ from fastapi import APIRouter, Query
 from redis.asyncio.client import PubSub
 from starlette.concurrency import run_in_threadpool
 
-from prover.api.deps import Owner, RedisDep, SettingsDep
+from prover.api.deps import Cursor, Limit, Owner, RedisDep, SessionDep, SettingsDep, StoreDep
 from prover.api.responses import errors
-from prover.api.routes.pages import add_list_route
-from prover.api.schemas import JobView
+from prover.api.schemas import JobView, Page
 from prover.config import Settings
 from prover.service import jobs, queries
 from prover.service.db import session_scope
+from prover.service.kinds import KINDS
 from prover.worker.app import job_channel
 
 log = logging.getLogger("prover.api")
 router = APIRouter()
 JOB_POLL_S = 0.25  # how often a waiting request reads the job when Redis cannot wake it
+# The filters of the list: a kind by its exact name; a subject by its id (ids are at most
+# 64 characters of letters, digits, - and _).
+KindFilter = Annotated[
+    str | None,
+    Query(
+        pattern=f"^({'|'.join(KINDS)})$",
+        description="only the jobs of this kind",
+        json_schema_extra={"enum": list(KINDS)},
+    ),
+]
+SubjectFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[0-9A-Za-z_-]+$",
+        description="only the jobs about this subject: a circuit, proof, training run or batch id",
+    ),
+]
 
 
 def read_job(settings: Settings, owner: str, job_id: str) -> dict[str, Any]:
@@ -104,4 +124,23 @@ async def get_job(
     return await wait_for_end(client, settings, key, job_id, time.monotonic() + wait)
 
 
-add_list_route(router, "/v1/jobs", "job", "jobs")
+@router.get(
+    "/v1/jobs",
+    response_model=Page,
+    responses=errors(),
+    name="list_jobs",
+    summary="List jobs",
+    description="This key's jobs, newest first; pass next_cursor as cursor. With kind and/or "
+    "subject_id, only the jobs of that kind about that subject (a circuit's deployments: "
+    "kind=deploy&subject_id=CIRCUIT_ID); next_cursor then continues the filtered list.",
+)
+def list_jobs(
+    key: Owner,
+    session: SessionDep,
+    store: StoreDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    kind: KindFilter = None,
+    subject_id: SubjectFilter = None,
+) -> dict[str, Any]:
+    return queries.list_jobs(session, store, key, limit, cursor, kind, subject_id)

@@ -1,4 +1,5 @@
-"""The web console: static files (HTML, one script, one stylesheet) served at ``/ui/``.
+"""The web console: static files (HTML, a stylesheet, and its script as ES modules under
+``js/``) served at ``/ui/``.
 
 The console is a client of the public HTTP API only (the key the user enters is sent as
 a bearer token from the browser), so it adds no endpoint and no business rule here. It
@@ -20,9 +21,11 @@ router = APIRouter(include_in_schema=False)
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 MEDIA_TYPES = {
     "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
+SCRIPT_TYPE = "text/javascript; charset=utf-8"
+# The script's modules: the files of js/ as installed (no other name is ever served).
+SCRIPTS = frozenset(path.name for path in (UI_DIR / "js").glob("*.js"))
 CSP = "; ".join(
     [
         "default-src 'none'",
@@ -52,6 +55,14 @@ def asset(name: str) -> FileResponse:
     return FileResponse(UI_DIR / name, media_type=MEDIA_TYPES[name], headers=HEADERS)
 
 
+def script(name: str) -> FileResponse:
+    """One of the script's modules, with the security headers (404 for any other name)."""
+    if name not in SCRIPTS:
+        path = f"js/{name}"
+        raise NotFoundError(f"the console has no file {path!r}", id=path)
+    return FileResponse(UI_DIR / "js" / name, media_type=SCRIPT_TYPE, headers=HEADERS)
+
+
 @router.get("/ui")
 def console_root() -> RedirectResponse:
     """``/ui`` → ``/ui/`` (the page's relative links need the slash)."""
@@ -66,5 +77,11 @@ def console_page() -> FileResponse:
 
 @router.get("/ui/{name}")
 def console_file(name: str) -> FileResponse:
-    """The console's script and stylesheet."""
+    """The console's stylesheet."""
     return asset(name)
+
+
+@router.get("/ui/js/{name}")
+def console_module(name: str) -> FileResponse:
+    """One of the console's script modules (``js/main.js`` imports the others)."""
+    return script(name)
