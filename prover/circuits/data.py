@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from prover.circuits.intake import TensorSpec
+from prover.circuits.ranges import check_calibration
 from prover.errors import InvalidInputError
 
 Sample = list[np.ndarray]  # one flat float64 array per model input
@@ -49,12 +50,14 @@ def _not_a_float(value: Any, at: str = "", ints: bool = False) -> tuple[str, str
     return None
 
 
-def _as_numbers(value: Any, what: str) -> np.ndarray:
+def as_floats(value: Any, what: str) -> np.ndarray:
+    """A (nested) JSON list of numbers as float64, in its own shape; ``InvalidInputError``
+    names the first value that is no finite number, with its position."""
     found = _not_a_float(value)
     if found is not None:
         raise InvalidInputError(f"{what}{found[0]} is {found[1]}", position=found[0])
     try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+        arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"{what} must be a (nested) list of numbers of even shape: {exc}"
@@ -95,7 +98,9 @@ def _per_input(obj: Any, inputs: list[TensorSpec]) -> list[np.ndarray]:
             f"the model has {len(inputs)} input(s) {[t.name for t in inputs]}; "
             f"data gives {len(data)}"
         )
-    return [_as_numbers(d, f"input {t.name!r}") for d, t in zip(data, inputs, strict=True)]
+    return [
+        as_floats(d, f"input {t.name!r}").reshape(-1) for d, t in zip(data, inputs, strict=True)
+    ]
 
 
 def parse_sample(obj: Any, inputs: list[TensorSpec]) -> Sample:
@@ -114,7 +119,8 @@ def parse_sample(obj: Any, inputs: list[TensorSpec]) -> Sample:
 
 
 def parse_samples(obj: Any, inputs: list[TensorSpec]) -> list[Sample]:
-    """Calibration data: one or more samples laid end to end for each input."""
+    """Calibration data: one or more samples laid end to end for each input, each value
+    one ezkl can hold."""
     arrays = _per_input(obj, inputs)
     counts = set()
     for arr, spec in zip(arrays, inputs, strict=True):
@@ -128,7 +134,9 @@ def parse_samples(obj: Any, inputs: list[TensorSpec]) -> list[Sample]:
     if len(counts) != 1:
         raise InvalidInputError("calibration data holds a different number of samples per input")
     n = counts.pop()
-    return [[arr.reshape(n, -1)[i] for arr in arrays] for i in range(n)]
+    samples = [[arr.reshape(n, -1)[i] for arr in arrays] for i in range(n)]
+    check_calibration(samples, inputs)
+    return samples
 
 
 def to_ezkl_input(samples: list[Sample]) -> dict[str, list[list[float]]]:

@@ -26,6 +26,7 @@ import ezkl
 
 from prover.circuits.backend import prove_witness, verify_files
 from prover.circuits.intake import TensorSpec
+from prover.circuits.ranges import check_lookups
 from prover.circuits.search import Progress
 from prover.circuits.segments import run_chain
 from prover.circuits.witness import rescaled_outputs
@@ -69,7 +70,11 @@ def prepare_segments(store: ArtifactStore, plan: ProofPlan) -> list[dict[str, An
     staging = store.root / ".staging" / f"segments-{plan.proof_id[:16]}-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
-        steps = run_chain(store, _segment_circuits(store, circuit), plan.sample, staging)
+        segment_circuits = _segment_circuits(store, circuit)
+        steps = run_chain(store, segment_circuits, plan.sample, staging)
+        for step, segment in zip(steps, segment_circuits, strict=True):
+            settings = store.path("circuits", segment["id"]) / "settings.json"
+            check_lookups(step["witness"], json.loads(settings.read_text()))
         segments = [
             {
                 "index": s["index"],

@@ -13,6 +13,7 @@ import ezkl
 import numpy as np
 
 from prover.circuits.backend import prove_witness, verify_files
+from prover.circuits.ranges import check_lookups
 from prover.circuits.search import Progress
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.errors import CircuitError, InvalidInputError
@@ -70,6 +71,7 @@ def build_proof(
             srs if polycommit else None,
         )
         witness_s = time.perf_counter() - started
+        check_lookups(witness, json.loads((cdir / "settings.json").read_text()))
         say("proving", 0.2)
         try:
             prove_s = prove_witness(

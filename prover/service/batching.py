@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from prover.circuits.batch import stored_layout
 from prover.circuits.data import parse_sample, sample_digest_material
+from prover.circuits.ranges import check_input
 from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.proving.batched import Request
@@ -66,7 +67,9 @@ def request_batched(
             "circuit (compile the model with batch_size N)",
             circuit_id=circuit_id,
         ) from None
-    material = sample_digest_material(parse_sample(input_obj, list(layout.inputs)))
+    sample = parse_sample(input_obj, list(layout.inputs))
+    check_input(sample, list(layout.inputs), circuit["settings"])
+    material = sample_digest_material(sample)
     input_digest = canonical_digest(material)
     identity = {"circuit": circuit_id, "input": input_digest, "key": owner, "batched": True}
     if fresh:

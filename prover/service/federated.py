@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from prover.circuits.ranges import check_values
 from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
@@ -27,7 +28,7 @@ from prover.service.queries import run_summary
 from prover.service.submissions import Accepted, ready_circuit, with_retry
 from prover.service.tables import Job, Proof, TrainingRun, utcnow
 from prover.store import ArtifactStore, canonical_digest, now_iso
-from prover.training.graph import step_batches, step_weights
+from prover.training.graph import check_batch_values, step_batches, step_weights
 from prover.training.steps import batch_commitment, commitment, step_graph
 
 if TYPE_CHECKING:
@@ -37,9 +38,12 @@ MAX_ROUNDS = 1000
 MAX_CLIENTS = 64
 
 
-def _rounds(meta: dict[str, Any], rounds: Any) -> list[list[dict[str, Any]]]:
-    """Each round's client batches, checked against the step circuit's shapes; every round
-    has the same number of clients (the aggregation circuit's K)."""
+def _rounds(
+    meta: dict[str, Any], rounds: Any, run_args: dict[str, Any]
+) -> list[list[dict[str, Any]]]:
+    """Each round's client batches, checked against the step circuit's shapes and the
+    values it can read (``run_args``); every round has the same number of clients (the
+    aggregation circuit's K)."""
     if not isinstance(rounds, list) or not rounds or not isinstance(rounds[0], list):
         raise InvalidInputError(
             'rounds: a list of rounds, each a list of client batches {"x", "y"}'
@@ -55,6 +59,7 @@ def _rounds(meta: dict[str, Any], rounds: Any) -> list[list[dict[str, Any]]]:
         if not isinstance(batches, list) or len(batches) != clients:
             raise InvalidInputError(f"round {r} does not have {clients} client batches", round=r)
         laid_out = step_batches(step_graph(meta), batches)
+        check_batch_values(laid_out, run_args, f"round {r}, client")
         checked.append([{"x": x.tolist(), "y": y.tolist()} for x, y in laid_out])
     return checked
 
@@ -75,14 +80,17 @@ def submit_federated_run(
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
     meta = store.read_record("training", circuit_id)
-    checked = _rounds(meta, rounds)
+    run_args = store.read_record("circuits", circuit_id)["settings"]
+    checked = _rounds(meta, rounds, run_args)
     clients = len(checked[0])
     shares = [float(n) for n in client_weights or [1.0] * clients]
     if len(shares) != clients or min(shares) <= 0:
         raise InvalidInputError(f"client_weights: {clients} positive numbers, one per client")
+    start = step_weights(step_graph(meta), weights)
+    check_values(start, "starting", "weights", run_args)
     request = {
         "circuit_id": circuit_id,
-        "weights": step_weights(step_graph(meta), weights).tolist(),
+        "weights": start.tolist(),
         "rounds": checked,
         "client_weights": shares,
     }

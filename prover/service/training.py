@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from prover.circuits.ranges import check_values
 from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
@@ -32,7 +33,7 @@ from prover.service.submissions import (
 )
 from prover.service.tables import Job, Proof, TrainingRun, utcnow
 from prover.store import ArtifactStore, canonical_digest, now_iso, record_type
-from prover.training.graph import step_batches, step_weights
+from prover.training.graph import check_batch_values, step_batches, step_weights
 from prover.training.steps import (
     batch_commitment,
     batch_commitments,
@@ -82,13 +83,18 @@ def _training_record(store: ArtifactStore, circuit_id: str) -> dict[str, Any]:
     return store.read_record("training", circuit_id)
 
 
-def _batches(meta: dict[str, Any], batches: Any) -> list[dict[str, list[Any]]]:
-    """Each batch checked against the step circuit's shapes (labels one-hot for CE)."""
+def _batches(
+    meta: dict[str, Any], batches: Any, run_args: dict[str, Any]
+) -> list[dict[str, list[Any]]]:
+    """Each batch checked against the step circuit's shapes (labels one-hot for CE) and
+    the values it can read (``run_args``)."""
     if not isinstance(batches, list) or not batches:
         raise InvalidInputError('a run needs a list of batches [{"x": [...], "y": [...]}, ...]')
     if len(batches) > MAX_RUN_STEPS:
         raise InvalidInputError(f"a run has at most {MAX_RUN_STEPS} steps; got {len(batches)}")
-    return [{"x": x.tolist(), "y": y.tolist()} for x, y in step_batches(step_graph(meta), batches)]
+    laid_out = step_batches(step_graph(meta), batches)
+    check_batch_values(laid_out, run_args)
+    return [{"x": x.tolist(), "y": y.tolist()} for x, y in laid_out]
 
 
 def submit_run(
@@ -99,10 +105,13 @@ def submit_run(
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
     meta = _training_record(store, circuit_id)
+    run_args = store.read_record("circuits", circuit_id)["settings"]
+    start = step_weights(step_graph(meta), weights)
+    check_values(start, "starting", "weights", run_args)
     request = {
         "circuit_id": circuit_id,
-        "weights": step_weights(step_graph(meta), weights).tolist(),
-        "batches": _batches(meta, batches),
+        "weights": start.tolist(),
+        "batches": _batches(meta, batches, run_args),
     }
     run_id = canonical_digest(request)
     if not store.exists("runs", run_id):

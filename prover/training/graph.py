@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import onnx
 
+from prover.circuits.data import as_floats
+from prover.circuits.ranges import check_values
 from prover.errors import InvalidInputError, InvalidModelError
 
 Loss = Literal["mse", "cross_entropy"]
@@ -132,20 +134,10 @@ def one_hot(labels: Any, classes: int) -> np.ndarray:
     return out
 
 
-def _numbers(values: Any, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} must be numbers (nested lists): {exc}") from exc
-    if not np.all(np.isfinite(arr)):
-        raise InvalidInputError(f"{what} holds NaN or infinite values")
-    return arr
-
-
 def step_batch(graph: StepGraph, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """A batch (x, y) shaped for the step graph; for cross-entropy, y may hold class
     indices (turned one-hot). Raises ``InvalidInputError`` naming a wrong size."""
-    xa, ya = _numbers(x, "x"), _numbers(y, "y")
+    xa, ya = as_floats(x, "x"), as_floats(y, "y")
     if graph.loss == "cross_entropy" and ya.ndim == 1 and ya.size == graph.y_shape[0]:
         ya = one_hot(ya, graph.y_shape[-1]).astype(np.float64)
     for name, arr, shape in (("x", xa, graph.x_shape), ("y", ya, graph.y_shape)):
@@ -172,9 +164,19 @@ def step_batches(graph: StepGraph, batches: list[Any]) -> list[tuple[np.ndarray,
     return laid_out
 
 
+def check_batch_values(
+    laid_out: list[tuple[np.ndarray, np.ndarray]], run_args: dict[str, Any], what: str = "batch"
+) -> None:
+    """``InvalidInputError`` naming the first value of the batches ``step_batches`` laid
+    out that the step circuit (``run_args``) cannot read."""
+    for i, (x, y) in enumerate(laid_out):
+        check_values(x, f"{what} {i}:", "x", run_args)
+        check_values(y, f"{what} {i}:", "y", run_args)
+
+
 def step_weights(graph: StepGraph, weights: Any) -> np.ndarray:
     """Flat weights for the step graph; ``InvalidInputError`` when the count differs."""
-    flat = _numbers(weights, "weights").reshape(-1)
+    flat = as_floats(weights, "weights").reshape(-1)
     if flat.size != graph.parameter_count:
         raise InvalidInputError(
             f"the step circuit takes {graph.parameter_count} weights; got {flat.size}",

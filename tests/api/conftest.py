@@ -171,6 +171,7 @@ def ready_circuit(alice: TestClient, upload: Upload, api_settings: Settings) -> 
         "model_name": model["name"],
         "created_at": model["created_at"],
         "logrows": 10,
+        "settings": {"input_scale": 7, "decomp_base": 16384, "decomp_legs": 2},
         "inputs": model["inputs"],
         "outputs": model["outputs"],
     }

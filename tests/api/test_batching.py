@@ -43,6 +43,7 @@ def batch_circuit(alice: TestClient, upload: Upload, api_settings: Settings) -> 
         "inputs": model["inputs"],
         "outputs": model["outputs"],
         "logrows": 10,
+        "settings": {"input_scale": 7, "decomp_base": 16384, "decomp_legs": 2},
     }
     store.save_record("circuits", circuit_id, record)
     with session_scope(api_settings.sqlalchemy_url()) as session:

@@ -324,6 +324,18 @@ def test_bad_training_requests_are_refused_and_create_nothing(
         )
         assert wrong_batch.status_code == 422
         assert wrong_batch.json()["error"]["message"].startswith("batch 1: x has 2 values")
+        boolean = _batch(0)
+        boolean["x"][0][1] = True
+        typed = client.post("/v1/training/runs", json={**run, "batches": [_batch(0), boolean]})
+        assert typed.status_code == 422
+        assert typed.json()["error"]["message"] == "batch 1: x[0][1] is a boolean, not a number"
+        huge = _batch(0)
+        huge["x"][0][2] = 1e30
+        past = client.post("/v1/training/runs", json={**run, "batches": [huge]})
+        assert past.status_code == 422, past.text
+        refused = past.json()["error"]
+        assert refused["message"].startswith("batch 0: 'x'[0][2] = 1e+30 is outside"), refused
+        assert refused["position"] == "[0][2]" and refused["allowed"][1] > 0
         no_batches = client.post("/v1/training/runs", json={**run, "batches": []})
         assert no_batches.status_code == 422
         wrong_weights = client.post(
