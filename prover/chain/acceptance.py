@@ -11,8 +11,8 @@ from prover.chain.batches import deploy_batch_circuit, submit_batch, submit_requ
 from prover.chain.client import Chain
 from prover.chain.composites import deploy_composite, submit_composite
 from prover.chain.onchain import deploy_circuit, submit_result
-from prover.circuits.batch import is_batch_circuit
 from prover.errors import InvalidInputError
+from prover.proving.records import circuit_kind, proof_kind
 from prover.store import ArtifactStore
 
 
@@ -21,18 +21,18 @@ def deploy_any(
 ) -> dict[str, Any]:
     """``deploy_circuit``; ``deploy_composite`` for a circuit in segments,
     ``deploy_batch_circuit`` for a batch circuit."""
-    circuit = store.read_record("circuits", circuit_ref)
-    if circuit.get("type") == "segmented":
-        return deploy_composite(store, circuit_ref, chain, force)
-    if is_batch_circuit(store, circuit):
-        return deploy_batch_circuit(store, circuit_ref, chain, force)
-    return deploy_circuit(store, circuit_ref, chain, force)
+    deploy = {
+        "segmented": deploy_composite,
+        "batch": deploy_batch_circuit,
+        "circuit": deploy_circuit,
+    }[circuit_kind(store, store.read_record("circuits", circuit_ref))]
+    return deploy(store, circuit_ref, chain, force)
 
 
 def check_commit_reveal(store: ArtifactStore, proof_ref: str) -> None:
     """``InvalidInputError`` for a proof that cannot be submitted with commit-reveal: one
     in segments (ProvenComposites has no commitments)."""
-    if store.read_record("proofs", proof_ref).get("type") == "composite":
+    if proof_kind(store, store.read_record("proofs", proof_ref)) == "composite":
         raise InvalidInputError(
             f"proof {proof_ref} is in segments: it is accepted in one transaction by "
             "ProvenComposites, without commit-reveal"
@@ -45,13 +45,10 @@ def submit_any(
     """``submit_result``; ``submit_batch`` for a batch proof (``submit_request`` for one
     request proven in a batch: its whole batch); ``submit_composite`` for a proof in
     segments (without commit-reveal: ``check_commit_reveal``)."""
-    record = store.read_record("proofs", proof_ref)
-    if record.get("type") == "composite":
+    kind = proof_kind(store, store.read_record("proofs", proof_ref))
+    if kind == "composite":
         if commit_reveal:
             check_commit_reveal(store, proof_ref)
         return submit_composite(store, proof_ref, chain)
-    if record.get("type") == "batched":
-        return submit_request(store, proof_ref, chain, commit_reveal)
-    if is_batch_circuit(store, store.read_record("circuits", record["circuit_id"])):
-        return submit_batch(store, proof_ref, chain, commit_reveal)
-    return submit_result(store, proof_ref, chain, commit_reveal)
+    submit = {"batched": submit_request, "batch": submit_batch, "proof": submit_result}[kind]
+    return submit(store, proof_ref, chain, commit_reveal)

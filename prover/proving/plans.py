@@ -10,6 +10,7 @@ from typing import Any
 from prover.circuits.data import Sample, parse_sample, sample_digest_material
 from prover.circuits.intake import TensorSpec
 from prover.circuits.ranges import check_input
+from prover.proving.records import circuit_kind
 from prover.store import ArtifactStore, canonical_digest
 
 
@@ -21,7 +22,7 @@ def tensor_specs(items: list[dict]) -> list[TensorSpec]:
 def _entry_run_args(store: ArtifactStore, circuit: dict[str, Any]) -> dict[str, Any]:
     """The run_args of the circuit that reads the model's inputs: a segmented circuit's
     first segment."""
-    if circuit.get("type") == "segmented":
+    if circuit_kind(store, circuit) == "segmented":
         circuit = store.read_record("circuits", circuit["segments"][0]["circuit_id"])
     return dict(circuit["settings"])
 

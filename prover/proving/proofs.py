@@ -18,6 +18,7 @@ from prover.circuits.search import Progress
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.errors import CircuitError, InvalidInputError
 from prover.proving.plans import ProofPlan, plan_proof, tensor_specs
+from prover.proving.records import circuit_kind, proof_kind, proven_by
 from prover.store import ArtifactStore, now_iso
 
 
@@ -52,7 +53,7 @@ def build_proof(
     cdir = store.path("circuits", circuit["id"])
     if store.exists("proofs", proof_id):
         return {**store.read_record("proofs", proof_id), "cached": True}
-    if circuit.get("type") == "segmented":  # every segment here, one after another
+    if circuit_kind(store, circuit) == "segmented":  # every segment here, one by one
         from prover.proving.composite import prove_composite
 
         return prove_composite(store, plan, progress)
@@ -122,12 +123,7 @@ def proof_file(store: ArtifactStore, proof_ref: str) -> Path:
     """The ezkl proof JSON of a stored proof (an id or a unique prefix); of a request
     proven in a batch, its batch proof's (``proving.batched``)."""
     record = store.read_record("proofs", proof_ref)
-    return store.path("proofs", _proven_by(record)) / "proof.json"
-
-
-def _proven_by(record: dict[str, Any]) -> str:
-    """The id of the stored proof that holds a record's ezkl proof."""
-    return record["batch"]["proof_id"] if record.get("type") == "batched" else record["id"]
+    return store.path("proofs", proven_by(record)) / "proof.json"
 
 
 def resolve_proof(
@@ -148,13 +144,13 @@ def resolve_proof(
         proof_id = None
     else:
         record = store.read_record("proofs", proof_ref)
-        if record.get("type") == "composite":
+        if proof_kind(store, record) == "composite":
             raise InvalidInputError(
                 f"proof {record['id'][:12]} is a composite of {len(record['segments'])} segment "
                 "proofs (segment-<i>.json), not one proof file"
             )
         proof_id, circuit_ref = record["id"], circuit_ref or record["circuit_id"]
-        path = store.path("proofs", _proven_by(record)) / "proof.json"
+        path = store.path("proofs", proven_by(record)) / "proof.json"
     return proof_id, path, store.read_record("circuits", circuit_ref)
 
 
@@ -162,11 +158,12 @@ def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None)
     """Check a stored proof, or an ezkl proof file against a stored circuit, off-chain."""
     if not Path(proof_ref).is_file():
         record = store.read_record("proofs", proof_ref)
-        if record.get("type") == "composite":  # segment proofs and their links
+        kind = proof_kind(store, record)
+        if kind == "composite":  # segment proofs and their links
             from prover.proving.composite import verify_composite
 
             return verify_composite(store, record["id"])
-        if record.get("type") == "batched":  # its batch proof, and its place in it
+        if kind == "batched":  # its batch proof, and its place in it
             return _verify_in_batch(store, record)
     proof_id, proof_path, circuit = resolve_proof(store, proof_ref, circuit_ref)
     cdir = store.path("circuits", circuit["id"])

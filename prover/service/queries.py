@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
 from prover.proving.proofs import proof_file as stored_proof_file
 from prover.proving.proofs import verify
+from prover.proving.records import proof_kind
 from prover.service import grants, jobs
 from prover.service.grants import SubjectType
 from prover.service.tables import Circuit, Grant, Job, Proof, TrainingRun, iso_utc
@@ -129,28 +130,24 @@ def get_proof(session: Session, store: ArtifactStore, owner: str, proof_id: str)
         record = store.read_record("proofs", proof_id)
         for name in ("outputs", "outputs_public", "timings", "dev_srs"):
             view[name] = record[name]
-        if record.get("type") == "composite":  # one ezkl proof per segment
-            view["segments"] = record["segments"]
-            return view
-        for name in ("proof", "instances", "proof_bytes"):
-            view[name] = record[name]
-        if record.get("type") == "batched":  # one request of a batch proof
-            from prover.chain.batches import request_result_key
-
-            view["batch"] = {**record["batch"], "result_key": request_result_key(record)}
-        else:
-            view["results"] = _batch_results(store, record)
+        view.update(_proven_parts(store, record))
     return view
 
 
-def _batch_results(store: ArtifactStore, record: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """A batch proof's N results (outputs and on-chain result key each), else None."""
-    from prover.chain.batches import batch_results
-    from prover.circuits.batch import is_batch_circuit
+def _proven_parts(store: ArtifactStore, record: dict[str, Any]) -> dict[str, Any]:
+    """What a ready proof shows by its kind: a composite its segments (one ezkl proof
+    each); any other its ezkl proof, and a batch proof its N results, a batched request
+    its place in its batch proof (with their on-chain result keys)."""
+    from prover.chain.batches import batch_results, request_result_key
 
-    if not is_batch_circuit(store, store.read_record("circuits", record["circuit_id"])):
-        return None
-    return batch_results(store, record["id"])
+    kind = proof_kind(store, record)
+    if kind == "composite":
+        return {"segments": record["segments"]}
+    parts = {name: record[name] for name in ("proof", "instances", "proof_bytes")}
+    if kind == "batched":
+        return {**parts, "batch": {**record["batch"], "result_key": request_result_key(record)}}
+    results = batch_results(store, record["id"]) if kind == "batch" else None
+    return {**parts, "results": results}
 
 
 def proof_file(
