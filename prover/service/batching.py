@@ -185,18 +185,12 @@ def batch_follows(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]
             row.state = "failed"
     if ok and job.result is not None:
         made = job.result["batch_proof_id"]
-        if session.get(Proof, made) is None:
-            circuit_id, digest = job.params["circuit_id"], job.result["input_digest"]
-            session.add(
-                Proof(
-                    id=made,
-                    circuit_id=circuit_id,
-                    input_digest=digest,
-                    state="ready",
-                    job_id=job.id,
-                )
-            )
-        grants.grant(session, job.owner, "proof", made)
+        batch_proof = jobs.MadeProof(
+            proof_id=made,
+            circuit_id=job.params["circuit_id"],
+            input_digest=job.result["input_digest"],
+        )
+        jobs.ready_proof(session, batch_proof, job.id, [job.owner])
         if any(item.settle for item in items):
             settler = jobs.new_job(session, "submit", made, job.owner, {"commit_reveal": False})
             job.result = {**job.result, "submit_job_id": settler.id}

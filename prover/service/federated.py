@@ -12,7 +12,6 @@ under ``rounds``, named by its aggregation proof.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,11 +21,12 @@ from prover.circuits.ranges import check_values
 from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
-from prover.service import grants, jobs
+from prover.service import runs
 from prover.service.db import session_scope
+from prover.service.jobs import MadeProof
 from prover.service.queries import run_summary
 from prover.service.submissions import Accepted, ready_circuit, with_retry
-from prover.service.tables import Job, Proof, TrainingRun, utcnow
+from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore, canonical_digest, now_iso
 from prover.training.graph import check_batch_values, step_batches, step_weights
 from prover.training.steps import batch_commitment, commitment, step_graph
@@ -109,42 +109,18 @@ def submit_federated_run(
             proof_ids=[],
             job_id="",
         )
-        run, enqueue = accept_run(session, fresh, owner, start_round)
+        run, enqueue = runs.accept_run(session, fresh, owner, start_round)
         return {**run_summary(run), "clients": clients}, enqueue
 
     return with_retry(db_url, body)
 
 
-def accept_run(
-    session: Session,
-    fresh: TrainingRun,
-    owner: str,
-    start_job: Callable[[Session, TrainingRun, str], tuple[str, str]],
-) -> tuple[TrainingRun, list[tuple[str, str]]]:
-    """The run ``fresh`` names, for ``owner``: added and started (``start_job``) if new,
-    restarted at its first unproven step or round if it failed, else left as it is; the key
-    may see it and its current job. Returns the run and the jobs to enqueue. Shared by
-    ``submit_federated_run`` and ``training.submit_run`` (here, since training imports
-    this module)."""
-    run = session.get(TrainingRun, fresh.id)
-    if run is None:
-        run = fresh
-        session.add(run)
-    enqueue = [start_job(session, run, owner)] if run is fresh or run.state == "failed" else []
-    grants.grant(session, owner, "run", run.id)
-    grants.grant(session, owner, "job", run.job_id)
-    return run, enqueue
-
-
 def start_round(session: Session, run: TrainingRun, owner: str) -> tuple[str, str]:
     """Create the job of a run's next round (from the last round's global weights)."""
     after = run.proof_ids[-1] if run.proof_ids else None
-    params = {"round": len(run.proof_ids), "after": after}
-    job = jobs.new_job(session, "fed_round", run.id, owner, params)
-    for key_id in grants.keys_of(session, "run", run.id):
-        grants.grant(session, key_id, "job", job.id)
-    run.job_id, run.state, run.finished_at = job.id, "running", None
-    return job.id, job.kind
+    return runs.start_next(
+        session, run, owner, "fed_round", {"round": len(run.proof_ids), "after": after}
+    )
 
 
 def global_weights(store: ArtifactStore, run_id: str, after: str | None) -> list[float]:
@@ -211,38 +187,16 @@ def aggregate_round(
     return {**record, "proofs": proofs}
 
 
+def _round_made(_run: TrainingRun, result: dict[str, Any]) -> tuple[list[MadeProof], str]:
+    """A round job makes its clients' step proofs and the aggregation proof, which the
+    run records."""
+    return list(result["proofs"]), result["aggregation_proof_id"]
+
+
 def advance_federated(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
-    """The ending of a round job: its proofs become ready proof rows every key of the run
-    may see, and the next round gets its job; a failed round fails the run."""
-    run = session.get(TrainingRun, job.subject_id)
-    if run is None or run.job_id != job.id:
-        return []
-    if not ok:
-        run.state, run.finished_at = "failed", utcnow()
-        return []
-    assert job.result is not None
-    for made in job.result["proofs"]:
-        row = session.get(Proof, made["proof_id"])
-        if row is None:
-            session.add(
-                Proof(
-                    id=made["proof_id"],
-                    circuit_id=made["circuit_id"],
-                    input_digest=made["input_digest"],
-                    state="ready",
-                    job_id=job.id,
-                )
-            )
-        elif row.state != "ready":
-            row.state, row.job_id = "ready", job.id
-        for key_id in {job.owner, *grants.keys_of(session, "run", run.id)}:
-            grants.grant(session, key_id, "proof", made["proof_id"])
-    session.flush()
-    run.proof_ids = [*run.proof_ids, job.result["aggregation_proof_id"]]
-    if len(run.proof_ids) == run.steps_total:
-        run.state, run.finished_at = "succeeded", utcnow()
-        return []
-    return [start_round(session, run, job.owner)]
+    """The ending of a round job (``runs.advance``): its proofs ready, the next round's
+    job from the global weights it produced."""
+    return runs.advance(session, job, ok, _round_made, start_round)
 
 
 def federated_view(store: ArtifactStore, run_id: str, proof_ids: list[str]) -> dict[str, Any]:

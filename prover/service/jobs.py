@@ -13,10 +13,10 @@ those transient give-backs, which a deadline bounds instead (``execution``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypedDict, TypeVar, cast
 
 from sqlalchemy import CursorResult, Update, or_, select, update
 from sqlalchemy.orm import Session
@@ -254,6 +254,28 @@ def subject_follows(table: type[Made]) -> OnEnd:
         return []
 
     return follow
+
+
+class MadeProof(TypedDict):
+    """A proof a job made besides its subject (a run's step, a batch proof)."""
+
+    proof_id: str
+    circuit_id: str
+    input_digest: str
+
+
+def ready_proof(session: Session, made: MadeProof, job_id: str, keys: Iterable[str]) -> None:
+    """The proof row of ``made``, ready and made by ``job_id`` (added, or one that was
+    pending or failed from an earlier request for the same input), seen by ``keys``."""
+    row = session.get(Proof, made["proof_id"])
+    if row is None:
+        fields = {"circuit_id": made["circuit_id"], "input_digest": made["input_digest"]}
+        session.add(Proof(id=made["proof_id"], state="ready", job_id=job_id, **fields))
+        session.flush()
+    elif row.state != "ready":
+        row.state, row.job_id = "ready", job_id
+    for key_id in keys:
+        grants.grant(session, key_id, "proof", made["proof_id"])
 
 
 def nothing_follows(_session: Session, _job: Job, _ok: bool) -> list[tuple[str, str]]:

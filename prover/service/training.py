@@ -21,9 +21,10 @@ from prover.circuits.ranges import check_values
 from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
-from prover.service import grants, jobs
+from prover.service import grants, jobs, runs
 from prover.service.db import session_scope
-from prover.service.federated import accept_run, federated_view, put_federated_on_ledger
+from prover.service.federated import federated_view, put_federated_on_ledger
+from prover.service.jobs import MadeProof
 from prover.service.queries import run_summary
 from prover.service.submissions import (
     Accepted,
@@ -31,7 +32,7 @@ from prover.service.submissions import (
     ready_circuit,
     with_retry,
 )
-from prover.service.tables import Job, Proof, TrainingRun, utcnow
+from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore, canonical_digest, now_iso, record_type
 from prover.training.graph import check_batch_values, step_batches, step_weights
 from prover.training.steps import (
@@ -127,7 +128,7 @@ def submit_run(
             proof_ids=[],
             job_id="",
         )
-        run, enqueue = accept_run(session, fresh, owner, start_step)
+        run, enqueue = runs.accept_run(session, fresh, owner, start_step)
         for proof_id in run.proof_ids:
             grants.grant(session, owner, "proof", proof_id)
         return run_summary(run), enqueue
@@ -236,50 +237,21 @@ def put_on_ledger(
 
 def start_step(session: Session, run: TrainingRun, owner: str) -> tuple[str, str]:
     """Create the job of a run's next step (it starts from the last step's proof)."""
-    step = len(run.proof_ids)
     after = run.proof_ids[-1] if run.proof_ids else None
-    job = jobs.new_job(session, "train_step", run.id, owner, {"step": step, "after": after})
-    for key_id in grants.keys_of(session, "run", run.id):
-        grants.grant(session, key_id, "job", job.id)
-    run.job_id, run.state, run.finished_at = job.id, "running", None
-    return job.id, job.kind
+    return runs.start_next(
+        session, run, owner, "train_step", {"step": len(run.proof_ids), "after": after}
+    )
+
+
+def _step_made(run: TrainingRun, result: dict[str, Any]) -> tuple[list[MadeProof], str]:
+    """A step job makes one proof: the step's, which the run records."""
+    made = MadeProof(
+        proof_id=result["proof_id"], circuit_id=run.circuit_id, input_digest=result["input_digest"]
+    )
+    return [made], made["proof_id"]
 
 
 def advance_run(session: Session, job: Job, ok: bool) -> list[tuple[str, str]]:
-    """The ending of a step job: the step's proof becomes a ready proof row that every key
-    of the run may see, and the next step gets its job (fed this step's proof); a failed
-    step fails the run."""
-    run = session.get(TrainingRun, job.subject_id)
-    if run is None or run.job_id != job.id:
-        return []
-    if not ok:
-        run.state, run.finished_at = "failed", utcnow()
-        return []
-    assert job.result is not None
-    proof_id = job.result["proof_id"]
-    _record_step_proof(session, run, job, proof_id)
-    for key_id in {job.owner, *grants.keys_of(session, "run", run.id)}:
-        grants.grant(session, key_id, "proof", proof_id)
-    run.proof_ids = [*run.proof_ids, proof_id]
-    if len(run.proof_ids) == run.steps_total:
-        run.state, run.finished_at = "succeeded", utcnow()
-        return []
-    return [start_step(session, run, job.owner)]
-
-
-def _record_step_proof(session: Session, run: TrainingRun, job: Job, proof_id: str) -> None:
-    assert job.result is not None
-    row = session.get(Proof, proof_id)
-    if row is not None and row.state == "failed":  # an earlier request for the same input
-        row.state, row.job_id = "ready", job.id
-    elif row is None:
-        session.add(
-            Proof(
-                id=proof_id,
-                circuit_id=run.circuit_id,
-                input_digest=job.result["input_digest"],
-                state="ready",
-                job_id=job.id,
-            )
-        )
-        session.flush()
+    """The ending of a step job (``runs.advance``): its proof ready, the next step's job
+    fed by it."""
+    return runs.advance(session, job, ok, _step_made, start_step)
