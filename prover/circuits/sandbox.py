@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from prover.errors import ProverError, ResourceLimitError
+from prover.errors import ProverError, ResourceLimitError, panic_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -378,10 +378,12 @@ def _run_request(work: Path) -> None:
 
 
 def _portable(exc: BaseException) -> Any:
-    """An exception the parent can rebuild; allocation failures become resource errors."""
+    """An exception the parent can rebuild; allocation failures become resource errors,
+    an ezkl panic the compile's own error."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, MemoryError) or any(m in text for m in _ALLOCATION_MARKERS):
         exc = ResourceLimitError(text[:300], limit="memory")
+    exc = panic_error(exc) or exc
     if isinstance(exc, ProverError):
         return ("prover", type(exc), exc.message, exc.details)
     traceback.print_exception(exc)
