@@ -31,8 +31,10 @@ from prover.chain.composites import (
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.chain.onchain import deploy_circuit, submit_result, verify_onchain
 from prover.circuits.compiler import CompileOptions, compile_model
+from prover.circuits.links import Link
 from prover.circuits.search import SearchSpace
-from prover.circuits.segments import Link, build_segmented, plan_segmented
+from prover.circuits.segment_build import build_segmented
+from prover.circuits.segments import plan_segmented
 from prover.config import Settings
 from prover.proving.composite import prove_composite
 from prover.proving.plans import plan_proof

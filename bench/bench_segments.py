@@ -45,8 +45,10 @@ from common import RESULTS, environment, format_table, write_json
 from workers import compile_worker
 
 from prover.circuits.compiler import CompileOptions
+from prover.circuits.links import LinkChoice
 from prover.circuits.search import SearchSpace
-from prover.circuits.segments import LinkChoice, build_segmented, plan_segmented
+from prover.circuits.segment_build import build_segmented
+from prover.circuits.segments import plan_segmented
 from prover.config import Settings
 from prover.proving.composite import compose, prepare_segments, prove_segment
 from prover.proving.proofs import plan_proof, prove_input

@@ -85,8 +85,9 @@ from prover.circuits.compiler import (  # noqa: E402
 from prover.circuits.data import load_json, parse_samples  # noqa: E402
 from prover.circuits.intake import FloatReference, ModelInfo, load_model  # noqa: E402
 from prover.circuits.operators import EzklVerdict, ezkl_verdict  # noqa: E402
+from prover.circuits.plans import build_any  # noqa: E402
 from prover.circuits.sandbox import Limits, machine_memory, run_limited  # noqa: E402
-from prover.circuits.segments import build_any, plan_any  # noqa: E402
+from prover.circuits.segments import plan_any  # noqa: E402
 from prover.config import Settings  # noqa: E402
 from prover.errors import ProverError, ResourceLimitError  # noqa: E402
 from prover.proving.composite import prove_composite, verify_composite  # noqa: E402

@@ -27,10 +27,9 @@ import numpy as np
 from prover.circuits import estimate
 from prover.circuits.data import Sample
 from prover.circuits.intake import FloatReference, ModelInfo
+from prover.circuits.progress import Progress  # re-exported: its old home
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.errors import CircuitError, InvalidInputError
-
-Progress = Callable[[str, float], None]
 
 INPUT_VISIBILITIES = ("public", "private", "hashed", "polycommit")
 PARAM_VISIBILITIES = ("fixed", "private", "public", "hashed", "polycommit")

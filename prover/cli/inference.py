@@ -136,9 +136,7 @@ def compile_locally(
     as_json: bool,
 ) -> dict[str, Any]:
     """compile on this machine: one circuit, a batch-N circuit, or a model in segments."""
-    from prover.circuits.batch import compile_batch
-    from prover.circuits.segments import build_any, plan_any
-    from prover.errors import InvalidInputError
+    from prover.circuits.plans import build_any, compile_plan
     from prover.service.capacity import own_capacity
 
     settings: Settings = get_settings()
@@ -146,16 +144,11 @@ def compile_locally(
         settings = settings.model_copy(update={"srs_path": srs})
     request = CompileRequest.parse(requested)
     options, data = request.core_options(settings), load_data(calibration)
-    with progress(not as_json, "compile") as update:
-        if request.batch_size is not None:
-            if request.segmented:
-                raise InvalidInputError("a model is compiled in segments or as a batch, not both")
-            n = request.batch_size
-            return compile_batch(model, n, data, options, store(), settings, update, "copies")
-        memory = own_capacity(settings) if request.fit_workers else None
-        plan = plan_any(
-            model, data, options, settings, request.segments, request.max_logrows, memory
-        )
+    memory = own_capacity(settings) if request.fit_workers else None
+    with (
+        progress(not as_json, "compile") as update,
+        compile_plan(model, data, options, settings, request, memory) as plan,
+    ):
         return build_any(plan, options, store(), settings, update)
 
 

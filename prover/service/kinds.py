@@ -9,46 +9,87 @@ API's list of kinds all read ``KINDS``; adding a job kind means an entry here, i
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from prover.config import Settings
 from prover.errors import ProverError
-from prover.service import batching, federated, jobs, runners, training
+from prover.service import jobs
 from prover.service.grants import SubjectType
 from prover.service.tables import Circuit, Proof
 from prover.store import ArtifactStore
 
+if TYPE_CHECKING:
+    from prover.service.runners import Track
+
 QueueName = Literal["compile", "prove", "chain"]
 QUEUES: tuple[QueueName, ...] = ("compile", "prove", "chain")
-Runner = Callable[[jobs.Claim, ArtifactStore, Settings, runners.Track], dict[str, Any]]
+Runner = Callable[[jobs.Claim, ArtifactStore, Settings, "Track"], dict[str, Any]]
+
+
+@cache
+def _resolve(path: str) -> Any:
+    """The function a dotted path names, imported on first use."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class JobKind:
+    """A kind's runner and end are functions or their dotted paths: the API, which only
+    enqueues, declares every kind without importing the core (ezkl, onnxruntime, torch)
+    that the runners and some ends use."""
+
     name: str
     queue: QueueName
     subject: SubjectType
-    runner: Runner
-    on_end: jobs.OnEnd
+    runner_ref: Runner | str
+    on_end_ref: jobs.OnEnd | str
+
+    @property
+    def runner(self) -> Runner:
+        ref = self.runner_ref
+        return cast(Runner, _resolve(ref)) if isinstance(ref, str) else ref
+
+    @property
+    def on_end(self) -> jobs.OnEnd:
+        ref = self.on_end_ref
+        return cast(jobs.OnEnd, _resolve(ref)) if isinstance(ref, str) else ref
 
 
+_RUN = "prover.service.runners."
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
         JobKind(
-            "compile", "compile", "circuit", runners.compile_circuit, jobs.subject_follows(Circuit)
+            "compile", "compile", "circuit", _RUN + "compile_circuit", jobs.subject_follows(Circuit)
         ),
-        JobKind("prove", "prove", "proof", runners.prove_inference, jobs.subject_follows(Proof)),
-        JobKind("prove_batch", "prove", "batch", runners.prove_batch, batching.batch_follows),
-        JobKind("prove_segment", "prove", "proof", runners.prove_segment, jobs.wake_parent),
-        JobKind("train_step", "prove", "run", runners.prove_step, training.advance_run),
-        JobKind("fed_round", "prove", "run", runners.prove_round, federated.advance_federated),
-        JobKind("client_step", "prove", "run", runners.prove_client_step, jobs.wake_parent),
-        JobKind("deploy", "chain", "circuit", runners.deploy_verifier, jobs.nothing_follows),
-        JobKind("submit", "chain", "proof", runners.submit_result, jobs.nothing_follows),
-        JobKind("ledger", "chain", "run", runners.put_run_on_ledger, jobs.nothing_follows),
+        JobKind("prove", "prove", "proof", _RUN + "prove_inference", jobs.subject_follows(Proof)),
+        JobKind(
+            "prove_batch",
+            "prove",
+            "batch",
+            _RUN + "prove_batch",
+            "prover.service.batching.batch_follows",
+        ),
+        JobKind("prove_segment", "prove", "proof", _RUN + "prove_segment", jobs.wake_parent),
+        JobKind(
+            "train_step", "prove", "run", _RUN + "prove_step", "prover.service.training.advance_run"
+        ),
+        JobKind(
+            "fed_round",
+            "prove",
+            "run",
+            _RUN + "prove_round",
+            "prover.service.federated.advance_federated",
+        ),
+        JobKind("client_step", "prove", "run", _RUN + "prove_client_step", jobs.wake_parent),
+        JobKind("deploy", "chain", "circuit", _RUN + "deploy_verifier", jobs.nothing_follows),
+        JobKind("submit", "chain", "proof", _RUN + "submit_result", jobs.nothing_follows),
+        JobKind("ledger", "chain", "run", _RUN + "put_run_on_ledger", jobs.nothing_follows),
     )
 }
 

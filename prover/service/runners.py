@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prover.circuits.search import Progress
+from prover.circuits.progress import Progress
 from prover.config import Settings
 from prover.errors import ChildJobError, ProverError
 from prover.service import jobs
@@ -74,7 +74,8 @@ def _compile_model(
 ) -> dict[str, Any]:
     """An ordinary circuit, or a model in segments (one circuit each, and the composite),
     as the API planned it (``params["memory"]``: the worker memory it split to fit)."""
-    from prover.circuits.segments import build_any, plan_any
+    from prover.circuits.plans import build_any
+    from prover.circuits.segments import plan_any
 
     request = CompileRequest.parse(params["options"])
     options = request.core_options(settings)

@@ -16,22 +16,17 @@ must find it), and an insert that lost a race with an identical request is retri
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from prover.circuits.compiler import CompilePlan, plan_compile, store_model
-from prover.circuits.data import sample_digest_material, to_ezkl_input
-from prover.circuits.segments import SegmentedPlan, plan_any
 from prover.config import Settings
 from prover.errors import CapacityError, ConflictError, InvalidInputError, QuotaError
-from prover.proving.plans import plan_proof
 from prover.service import grants, jobs
 from prover.service.capacity import pool_capacity
 from prover.service.db import session_scope
@@ -39,6 +34,9 @@ from prover.service.grants import SubjectType
 from prover.service.options import CompileRequest
 from prover.service.tables import Circuit, Job, Proof
 from prover.store import ArtifactStore
+
+if TYPE_CHECKING:  # the compiler (ezkl, onnx) loads when a request is checked, not before
+    from prover.circuits.plans import Plan
 
 Accepted = tuple[dict[str, Any], list[tuple[str, str]]]  # (response, jobs to enqueue)
 IN_FLIGHT = ("queued", "running")
@@ -128,58 +126,16 @@ def submit_compile(
 ) -> Accepted:
     """Accept a model for compilation; returns the response and the jobs to enqueue.
     ``settings`` give the intake limits and the default tolerance."""
+    from prover.circuits.data import to_ezkl_input
+    from prover.circuits.plans import compile_plan
+
     options = requested.core_options(settings)
-    plan: CompilePlan | SegmentedPlan
-    if requested.batch_size is not None:
-        if requested.segmented:
-            raise InvalidInputError("a model is compiled in segments or as a batch, not both")
-        return _submit_batch_compile(
-            db_url, store, settings, owner, model_path, calibration, requested
-        )
     memory = pool_capacity(settings) if requested.fit_workers else None
-    plan = plan_any(
-        model_path,
-        calibration,
-        options,
-        settings,
-        requested.segments,
-        requested.max_logrows,
-        memory,
-    )
-    params = {
-        "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
-        "options": requested.settled(settings),
-        "memory": memory,  # the worker memory split to: the worker plans the same cuts
-    }
-    return accept_compile(db_url, store, owner, plan, params)
-
-
-def _submit_batch_compile(
-    db_url: str,
-    store: ArtifactStore,
-    settings: Settings,
-    owner: str,
-    model_path: Path,
-    calibration: Any | None,
-    requested: CompileRequest,
-) -> Accepted:
-    """A batch-N circuit: an ordinary circuit of the model's batch-N ONNX (N copies of the
-    graph, its layout in the file's metadata), which is what the store keeps."""
-    from prover.circuits.batch import batch_calibration, batch_model, read_layout
-    from prover.circuits.intake import load_model
-
-    assert requested.batch_size is not None
-    load_model(model_path, settings)  # the upload passes intake (sandboxed) before any work
-    with tempfile.TemporaryDirectory() as tmp:
-        name = f"{model_path.stem}.batch{requested.batch_size}.onnx"
-        path = batch_model(model_path, requested.batch_size, Path(tmp) / name, "copies")
-        layout = read_layout(path)
-        assert layout is not None
-        data = None if calibration is None else batch_calibration(layout, calibration)
-        plan = plan_compile(path, data, requested.core_options(settings), settings)
+    with compile_plan(model_path, calibration, options, settings, requested, memory) as plan:
         params = {
             "calibration": to_ezkl_input(plan.samples) if plan.source == "user" else None,
             "options": requested.settled(settings),
+            "memory": memory,  # the worker memory split to: the worker plans the same cuts
         }
         return accept_compile(db_url, store, owner, plan, params)
 
@@ -188,12 +144,15 @@ def accept_compile(
     db_url: str,
     store: ArtifactStore,
     owner: str,
-    plan: CompilePlan | SegmentedPlan,
+    plan: Plan,
     params: dict[str, Any],
 ) -> Accepted:
     """Record a checked compile plan: its model, circuit row and compile job (unless the
     circuit exists and has not failed). ``params`` tell the worker how to build it. The
     model's file name is this key's own (on its grants), not the shared rows'."""
+    from prover.circuits.compiler import store_model
+    from prover.circuits.segments import SegmentedPlan
+
     store_model(store, plan.info)
     name = plan.info.path.name
     params = {"model_id": plan.info.model_id, "model_name": name, **params}
@@ -296,6 +255,8 @@ def request_proof(
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
     from prover.circuits.batch import batch_input, is_batch_circuit, stored_layout
+    from prover.circuits.data import sample_digest_material
+    from prover.proving.plans import plan_proof
 
     circuit = store.read_record("circuits", circuit_id)
     if items is not None:

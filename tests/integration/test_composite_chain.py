@@ -39,7 +39,8 @@ from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.chain.onchain import verifier_arguments
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.search import SearchSpace, Visibility
-from prover.circuits.segments import build_segmented, plan_segmented
+from prover.circuits.segment_build import build_segmented
+from prover.circuits.segments import plan_segmented
 from prover.config import Settings
 from prover.errors import ChainError, InvalidInputError
 from prover.proving.composite import prove_composite

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from helpers.models import fixed_graph
-from prover.circuits.segments import cut_candidates
+from prover.circuits.cuts import cut_candidates
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,10 @@ import pytest
 from helpers.models import calibration_data
 from prover.circuits.compiler import CompileOptions, CompilePlan, compile_model
 from prover.circuits.intake import FloatReference, TensorSpec
+from prover.circuits.links import LinkChoice
 from prover.circuits.search import SearchSpace
-from prover.circuits.segments import SegmentedPlan, build_segmented, plan_any, plan_segmented
+from prover.circuits.segment_build import build_segmented
+from prover.circuits.segments import SegmentedPlan, plan_any, plan_segmented
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
 from prover.proving.composite import (
@@ -58,7 +60,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Settings, Artif
     return make_deep_mlp(root / "deep.onnx"), settings, ArtifactStore(settings.data_dir)
 
 
-def _build(env: tuple, segments: int, link: str) -> dict[str, Any]:
+def _build(env: tuple, segments: int, link: LinkChoice) -> dict[str, Any]:
     model, settings, store = env
     plan = plan_segmented(
         model, calibration_data(8), OPTIONS, settings, segments=segments, link=link

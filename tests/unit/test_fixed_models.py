@@ -15,8 +15,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from helpers.models import fixed_graph, make_dynamic_cnn
+from prover.circuits.cuts import cut_candidates
 from prover.circuits.intake import load_model
-from prover.circuits.segments import cut_candidates
 from prover.circuits.shapes import fixed_model, measure
 from prover.config import Settings
 from prover.errors import ModelTooLargeError

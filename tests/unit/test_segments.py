@@ -11,14 +11,8 @@ import pytest
 from helpers.models import calibration_data, fixed_graph
 from prover.circuits import segments
 from prover.circuits.compiler import CompileOptions, CompilePlan
-from prover.circuits.segments import (
-    SegmentedPlan,
-    balanced_cuts,
-    cut_candidates,
-    plan_any,
-    plan_cuts,
-    plan_segmented,
-)
+from prover.circuits.cuts import balanced_cuts, cut_candidates, plan_cuts
+from prover.circuits.segments import SegmentedPlan, plan_any, plan_segmented
 from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.proving.composite import link_failure
