@@ -52,9 +52,10 @@ from prover.chain.batches import deploy_batch_circuit, submit_batch
 from prover.chain.client import Chain, connect
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain
 from prover.chain.onchain import deploy_circuit, submit_result, verify_onchain
-from prover.circuits.batch import batch_input, compile_batch, stored_layout
+from prover.circuits.batch import compile_batch
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.data import parse_samples
+from prover.circuits.layouts import batch_input, stored_layout
 from prover.circuits.search import Visibility
 from prover.config import Settings
 from prover.errors import ProverError

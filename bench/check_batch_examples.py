@@ -45,11 +45,13 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from common import RESULTS, environment, format_table, write_json  # noqa: E402
 
-from prover.circuits.batch import batch_input, batch_model, read_layout, split_outputs  # noqa: E402
+from prover.circuits.batch import batch_model  # noqa: E402
 from prover.circuits.data import load_json, parse_samples  # noqa: E402
-from prover.circuits.intake import TensorSpec, load_model  # noqa: E402
+from prover.circuits.intake import load_model  # noqa: E402
+from prover.circuits.layouts import batch_input, read_layout, split_outputs  # noqa: E402
 from prover.circuits.operators import ezkl_verdict  # noqa: E402
 from prover.circuits.sandbox import Limits, run_limited  # noqa: E402
+from prover.circuits.tensors import TensorSpec  # noqa: E402
 from prover.config import Settings  # noqa: E402
 from prover.errors import ProverError  # noqa: E402
 

@@ -37,7 +37,8 @@ import numpy as np
 from common import MODELS_DIR, format_table, load_file, model_dirs, write_json
 
 from prover.circuits.compiler import CompileOptions, compile_model
-from prover.circuits.intake import FloatReference, TensorSpec, load_model
+from prover.circuits.intake import FloatReference, load_model
+from prover.circuits.tensors import TensorSpec
 from prover.circuits.witness import generate_witness, rescaled_outputs, write_input
 from prover.config import Settings
 from prover.errors import InvalidInputError

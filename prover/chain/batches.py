@@ -23,7 +23,7 @@ from prover.chain.contracts import contract, transact
 from prover.chain.evm_verifier import verifier_artifact
 from prover.chain.onchain import accepting_call, deploy_circuit, registered, verifier_arguments
 from prover.chain.submission import submit
-from prover.circuits.batch import BatchLayout, split_outputs, stored_layout
+from prover.circuits.layouts import BatchLayout, split_outputs, stored_layout
 from prover.errors import ChainError
 from prover.proving.proofs import resolve_proof
 from prover.store import ArtifactStore

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from prover.circuits.intake import TensorSpec
 from prover.circuits.ranges import check_calibration
+from prover.circuits.tensors import TensorSpec
 from prover.errors import InvalidInputError
 
 Sample = list[np.ndarray]  # one flat float64 array per model input

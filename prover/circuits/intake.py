@@ -20,6 +20,7 @@ import onnxruntime as ort
 from prover.circuits.operators import ezkl_verdict, refusal
 from prover.circuits.sandbox import Limits, run_limited
 from prover.circuits.shapes import BATCH, Sizes, fixed_model, measure_fixed, variable_of
+from prover.circuits.tensors import TensorSpec
 from prover.config import Settings
 from prover.errors import InvalidInputError, InvalidModelError, ModelTooLargeError
 from prover.store import sha256_bytes
@@ -32,27 +33,6 @@ _ONNX_TO_NUMPY = {
     onnx.TensorProto.INT32: np.int32,
     onnx.TensorProto.BOOL: np.bool_,
 }
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A model input or output with a fully known shape."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    @classmethod
-    def from_dict(cls, item: dict) -> TensorSpec:
-        """The spec a record keeps (``to_dict``'s form)."""
-        return cls(item["name"], tuple(item["shape"]), item["dtype"])
 
 
 @dataclass

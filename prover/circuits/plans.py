@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from prover.circuits.batch import batch_calibration, batch_model, read_layout
+from prover.circuits.batch import batch_model
 from prover.circuits.compiler import CompileOptions, CompilePlan, build_circuit, plan_compile
 from prover.circuits.intake import load_model
+from prover.circuits.layouts import batch_calibration, read_layout
 from prover.circuits.progress import Progress
 from prover.circuits.segment_build import build_segmented
 from prover.circuits.segments import SegmentedPlan, plan_any

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from prover.circuits.intake import TensorSpec
+from prover.circuits.tensors import TensorSpec
 from prover.errors import InvalidInputError
 
 # The largest integer ezkl holds: its integers are i128.

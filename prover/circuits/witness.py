@@ -12,7 +12,7 @@ import ezkl
 import numpy as np
 
 from prover.circuits.data import Sample, to_ezkl_input
-from prover.circuits.intake import TensorSpec
+from prover.circuits.tensors import TensorSpec
 from prover.errors import InvalidInputError
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from prover.circuits.batch import BatchLayout, batch_input, split_outputs, stored_layout
+from prover.circuits.layouts import BatchLayout, batch_input, split_outputs, stored_layout
 from prover.circuits.search import Progress
 from prover.errors import InvalidInputError
 from prover.proving.plans import plan_proof

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import ezkl
 
 from prover.circuits.backend import prove_witness, verify_files
-from prover.circuits.intake import TensorSpec
 from prover.circuits.ranges import check_lookups
 from prover.circuits.search import Progress
 from prover.circuits.segments import run_chain
+from prover.circuits.tensors import TensorSpec
 from prover.circuits.witness import rescaled_outputs
 from prover.errors import CircuitError, InvalidInputError, NotFoundError
 from prover.store import ArtifactStore, now_iso, remove_stale, write_json_atomic

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from prover.circuits.data import Sample, parse_sample, sample_digest_material
-from prover.circuits.intake import TensorSpec
 from prover.circuits.ranges import check_input
+from prover.circuits.tensors import TensorSpec
 from prover.proving.records import circuit_kind
 from prover.store import ArtifactStore, canonical_digest
 

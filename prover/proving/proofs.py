@@ -184,7 +184,7 @@ def verify(store: ArtifactStore, proof_ref: str, circuit_ref: str | None = None)
 def _verify_in_batch(store: ArtifactStore, record: dict[str, Any]) -> dict[str, Any]:
     """Check a request proven in a batch (``proving.batched``): its batch proof with
     ezkl, and that its outputs are the ones the batch proof carries at its position."""
-    from prover.circuits.batch import split_outputs, stored_layout
+    from prover.circuits.layouts import split_outputs, stored_layout
 
     place = record["batch"]
     checked = verify(store, place["proof_id"])

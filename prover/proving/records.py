@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from prover.circuits.layouts import is_batch_circuit
 from prover.store import ArtifactStore
 
 CircuitKind = Literal["circuit", "segmented", "batch"]
@@ -18,12 +19,9 @@ ProofKind = Literal["proof", "composite", "batch", "batched"]
 
 
 def circuit_kind(store: ArtifactStore, circuit: dict[str, Any]) -> CircuitKind:
-    """The kind of a circuit record. A batch circuit is known by its model's layout, read
-    by ``circuits.batch`` (onnx and the compiler): imported only when that is asked."""
+    """The kind of a circuit record (a batch circuit is known by its model's layout)."""
     if circuit.get("type") == "segmented":
         return "segmented"
-    from prover.circuits.batch import is_batch_circuit
-
     return "batch" if is_batch_circuit(store, circuit) else "circuit"
 
 

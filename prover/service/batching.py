@@ -21,22 +21,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, literal, null, select, update
 from sqlalchemy.orm import Session
 
-from prover.circuits.batch import stored_layout
 from prover.circuits.data import parse_sample, sample_digest_material
+from prover.circuits.layouts import stored_layout
 from prover.circuits.ranges import check_input
 from prover.config import Settings
 from prover.errors import InvalidInputError
-from prover.proving.batched import Request
 from prover.service import grants, jobs
 from prover.service.db import session_scope
 from prover.service.submissions import Accepted, check_capacity, ready_circuit, with_retry
 from prover.service.tables import Batch, BatchItem, Job, Proof, as_utc, utcnow
 from prover.store import ArtifactStore, canonical_digest
+
+if TYPE_CHECKING:
+    from prover.proving.batched import Request
 
 
 def request_batched(
@@ -161,6 +163,8 @@ def close_when_due(db_url: str, batch_id: str) -> list[Request]:
             .where(BatchItem.batch_id == batch_id)
             .order_by(BatchItem.seq)
         )
+        from prover.proving.batched import Request
+
         return [
             Request(item.proof_id, item.input, digest) for item, digest in session.execute(query)
         ]

@@ -9,14 +9,16 @@ ezkl's calibration under the compile's limits and the cost model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prover.circuits.compiler import CompilePlan, estimate_plan, plan_compile
 from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.service.capacity import pool_capacity as worker_capacity
 from prover.service.options import CompileRequest
 from prover.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from prover.circuits.compiler import CompilePlan
 
 
 def estimate_compile(
@@ -34,6 +36,8 @@ def estimate_compile(
             "an estimate is of one circuit: ask without segments, max_logrows or batch_size "
             "(the unsplit estimate shows what splitting has to bring under a worker's memory)"
         )
+    from prover.circuits.compiler import estimate_plan, plan_compile
+
     options = requested.core_options(settings)
     plan = plan_compile(model_path, calibration, options, settings)
     record = store.read_record("circuits", plan.circuit_id) if _built(store, plan) else {}

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from prover.circuits.progress import Progress
 from prover.circuits.ranges import check_values
-from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
 from prover.service import runs
@@ -28,8 +28,7 @@ from prover.service.queries import run_summary
 from prover.service.submissions import Accepted, ready_circuit, with_retry
 from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore, canonical_digest, now_iso
-from prover.training.graph import check_batch_values, step_batches, step_weights
-from prover.training.steps import batch_commitment, commitment, step_graph
+from prover.training.graph import check_batch_values, step_batches, step_graph, step_weights
 
 if TYPE_CHECKING:
     from prover.chain.client import Chain
@@ -220,6 +219,7 @@ def put_federated_on_ledger(
     ledger has not accepted yet, in order (``ledger.submit_round``). Safe to repeat."""
     from prover.chain.ledger import run_state, start_federated_run, submit_round
     from prover.errors import ChainError
+    from prover.training.steps import batch_commitment, commitment
 
     say = progress or (lambda _m, _f: None)
     run = store.read_record("runs", run_id)

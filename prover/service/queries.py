@@ -16,8 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
-from prover.proving.proofs import proof_file as stored_proof_file
-from prover.proving.proofs import verify
 from prover.proving.records import proof_kind
 from prover.service import grants, jobs
 from prover.service.grants import SubjectType
@@ -162,6 +160,8 @@ def proof_file(
     if segments is None:
         if segment is not None:
             raise InvalidInputError(f"proof {proof_id} is one proof, not made of segments")
+        from prover.proving.proofs import proof_file as stored_proof_file
+
         return str(stored_proof_file(store, proof_id))
     if segment is None or not 0 <= segment < len(segments):
         raise InvalidInputError(
@@ -179,6 +179,8 @@ def verify_proof(
     view = get_proof(session, store, owner, proof_id)
     if view["state"] != "ready":
         raise _not_ready(proof_id, view, "there is nothing to verify yet")
+    from prover.proving.proofs import verify
+
     return verify(store, proof_id)
 
 

@@ -254,8 +254,8 @@ def request_proof(
     circuit takes its N inputs as ``items`` (each as a single input is given)."""
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
-    from prover.circuits.batch import batch_input, is_batch_circuit, stored_layout
     from prover.circuits.data import sample_digest_material
+    from prover.circuits.layouts import batch_input, is_batch_circuit, stored_layout
     from prover.proving.plans import plan_proof
 
     circuit = store.read_record("circuits", circuit_id)

@@ -17,8 +17,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from prover.circuits.progress import Progress
 from prover.circuits.ranges import check_values
-from prover.circuits.search import Progress
 from prover.config import Settings
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
 from prover.service import grants, jobs, runs
@@ -34,15 +34,7 @@ from prover.service.submissions import (
 )
 from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore, canonical_digest, now_iso, record_type
-from prover.training.graph import check_batch_values, step_batches, step_weights
-from prover.training.steps import (
-    batch_commitment,
-    batch_commitments,
-    commitment,
-    plan_step,
-    step_graph,
-    verify_chain,
-)
+from prover.training.graph import check_batch_values, step_batches, step_graph, step_weights
 
 if TYPE_CHECKING:
     from prover.chain.client import Chain
@@ -62,6 +54,8 @@ def submit_step_circuit(
     """Accept an exported step graph and a sample step ``{"weights", "x", "y"}`` for
     compilation into a step circuit (a compile job); everything is checked first.
     ``settings`` give the intake limits and the search's defaults."""
+    from prover.training.steps import plan_step
+
     step = plan_step(graph_path, sample, settings, reusable_verifier)
     params = {
         "step": {
@@ -190,6 +184,8 @@ def verify_steps(
     for proof_id in proof_ids:
         if not grants.can_see(session, owner, "proof", proof_id):
             raise NotFoundError(f"no proof with id {proof_id!r}", id=proof_id)
+    from prover.training.steps import batch_commitments, verify_chain
+
     expected = batch_commitments(store, proof_ids[0], batches) if batches else None
     return verify_chain(store, proof_ids, expected, initial_weights)
 
@@ -221,6 +217,7 @@ def put_on_ledger(
     """Start the run on the ledger under its own id (0x + run id) with its initial
     weights and batch schedule, and submit its step proofs (``ledger.record_run``)."""
     from prover.chain.ledger import record_run
+    from prover.training.steps import batch_commitment, commitment
 
     run = store.read_record("runs", run_id)
     if record_type(run) == "federated_run":

@@ -13,14 +13,16 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import onnx
 
 from prover.circuits.data import as_floats
 from prover.circuits.ranges import check_values
 from prover.errors import InvalidInputError, InvalidModelError
+
+if TYPE_CHECKING:
+    import onnx
 
 Loss = Literal["mse", "cross_entropy"]
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
@@ -48,8 +50,15 @@ class StepGraph:
         return {**asdict(self), "parameter_count": self.parameter_count}
 
 
+def step_graph(meta: dict[str, Any]) -> StepGraph:
+    """The step description kept in a step circuit's ``training`` record."""
+    return StepGraph(**{name: meta[name] for name in StepGraph.__dataclass_fields__})
+
+
 def describe(model: onnx.ModelProto, graph: StepGraph) -> None:
     """Attach the step description to an ONNX model (replacing an earlier one)."""
+    import onnx
+
     props = {p.key: p.value for p in model.metadata_props}
     onnx.helper.set_model_props(model, {**props, METADATA_KEY: json.dumps(asdict(graph))})
 
@@ -62,6 +71,8 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
 def read_step_graph(path: Path) -> StepGraph:
     """The description of an exported step graph; ``InvalidModelError`` naming what is
     missing or inconsistent when the file is not one."""
+    import onnx
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:

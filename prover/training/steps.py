@@ -27,8 +27,9 @@ from prover.circuits.compiler import (
     build_circuit,
     plan_compile,
 )
-from prover.circuits.intake import FloatReference, TensorSpec, load_model
+from prover.circuits.intake import FloatReference, load_model
 from prover.circuits.search import Progress, SearchSpace, Visibility
+from prover.circuits.tensors import TensorSpec
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError, ProverError
 from prover.proving.proofs import proof_file, prove_input, public_instances, verify
@@ -39,6 +40,7 @@ from prover.training.graph import (
     read_step_graph,
     step_batch,
     step_batches,
+    step_graph,
     step_weights,
 )
 
@@ -238,11 +240,6 @@ def compile_step(
     with tempfile.TemporaryDirectory() as tmp:
         spec = export_sgd_step(module, loss, lr, x.shape, y.shape, Path(tmp) / "sgd_step.onnx")
         return compile_step_graph(spec.path, sample, store, settings, progress, reusable_verifier)
-
-
-def step_graph(meta: dict[str, Any]) -> StepGraph:
-    """The step description kept in a step circuit's ``training`` record."""
-    return StepGraph(**{name: meta[name] for name in StepGraph.__dataclass_fields__})
 
 
 def prove_step(

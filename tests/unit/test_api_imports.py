@@ -18,12 +18,12 @@ ENQUEUING = (
     "prover.service.runners",
     "prover.worker.app",
     "prover.circuits.progress",
-)
-# Eager imports still on the API's path, in modules outside this change.
-REMAINING = (
-    "service.queries -> proving.proofs (ezkl); service.batching -> circuits.batch "
-    "(onnxruntime), proving.batched; service.estimates -> circuits.compiler; "
-    "service.federated, service.training -> training.steps, training.graph, circuits.search"
+    "prover.proving.plans",
+    "prover.service.queries",
+    "prover.service.batching",
+    "prover.service.estimates",
+    "prover.service.training",
+    "prover.service.federated",
 )
 
 
@@ -43,7 +43,6 @@ def test_enqueuing_modules_load_no_prover_library(module: str) -> None:
     assert heavy_after(f"import {module}") == []
 
 
-@pytest.mark.xfail(reason=f"not yet: {REMAINING}", strict=True)
 def test_api_app_loads_no_prover_library(tmp_path: Path) -> None:
     code = (
         "from prover.api.app import create_app\n"

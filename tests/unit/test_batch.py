@@ -15,11 +15,11 @@ from onnx import TensorProto, helper, numpy_helper
 from web3 import Web3
 
 from prover.chain.batches import batch_key, result_key
-from prover.circuits.batch import (
+from prover.circuits.batch import batch_model
+from prover.circuits.layouts import (
     BatchLayout,
     batch_calibration,
     batch_input,
-    batch_model,
     check_layout,
     read_layout,
     split_outputs,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prover.circuits.data import parse_sample, parse_samples, to_ezkl_input
-from prover.circuits.intake import TensorSpec
+from prover.circuits.tensors import TensorSpec
 from prover.errors import InvalidInputError
 
 ONE = [TensorSpec("x", (1, 4), "float32")]
