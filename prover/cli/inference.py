@@ -124,8 +124,8 @@ def estimate_locally(
     if srs is not None:
         settings = settings.model_copy(update={"srs_path": srs})
     options = CompileRequest.parse(requested).core_options(settings)
-    with progress(not as_json, "estimate") as update:
-        return estimate_model(model, load_data(calibration), options, settings, update)
+    with progress(not as_json, "estimate") as say:
+        return estimate_model(model, load_data(calibration), options, settings, say)
 
 
 def compile_locally(
@@ -146,10 +146,10 @@ def compile_locally(
     options, data = request.core_options(settings), load_data(calibration)
     memory = own_capacity(settings) if request.fit_workers else None
     with (
-        progress(not as_json, "compile") as update,
+        progress(not as_json, "compile") as say,
         compile_plan(model, data, options, settings, request, memory) as plan,
     ):
-        return build_any(plan, options, store(), settings, update)
+        return build_any(plan, options, store(), settings, say)
 
 
 @app.command()
@@ -248,8 +248,8 @@ def prove(
         else:
             from prover.proving.proofs import prove_input
 
-            with progress(not as_json, "prove") as update:
-                record = prove_input(store(), circuit_id, load_data(input), fresh, update)
+            with progress(not as_json, "prove") as say:
+                record = prove_input(store(), circuit_id, load_data(input), fresh, say)
         emit({"proof_id": record["id"], **record}, as_json, lambda c: print_proof(c, record))
 
     run_action(as_json, action)

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from prover.circuits import progress as callbacks
 from prover.errors import ProverError
 
 err = Console(stderr=True)
@@ -81,9 +82,7 @@ def run_action(as_json: bool, action: Callable[[], None]) -> None:
 
 
 @contextmanager
-def progress(
-    enabled: bool, title: str, total: float = 1.0
-) -> Iterator[Callable[[str, float], None]]:
+def progress(enabled: bool, title: str, total: float = 1.0) -> Iterator[callbacks.Progress]:
     """A progress bar on stderr, fed ``(message, completed)``; a no-op when disabled
     (--json mode), so callers need not care."""
     if not enabled:

@@ -34,8 +34,8 @@ def wait_job(service: Client, job_id: str, show: bool) -> dict[str, Any]:
     """Wait for a job to end; with ``show`` and a terminal, as a progress bar."""
     if not show or not err.is_terminal:
         return service.wait(job_id)
-    with progress(True, f"job {job_id[:8]}") as update:
-        return service.wait(job_id, on_progress=lambda j: update(j["phase"], j["progress"]))
+    with progress(True, f"job {job_id[:8]}") as say:
+        return service.wait(job_id, on_progress=lambda j: say(j["phase"], j["progress"]))
 
 
 def run_job(submit: Callable[[Client], dict[str, Any]], as_json: bool) -> dict[str, Any]:
@@ -92,8 +92,8 @@ def train(
         run = service.start_run(circuit_id, weights, batches)
         if as_json or not err.is_terminal:
             return service.wait_run(run["run_id"])
-        with progress(True, f"run {run['run_id'][:8]}", run["steps_total"]) as update:
+        with progress(True, f"run {run['run_id'][:8]}", run["steps_total"]) as say:
             return service.wait_run(
                 run["run_id"],
-                on_progress=lambda r: update(f"{r['steps_done']} steps proven", r["steps_done"]),
+                on_progress=lambda r: say(f"{r['steps_done']} steps proven", r["steps_done"]),
             )

@@ -187,11 +187,11 @@ def jobs_requeue(
     command; a job that is already queued or done is not run twice)."""
 
     def action() -> None:
-        from prover.service.jobs import waiting
+        from prover.service.jobs import queued_longer_than
         from prover.worker.app import enqueue
 
         settings = get_settings()
-        found = waiting(settings.sqlalchemy_url(), older_than)
+        found = queued_longer_than(settings.sqlalchemy_url(), older_than)
         for job_id, kind in found:
             enqueue(job_id, kind, settings)
         ids = [job_id for job_id, _ in found]

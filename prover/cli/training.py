@@ -151,9 +151,9 @@ def train_compile(
             if remote:
                 record = api.compile_step(path, sample, reusable_verifier, as_json)
             else:
-                with progress(not as_json, "train compile") as update:
+                with progress(not as_json, "train compile") as say:
                     record = compile_step_graph(
-                        path, sample, store(), get_settings(), update, reusable_verifier
+                        path, sample, store(), get_settings(), say, reusable_verifier
                     )
         meta = record["training"]
         if weights_out is not None:
@@ -195,9 +195,9 @@ def train_step(
         artifacts = store()
         circuit = artifacts.read_record("circuits", circuit_id)
         data = load_batch(batch)
-        with progress(not as_json, "train step") as update:
+        with progress(not as_json, "train step") as say:
             step = prove_step(
-                artifacts, circuit["id"], load_weights(weights), data["x"], data["y"], update
+                artifacts, circuit["id"], load_weights(weights), data["x"], data["y"], say
             )
         if out is not None:
             out.write_text(json.dumps({"weights": step["new_weights"]}))
@@ -237,8 +237,8 @@ def train_run(
 
             artifacts = store()
             circuit = artifacts.read_record("circuits", circuit_id)
-            with progress(not as_json, "train run") as update:
-                steps = prove_steps(artifacts, circuit["id"], initial, data, update)
+            with progress(not as_json, "train run") as say:
+                steps = prove_steps(artifacts, circuit["id"], initial, data, say)
             run = {
                 "circuit_id": circuit["id"],
                 "state": "succeeded",

@@ -47,6 +47,7 @@ def request_batched(
     owner: str,
     circuit_id: str,
     input_obj: Any,
+    *,
     fresh: bool = False,
     capacity_bytes: int | None = None,
     settle: bool = False,

@@ -64,18 +64,20 @@ def _rounds(
 
 
 def submit_federated_run(
-    db_url: str,
+    settings: Settings,
     store: ArtifactStore,
     owner: str,
     circuit_id: str,
     weights: Any,
     rounds: Any,
+    *,
     client_weights: list[float] | None = None,
 ) -> Accepted:
     """Accept a federated run of a step circuit: from ``weights``, each round's clients
     step on their own batch and the aggregation averages them (weighted by
     ``client_weights``, the clients' sample counts; equal by default). The same request
     twice is one run; a failed run submitted again resumes at its first unproven round."""
+    db_url = settings.sqlalchemy_url()
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
     meta = store.read_record("training", circuit_id)

@@ -322,7 +322,7 @@ def abandon(db_url: str, job_id: str, error: dict[str, Any], on_end: OnEnd) -> N
         on_end(session, job, False)
 
 
-def waiting(db_url: str, older_than_s: float) -> list[tuple[str, str]]:
+def queued_longer_than(db_url: str, older_than_s: float) -> list[tuple[str, str]]:
     """(job id, kind) of jobs queued for longer than ``older_than_s``."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with session_scope(db_url) as session:

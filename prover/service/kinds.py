@@ -23,11 +23,11 @@ from prover.service.tables import Circuit, Proof
 from prover.store import ArtifactStore
 
 if TYPE_CHECKING:
-    from prover.service.runners import Track
+    from prover.circuits.progress import Progress
 
 QueueName = Literal["compile", "prove", "chain"]
 QUEUES: tuple[QueueName, ...] = ("compile", "prove", "chain")
-Runner = Callable[[jobs.Claim, ArtifactStore, Settings, "Track"], dict[str, Any]]
+Runner = Callable[[jobs.Claim, ArtifactStore, Settings, "Progress"], dict[str, Any]]
 
 
 @cache
@@ -65,31 +65,35 @@ KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
         JobKind(
-            "compile", "compile", "circuit", _RUN + "compile_circuit", jobs.subject_follows(Circuit)
+            "compile", "compile", "circuit", _RUN + "run_compile", jobs.subject_follows(Circuit)
         ),
-        JobKind("prove", "prove", "proof", _RUN + "prove_inference", jobs.subject_follows(Proof)),
+        JobKind("prove", "prove", "proof", _RUN + "run_prove", jobs.subject_follows(Proof)),
         JobKind(
             "prove_batch",
             "prove",
             "batch",
-            _RUN + "prove_batch",
+            _RUN + "run_prove_batch",
             "prover.service.batching.batch_follows",
         ),
-        JobKind("prove_segment", "prove", "proof", _RUN + "prove_segment", jobs.wake_parent),
+        JobKind("prove_segment", "prove", "proof", _RUN + "run_prove_segment", jobs.wake_parent),
         JobKind(
-            "train_step", "prove", "run", _RUN + "prove_step", "prover.service.training.advance_run"
+            "train_step",
+            "prove",
+            "run",
+            _RUN + "run_train_step",
+            "prover.service.training.advance_run",
         ),
         JobKind(
             "fed_round",
             "prove",
             "run",
-            _RUN + "prove_round",
+            _RUN + "run_fed_round",
             "prover.service.federated.advance_federated",
         ),
-        JobKind("client_step", "prove", "run", _RUN + "prove_client_step", jobs.wake_parent),
-        JobKind("deploy", "chain", "circuit", _RUN + "deploy_verifier", jobs.nothing_follows),
-        JobKind("submit", "chain", "proof", _RUN + "submit_result", jobs.nothing_follows),
-        JobKind("ledger", "chain", "run", _RUN + "put_run_on_ledger", jobs.nothing_follows),
+        JobKind("client_step", "prove", "run", _RUN + "run_client_step", jobs.wake_parent),
+        JobKind("deploy", "chain", "circuit", _RUN + "run_deploy", jobs.nothing_follows),
+        JobKind("submit", "chain", "proof", _RUN + "run_submit", jobs.nothing_follows),
+        JobKind("ledger", "chain", "run", _RUN + "run_ledger", jobs.nothing_follows),
     )
 }
 

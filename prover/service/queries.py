@@ -148,7 +148,7 @@ def _proven_parts(store: ArtifactStore, record: dict[str, Any]) -> dict[str, Any
     return {**parts, "results": results}
 
 
-def proof_file(
+def ready_proof_file(
     session: Session, store: ArtifactStore, owner: str, proof_id: str, segment: int | None = None
 ) -> str:
     """Path of a ready proof's ezkl proof JSON (for ezkl's own tools); of a composite

@@ -9,7 +9,6 @@ runners: a worker process pays for ezkl, onnxruntime or web3 only when it runs s
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,6 @@ if TYPE_CHECKING:  # web3 loads only on workers that run chain jobs
     from prover.chain.client import Chain
     from prover.proving.plans import ProofPlan
 
-Track = Callable[[str, float], None]  # (phase, fraction done)
-
 
 def _compile_phase(message: str) -> str:
     if message.startswith("checking"):
@@ -35,17 +32,17 @@ def _compile_phase(message: str) -> str:
     return "search"
 
 
-def compile_circuit(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_compile(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from prover.training.steps import build_step_circuit, planned_step, step_options
 
     assert claim.params is not None
     params = claim.params
-    track("intake", 0.0)
+    progress("intake", 0.0)
 
     def say(message: str, fraction: float) -> None:
-        track(_compile_phase(message), fraction)
+        progress(_compile_phase(message), fraction)
 
     with tempfile.TemporaryDirectory() as tmp:
         # The stored model under the name it was uploaded with (the record keeps the name).
@@ -100,13 +97,15 @@ def _same_circuit(derived: str, requested: str | None) -> None:
         )
 
 
-def _proof_phases(track: Track) -> Progress:
+def _proof_phases(progress: Progress) -> Progress:
     """Proof progress as job phases (witness, proving, verifying)."""
-    return lambda message, fraction: track(message if message != "done" else "verifying", fraction)
+    return lambda message, fraction: progress(
+        message if message != "done" else "verifying", fraction
+    )
 
 
-def prove_inference(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_prove(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     import numpy as np
 
@@ -119,13 +118,13 @@ def prove_inference(
     sample = [np.asarray(values, dtype=np.float64) for values in params["input"]]
     plan = ProofPlan(circuit, sample, params["input_digest"], claim.subject_id)
     if circuit.get("type") == "segmented":
-        return _prove_in_segments(claim, store, settings, track, plan)
-    record = build_proof(store, plan, _proof_phases(track))
+        return _prove_in_segments(claim, store, settings, progress, plan)
+    record = build_proof(store, plan, _proof_phases(progress))
     return {"proof_id": record["id"], "outputs": record["outputs"], "timings": record["timings"]}
 
 
 def _prove_in_segments(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track, plan: ProofPlan
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress, plan: ProofPlan
 ) -> dict[str, Any]:
     """A proof of a segmented circuit, as the parent of one job per segment: the witnesses
     are made here, in order (each segment's input is the previous one's output); the
@@ -136,7 +135,7 @@ def _prove_in_segments(
     assert claim.job_id is not None
     db, count = settings.sqlalchemy_url(), len(plan.circuit["segments"])
     if not store.exists("proofs", plan.proof_id) and not jobs.children(db, claim.job_id):
-        track("witness", 0.02)
+        progress("witness", 0.02)
         prepare_segments(store, plan)
         params = [{"proof_id": plan.proof_id, "index": i} for i in range(count)]
         made = jobs.spawn(db, claim, "prove_segment", params)
@@ -146,7 +145,7 @@ def _prove_in_segments(
         if store.exists("proofs", plan.proof_id)
         else _await_children(db, claim, count, "segment")
     )
-    track("composing", 0.9)
+    progress("composing", 0.9)
     record = compose(store, plan)
     segments = [{"index": c["params"]["index"], "job_id": c["job_id"]} for c in spawned]
     return {
@@ -157,8 +156,8 @@ def _prove_in_segments(
     }
 
 
-def prove_batch(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_prove_batch(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     """A batch of one key's requests (``service.batching``): waits while the batch is
     open, then proves every request in it in one batch proof."""
@@ -167,8 +166,8 @@ def prove_batch(
 
     assert claim.params is not None
     requests = close_when_due(settings.sqlalchemy_url(), claim.params["batch_id"])
-    track("witness", 0.02)
-    record = prove_requests(store, claim.params["circuit_id"], requests, _proof_phases(track))
+    progress("witness", 0.02)
+    record = prove_requests(store, claim.params["circuit_id"], requests, _proof_phases(progress))
     return {
         "batch_proof_id": record["id"],
         "input_digest": record["input_digest"],
@@ -180,47 +179,47 @@ def prove_batch(
     }
 
 
-def prove_segment(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_prove_segment(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from prover.proving.composite import prove_segment as prove
 
     assert claim.params is not None
     index = claim.params["index"]
-    record = prove(store, claim.params["proof_id"], index, _proof_phases(track))
+    record = prove(store, claim.params["proof_id"], index, _proof_phases(progress))
     return {"index": index, "timings": record.get("timings")}
 
 
-def _service_chain(settings: Settings, track: Track) -> Chain:
+def _service_chain(settings: Settings, progress: Progress) -> Chain:
     """The service's chain and sending account, for a chain job (its phase starts here)."""
     from prover.chain.client import connect
 
-    track("chain", 0.0)
+    progress("chain", 0.0)
     return connect(settings.rpc_url, settings.private_key)
 
 
-def deploy_verifier(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_deploy(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from prover.chain.acceptance import deploy_any
 
     assert claim.params is not None and claim.subject_id is not None
-    chain = _service_chain(settings, track)
+    chain = _service_chain(settings, progress)
     return deploy_any(store, claim.subject_id, chain, bool(claim.params.get("force")))
 
 
-def submit_result(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_submit(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from prover.chain.acceptance import submit_any
 
     assert claim.params is not None and claim.subject_id is not None
-    chain = _service_chain(settings, track)
+    chain = _service_chain(settings, progress)
     return submit_any(store, claim.subject_id, chain, bool(claim.params.get("commit_reveal")))
 
 
-def prove_step(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_train_step(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from prover.service.training import step_inputs
     from prover.training.steps import prove_step
@@ -228,7 +227,7 @@ def prove_step(
     assert claim.params is not None and claim.subject_id is not None
     step = claim.params["step"]
     circuit_id, weights, x, y = step_inputs(store, claim.subject_id, step, claim.params["after"])
-    record = prove_step(store, circuit_id, weights, x, y, _proof_phases(track))
+    record = prove_step(store, circuit_id, weights, x, y, _proof_phases(progress))
     return {
         "step": step,
         "proof_id": record["proof_id"],
@@ -238,15 +237,19 @@ def prove_step(
     }
 
 
-def put_run_on_ledger(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_ledger(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from prover.service.training import put_on_ledger
 
     assert claim.params is not None and claim.subject_id is not None
-    chain = _service_chain(settings, track)
+    chain = _service_chain(settings, progress)
     return put_on_ledger(
-        store, chain, claim.subject_id, claim.params["proof_ids"], lambda _m, f: track("chain", f)
+        store,
+        chain,
+        claim.subject_id,
+        claim.params["proof_ids"],
+        lambda _m, f: progress("chain", f),
     )
 
 
@@ -269,8 +272,8 @@ def _await_children(db: str, claim: jobs.Claim, count: int, what: str) -> list[d
     return spawned
 
 
-def prove_round(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_fed_round(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     """A federated round: the parent of one ``client_step`` job per client (proven at
     once by as many workers), then the aggregation proof and the round's check."""
@@ -287,7 +290,7 @@ def prove_round(
         made = jobs.spawn(db, claim, "client_step", params)
         raise jobs.Waiting(f"clients 0/{count}", 0.05, made)
     spawned = _await_children(db, claim, count, "client")
-    track("aggregation", 0.9)
+    progress("aggregation", 0.9)
     client_proof_ids = [child["result"]["proof_id"] for child in spawned]
     return {
         "round": round_index,
@@ -297,8 +300,8 @@ def prove_round(
     }
 
 
-def prove_client_step(
-    claim: jobs.Claim, store: ArtifactStore, settings: Settings, track: Track
+def run_client_step(
+    claim: jobs.Claim, store: ArtifactStore, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from prover.service.federated import client_inputs
     from prover.training.steps import prove_step
@@ -308,5 +311,5 @@ def prove_client_step(
     circuit_id, weights, x, y = client_inputs(
         store, claim.subject_id, p["round"], p["index"], p["after"]
     )
-    record = prove_step(store, circuit_id, weights, x, y, _proof_phases(track))
+    record = prove_step(store, circuit_id, weights, x, y, _proof_phases(progress))
     return {"index": p["index"], "proof_id": record["proof_id"], "loss": record["loss"]}

@@ -81,9 +81,9 @@ class Making:
     kind: str
     subject_id: str
     params: dict[str, Any]
-    working: str  # the row's state while a job makes it
-    make_row: Callable[[str], Any]  # the new row, made by the job of this id
-    reused: Callable[[], dict[str, Any]]  # the result of a job answered by a ready row
+    pending_state: str  # the row's state while a job makes it
+    new_row: Callable[[str], Any]  # the new row, made by the job of this id
+    ready_result: Callable[[], dict[str, Any]]  # a job's result when the row is ready
 
 
 def _row_with_job(
@@ -98,10 +98,10 @@ def _row_with_job(
     if row is None or row.state == "failed":
         job = jobs.new_job(session, making.kind, making.subject_id, owner, making.params)
         if row is None:
-            row = making.make_row(job.id)
+            row = making.new_row(job.id)
             session.add(row)
         else:
-            row.state, row.job_id = making.working, job.id
+            row.state, row.job_id = making.pending_state, job.id
         session.flush()
         return row, job, [(job.id, job.kind)]
     own = grants.own_job(session, owner, making.kind, row.id, row.job_id)
@@ -111,14 +111,13 @@ def _row_with_job(
     if row.state != "ready":
         return row, job, [(job.id, job.kind)]
     job.state, job.phase, job.progress = "succeeded", "done", 1.0
-    job.result, job.finished_at = making.reused(), job.created_at
+    job.result, job.finished_at = making.ready_result(), job.created_at
     return row, job, []
 
 
 def submit_compile(
-    db_url: str,
-    store: ArtifactStore,
     settings: Settings,
+    store: ArtifactStore,
     owner: str,
     model_path: Path,
     calibration: Any | None,
@@ -137,11 +136,11 @@ def submit_compile(
             "options": requested.settled(settings),
             "memory": memory,  # the worker memory split to: the worker plans the same cuts
         }
-        return accept_compile(db_url, store, owner, plan, params)
+        return accept_compile(settings, store, owner, plan, params)
 
 
 def accept_compile(
-    db_url: str,
+    settings: Settings,
     store: ArtifactStore,
     owner: str,
     plan: Plan,
@@ -150,6 +149,7 @@ def accept_compile(
     """Record a checked compile plan: its model, circuit row and compile job (unless the
     circuit exists and has not failed). ``params`` tell the worker how to build it. The
     model's file name is this key's own (on its grants), not the shared rows'."""
+    db_url = settings.sqlalchemy_url()
     from prover.circuits.compiler import store_model
     from prover.circuits.segments import SegmentedPlan
 
@@ -166,11 +166,11 @@ def accept_compile(
             job_id=job_id,
         )
 
-    def reused() -> dict[str, Any]:
+    def ready_result() -> dict[str, Any]:
         record = store.read_record("circuits", plan.circuit_id)
         return {"circuit_id": plan.circuit_id, "logrows": record["logrows"], "cached": True}
 
-    making = Making("compile", plan.circuit_id, params, "compiling", make_circuit, reused)
+    making = Making("compile", plan.circuit_id, params, "compiling", make_circuit, ready_result)
 
     def body(session: Session) -> Accepted:
         row = session.get(Circuit, plan.circuit_id)
@@ -240,11 +240,12 @@ def check_capacity(store: ArtifactStore, circuit: dict[str, Any], capacity_bytes
 
 
 def request_proof(
-    db_url: str,
+    settings: Settings,
     store: ArtifactStore,
     owner: str,
     circuit_id: str,
     input_obj: Any,
+    *,
     fresh: bool = False,
     capacity_bytes: int | None = None,
     items: list[Any] | None = None,
@@ -252,6 +253,7 @@ def request_proof(
     """Accept a proof request for a compiled circuit; returns the response and the jobs.
     With ``capacity_bytes``, a proof that needs more memory than that is refused. A batch
     circuit takes its N inputs as ``items`` (each as a single input is given)."""
+    db_url = settings.sqlalchemy_url()
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
     from prover.circuits.data import sample_digest_material
@@ -286,12 +288,12 @@ def request_proof(
             job_id=job_id,
         )
 
-    def reused() -> dict[str, Any]:
+    def ready_result() -> dict[str, Any]:
         record = store.read_record("proofs", plan.proof_id)
         keep = ("outputs", "timings")
         return {"proof_id": plan.proof_id, **{k: record[k] for k in keep}, "cached": True}
 
-    making = Making("prove", plan.proof_id, params, "proving", make_proof, reused)
+    making = Making("prove", plan.proof_id, params, "proving", make_proof, ready_result)
 
     def body(session: Session) -> Accepted:
         row = session.get(Proof, plan.proof_id)
@@ -304,7 +306,7 @@ def request_proof(
 
 
 def submit_chain_job(
-    db_url: str,
+    settings: Settings,
     store: ArtifactStore,
     owner: str,
     kind: Literal["deploy", "submit"],
@@ -312,6 +314,7 @@ def submit_chain_job(
     params: dict[str, Any],
 ) -> Accepted:
     """A deploy (subject: a ready circuit) or submit (subject: a ready proof) job."""
+    db_url = settings.sqlalchemy_url()
     table: type[Circuit] | type[Proof]
     what: SubjectType
     table, what = (Circuit, "circuit") if kind == "deploy" else (Proof, "proof")

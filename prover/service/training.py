@@ -43,12 +43,12 @@ MAX_RUN_STEPS = 10_000
 
 
 def submit_step_circuit(
-    db_url: str,
-    store: ArtifactStore,
     settings: Settings,
+    store: ArtifactStore,
     owner: str,
     graph_path: Path,
     sample: Any,
+    *,
     reusable_verifier: bool = True,
 ) -> Accepted:
     """Accept an exported step graph and a sample step ``{"weights", "x", "y"}`` for
@@ -65,7 +65,7 @@ def submit_step_circuit(
             "reusable_verifier": reusable_verifier,
         }
     }
-    return accept_compile(db_url, store, owner, step.compile, params)
+    return accept_compile(settings, store, owner, step.compile, params)
 
 
 def _training_record(store: ArtifactStore, circuit_id: str) -> dict[str, Any]:
@@ -93,10 +93,16 @@ def _batches(
 
 
 def submit_run(
-    db_url: str, store: ArtifactStore, owner: str, circuit_id: str, weights: Any, batches: Any
+    settings: Settings,
+    store: ArtifactStore,
+    owner: str,
+    circuit_id: str,
+    weights: Any,
+    batches: Any,
 ) -> Accepted:
     """Accept a training run: a step from ``weights`` on the first batch, then a step from
     its proven new weights on the next batch, and so on (one job per step, in order)."""
+    db_url = settings.sqlalchemy_url()
     with session_scope(db_url) as session:
         ready_circuit(session, owner, circuit_id)
     meta = _training_record(store, circuit_id)
@@ -190,10 +196,11 @@ def verify_steps(
     return verify_chain(store, proof_ids, expected, initial_weights)
 
 
-def submit_ledger(db_url: str, owner: str, run_id: str) -> Accepted:
+def submit_ledger(settings: Settings, owner: str, run_id: str) -> Accepted:
     """Accept putting a succeeded run on the chain's TrainingLedger (a ``ledger`` job on
     the chain queue; see ``put_on_ledger``); 409 while the run is not done. Committed in
     its own transaction, before the job is enqueued."""
+    db_url = settings.sqlalchemy_url()
     with session_scope(db_url) as session:
         run = grants.visible_row(session, owner, "run", TrainingRun, run_id)
         if run.state != "succeeded":

@@ -85,7 +85,7 @@ def resend_lost(settings: Settings, broker: redis.Redis) -> list[str]:
     # unacked hash (or a job sent just now) is in one of the two readings.
     held_s = max(settings.transient_backoff_max_s, settings.job_lease_s + 1) + period
     live = live_job_ids(broker, held_s)
-    waiting = jobs.waiting(settings.sqlalchemy_url(), settings.requeue_after_s)
+    waiting = jobs.queued_longer_than(settings.sqlalchemy_url(), settings.requeue_after_s)
     if not waiting:
         return []
     live |= live_job_ids(broker, held_s)

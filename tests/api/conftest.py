@@ -137,10 +137,12 @@ Upload = Callable[..., httpx.Response]
 @pytest.fixture
 def upload(model_bytes: bytes) -> Upload:
     """``upload(client, **form)``: POST the tiny model to /v1/models with these form fields
-    (``model=`` replaces the file's bytes)."""
+    (``model=`` replaces the file's bytes, ``filename=`` its name)."""
 
-    def post(client: TestClient, model: bytes = model_bytes, **form: str) -> httpx.Response:
-        files = {"model": ("tiny.onnx", model, "application/octet-stream")}
+    def post(
+        client: TestClient, model: bytes = model_bytes, filename: str = "tiny.onnx", **form: str
+    ) -> httpx.Response:
+        files = {"model": (filename, model, "application/octet-stream")}
         return client.post("/v1/models", files=files, data=form)
 
     return post

@@ -134,7 +134,7 @@ def test_a_wrong_method_is_405_naming_every_allowed_one(alice: TestClient) -> No
 
 
 def test_a_batch_of_a_broken_model_is_refused_before_any_batching(
-    alice: TestClient, model_bytes: bytes, count: Callable[[type[Any]], int]
+    alice: TestClient, model_bytes: bytes, upload: Upload, count: Callable[[type[Any]], int]
 ) -> None:
     """Found by the fuzzer: an upload asking for a batch was batched (and checked by
     onnx) before intake, so a model onnx refuses was a 500. Intake comes first now."""
@@ -142,8 +142,7 @@ def test_a_batch_of_a_broken_model_is_refused_before_any_batching(
 
     broken = onnx.load_from_string(model_bytes)
     broken.ir_version = 0
-    files = {"model": ("m.onnx", broken.SerializeToString(), "application/octet-stream")}
-    response = alice.post("/v1/models", files=files, data={"batch_size": "2"})
+    response = upload(alice, broken.SerializeToString(), batch_size="2")
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_model"
     assert count(Circuit) == 0 and count(Job) == 0

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -13,6 +16,8 @@ import prover
 from prover.api.app import create_app
 from prover.config import Settings
 from prover.errors import ProverError
+
+Upload = Callable[..., httpx.Response]  # the ``upload`` fixture
 
 
 def all_prover_errors() -> list[type[ProverError]]:
@@ -86,7 +91,7 @@ def test_a_bad_json_body_is_invalid_request_naming_the_field(alice: TestClient) 
     assert error["errors"][0]["loc"] == ["body"]
 
 
-def test_bodies_over_the_limit_are_413(tmp_path) -> None:
+def test_bodies_over_the_limit_are_413(tmp_path: Path, upload: Upload) -> None:
     small = Settings(
         data_dir=tmp_path / "d",
         max_request_bytes=1000,
@@ -97,7 +102,5 @@ def test_bodies_over_the_limit_are_413(tmp_path) -> None:
     response = client.post("/v1/circuits/c/proofs", json={"input": [[0.0] * 1000]})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
-    files = {"model": ("m.onnx", b"\0" * 1500, "application/octet-stream")}
-    assert client.post("/v1/models", files=files).status_code == 401, "uploads get more room"
-    files = {"model": ("m.onnx", b"\0" * 2500, "application/octet-stream")}
-    assert client.post("/v1/models", files=files).status_code == 413
+    assert upload(client, b"\0" * 1500).status_code == 401, "uploads get more room"
+    assert upload(client, b"\0" * 2500).status_code == 413

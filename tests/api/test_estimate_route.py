@@ -3,8 +3,10 @@ no job is made; bad input is a 4xx naming the problem."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,6 +15,7 @@ from prover.config import Settings
 from prover.store import ArtifactStore
 
 Enqueued = list[tuple[str, str, str]]
+Upload = Callable[..., httpx.Response]  # the ``upload`` fixture
 
 
 def post(client: TestClient, model: bytes, **form: str) -> tuple[int, dict]:
@@ -23,7 +26,11 @@ def post(client: TestClient, model: bytes, **form: str) -> tuple[int, dict]:
 
 @pytest.mark.slow
 def test_an_estimate_predicts_without_compiling(
-    alice: TestClient, model_bytes: bytes, api_settings: Settings, enqueued: Enqueued
+    alice: TestClient,
+    model_bytes: bytes,
+    upload: Upload,
+    api_settings: Settings,
+    enqueued: Enqueued,
 ) -> None:
     status, body = post(alice, model_bytes, strategy="ezkl-default")
     assert status == 200, body
@@ -35,25 +42,21 @@ def test_an_estimate_predicts_without_compiling(
     store = ArtifactStore(api_settings.data_dir)
     assert not store.exists("circuits", body["circuit_id"])
 
-    accepted = alice.post(
-        "/v1/models",
-        files={"model": ("tiny.onnx", model_bytes, "application/octet-stream")},
-        data={"strategy": "ezkl-default"},
-    ).json()
+    accepted = upload(alice, strategy="ezkl-default").json()
     assert accepted["circuit_id"] == body["circuit_id"], "the circuit a compile would make"
 
 
 def test_a_worker_too_small_is_reported(
-    alice: TestClient, model_bytes: bytes, api_settings: Settings, tmp_path: Path
+    alice: TestClient,
+    model_bytes: bytes,
+    upload: Upload,
+    api_settings: Settings,
+    tmp_path: Path,
 ) -> None:
     """A circuit already compiled answers from its record's estimate; against a worker of
     1 MB it does not fit."""
     api_settings.worker_memory_bytes = 2**20
-    accepted = alice.post(
-        "/v1/models",
-        files={"model": ("tiny.onnx", model_bytes, "application/octet-stream")},
-        data={"strategy": "ezkl-default"},
-    ).json()
+    accepted = upload(alice, strategy="ezkl-default").json()
     store = ArtifactStore(api_settings.data_dir)
     shape = {"num_rows": 3000, "run_args": {"logrows": 12, "num_inner_cols": 2}}
     record = {

@@ -18,15 +18,18 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
+from schemathesis.engine.core import EventStream
 from schemathesis.engine.recorder import ScenarioRecorder
 
 from prover.api.deps import Dispatcher, dispatcher
@@ -36,6 +39,8 @@ from prover.service.execution import run_job
 from prover.service.keys import create_key
 from prover.service.kinds import job_kind
 from prover.service.submissions import Accepted
+
+Upload = Callable[..., httpx.Response]  # the ``upload`` fixture
 
 pytestmark = pytest.mark.slow
 
@@ -87,20 +92,17 @@ def fuzz_key(client: TestClient, api_settings: Settings) -> str:
 
 
 @pytest.fixture
-def records(
-    app: FastAPI, fuzz_key: str, api_settings: Settings, model_bytes: bytes
-) -> dict[str, str]:
+def records(app: FastAPI, fuzz_key: str, api_settings: Settings, upload: Upload) -> dict[str, str]:
     """The fuzz key's real records, each by its path parameter's name: the tiny model,
     its circuit compiled by ezkl (with ezkl's own settings: the quickest compile), a proof
     and the proof's job (ended: a wait on it answers at once)."""
     headers = {"Authorization": f"Bearer {fuzz_key}"}
     with contextlib.closing(TestClient(app, headers=headers)) as fuzz:
-        return made_records(fuzz, api_settings, model_bytes)
+        return made_records(fuzz, api_settings, upload)
 
 
-def made_records(fuzz: TestClient, settings: Settings, model_bytes: bytes) -> dict[str, str]:
-    files = {"model": ("tiny.onnx", model_bytes, "application/octet-stream")}
-    compiled = fuzz.post("/v1/models", files=files, data={"strategy": "ezkl-default"}).json()
+def made_records(fuzz: TestClient, settings: Settings, upload: Upload) -> dict[str, str]:
+    compiled = upload(fuzz, strategy="ezkl-default").json()
     assert run_job(compiled["job_id"], "fuzz@test", settings).state == "succeeded"
     body = {"input": [[0.5, -1.0, 0.25, 2.0]]}
     proof = fuzz.post(f"/v1/circuits/{compiled['circuit_id']}/proofs", json=body).json()
@@ -157,7 +159,7 @@ def answer_of(recorder: ScenarioRecorder, case_id: str) -> Answer:
     return route, interaction.response.status_code, code
 
 
-def outcomes_of(stream: events.EventStream) -> tuple[Counter[str], Counter[Answer]]:
+def outcomes_of(stream: EventStream) -> tuple[Counter[str], Counter[Answer]]:
     """Each distinct failure (operation, check, status, title: how to reproduce it) with
     its count, and each distinct answer with its count."""
     found: Counter[str] = Counter()
@@ -177,7 +179,8 @@ def outcomes_of(stream: events.EventStream) -> tuple[Counter[str], Counter[Answe
                 if info is None or (recorder.label, check.name) in EXPECTED:
                     continue
                 interaction = recorder.interactions.get(case_id)
-                status = interaction.response.status_code if interaction else None
+                response = interaction.response if interaction else None
+                status = response.status_code if response else None
                 found[
                     f"{recorder.label} {check.name} [{status}] {info.failure.title}\n"
                     f"    {info.code_sample[:500]}"

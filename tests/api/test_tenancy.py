@@ -20,16 +20,11 @@ Enqueued = list[tuple[str, str, str]]  # the ``enqueued`` fixture
 INPUT = {"input": [[1.0, 2.0, 3.0, 4.0]]}
 
 
-def upload_as(client: TestClient, model: bytes, name: str) -> httpx.Response:
-    files = {"model": (name, model, "application/octet-stream")}
-    return client.post("/v1/models", files=files)
-
-
 def test_a_second_key_sees_its_own_file_name_and_job(
-    alice: TestClient, bob: TestClient, model_bytes: bytes, enqueued: Enqueued
+    alice: TestClient, bob: TestClient, upload: Upload, enqueued: Enqueued
 ) -> None:
-    first = upload_as(alice, model_bytes, "alice-secret-project.onnx").json()
-    second = upload_as(bob, model_bytes, "bob.onnx").json()
+    first = upload(alice, filename="alice-secret-project.onnx").json()
+    second = upload(bob, filename="bob.onnx").json()
     assert second["model_id"] == first["model_id"]
     assert second["circuit_id"] == first["circuit_id"], "the artifact is shared"
     assert second["job_id"] != first["job_id"], "the job is not"
@@ -52,7 +47,7 @@ def test_a_second_key_sees_its_own_file_name_and_job(
     for path in ("/v1/models", "/v1/circuits", "/v1/jobs", f"/v1/models/{first['model_id']}"):
         assert "alice" not in bob.get(path).text, path
     assert [kind for _, kind, _ in enqueued] == ["compile", "compile"]
-    assert upload_as(bob, model_bytes, "bob.onnx").json() == second, "the same request again"
+    assert upload(bob, filename="bob.onnx").json() == second, "the same request again"
 
 
 def _prove_by_hand(api_settings: Settings, proof_id: str, circuit_id: str) -> None:

@@ -4,6 +4,9 @@ over HTTP) and Debian's headless Chromium driven by Playwright.
 Playwright's own browser download is not used: the tests launch the system's `chromium`
 (`scripts/setup.sh` installs it with apt-get when missing). Every page's screenshot goes to
 ``$PROVER_BROWSER_ARTIFACTS`` (default ``test-artifacts/browser/`` in the repository).
+
+Every test here that drives the browser or the service is marked slow by the hook below;
+the console's files served in process (``test_ui_files.py``) stay in the fast tier.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.stack import Service, private_redis
-from prover.chain.node import ANVIL_DEV_KEY, LocalChain
+from helpers.stack import Service, running_service
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
 CHROMIUM_ARGS = [
     "--no-sandbox",  # root in a container: Chromium's sandbox cannot start
     "--disable-gpu",
@@ -26,6 +29,13 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--no-first-run",
 ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if HERE in item.path.parents and uses & {"browser", "service"}:
+            item.add_marker(pytest.mark.slow)
 
 
 def chromium_path() -> str:
@@ -66,11 +76,5 @@ def browser() -> Iterator[object]:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The service the console talks to: one worker (compile, prove and chain queues), on a
     local anvil chain of its own."""
-    data = tmp_path_factory.mktemp("console-service")
-    with private_redis() as redis_url, LocalChain() as node:
-        chain = {"PROVER_RPC_URL": node.rpc_url, "PROVER_PRIVATE_KEY": ANVIL_DEV_KEY}
-        svc = Service(data, f"sqlite:///{data / 'prover.db'}", redis_url, **chain)
-        try:
-            yield svc.start(workers=1)
-        finally:
-            svc.stop()
+    with running_service(tmp_path_factory.mktemp("console-service"), 1, chain=True) as svc:
+        yield svc

@@ -5,7 +5,6 @@ result with its on-chain key."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,9 @@ import pytest
 from playwright.sync_api import expect
 
 from helpers.models import calibration_data, make_mlp
-from helpers.stack import Service, wait_job
+from helpers.stack import Service, compile_model, wait_job
 
 from .test_console import Console
-
-pytestmark = pytest.mark.slow
 
 N = 4
 INPUTS = [[[0.5, -1.0, 0.25, 1.5]], [[1.0, 0.0, -0.5, 0.3]]]
@@ -28,16 +25,10 @@ def batched(service: Service, tmp_path_factory: pytest.TempPathFactory) -> tuple
     """(api key, the two requests' proof views), proven in one batch proof."""
     model = make_mlp(tmp_path_factory.mktemp("console-batch") / "mlp.onnx")
     key = service.key("batcher")
+    form = {"batch_size": N, "input_visibility": "hashed", "output_visibility": "hashed"}
+    with service.connect(key) as api:
+        circuit_id = compile_model(api, model, calibration_data(), **form)["circuit_id"]
     with service.client(key) as client:
-        files = {
-            "model": (model.name, model.read_bytes(), "application/octet-stream"),
-            "calibration": ("cal.json", json.dumps(calibration_data()).encode()),
-        }
-        form = {"batch_size": str(N), "input_visibility": "hashed", "output_visibility": "hashed"}
-        accepted = client.post("/v1/models", files=files, data=form)
-        assert accepted.status_code == 202, accepted.text
-        assert wait_job(client, accepted.json()["job_id"], 600)["state"] == "succeeded"
-        circuit_id = accepted.json()["circuit_id"]
         asked = [
             client.post(
                 f"/v1/circuits/{circuit_id}/proofs", json={"input": item, "batching": True}

@@ -15,17 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from helpers.stack import Service
 
-pytestmark = pytest.mark.slow
 expect.set_options(timeout=30_000)  # a shared 2-core machine: pages may take seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "digits_mlp"
-NARROW = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+NARROW: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 COMPILE_TIMEOUT_MS = 240_000
 CHAIN_TIMEOUT_MS = 120_000
 

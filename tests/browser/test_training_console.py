@@ -5,7 +5,6 @@ the service to check the step proofs and their links, and the answer is shown.""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,10 @@ import pytest
 from playwright.sync_api import expect
 
 from helpers.models import step_batch, step_model
-from helpers.stack import Service, wait_job
+from helpers.stack import Service
 from prover.training.step_export import export_sgd_step, flatten_params
 
 from .test_console import Console
-
-pytestmark = pytest.mark.slow
 
 STEPS = 2
 
@@ -37,29 +34,12 @@ def training_run(service: Service, tmp_path_factory: pytest.TempPathFactory) -> 
     graph = export_sgd_step(step_model(), "mse", 0.5, x.shape, y.shape, folder / "step.onnx")
     weights = flatten_params(step_model()).tolist()
     key = service.key("trainer")
-    with service.client(key) as client:
-        files = {
-            "model": ("step.onnx", graph.path.read_bytes(), "application/octet-stream"),
-            "sample": ("sample.json", json.dumps({"weights": weights, **batch(0)}).encode()),
-        }
-        accepted = client.post("/v1/training/circuits", files=files)
-        assert accepted.status_code == 202, accepted.text
-        assert wait_job(client, accepted.json()["job_id"])["state"] == "succeeded"
-        body = {
-            "circuit_id": accepted.json()["circuit_id"],
-            "weights": weights,
-            "batches": [batch(t) for t in range(STEPS)],
-        }
-        run = client.post("/v1/training/runs", json=body)
-        assert run.status_code == 202, run.text
-        run_id = run.json()["run_id"]
-        for _ in range(STEPS + 1):
-            view = client.get(f"/v1/training/runs/{run_id}").json()
-            if view["state"] != "running":
-                break
-            wait_job(client, view["job_id"])
-    assert view["state"] == "succeeded", view
-    return key, view
+    with service.connect(key) as api:
+        accepted = api.submit_step_circuit(graph.path, {"weights": weights, **batch(0)})
+        api.wait(accepted["job_id"])
+        batches = [batch(t) for t in range(STEPS)]
+        run = api.start_run(accepted["circuit_id"], weights, batches)
+        return key, api.wait_run(run["run_id"], timeout=600)
 
 
 def test_a_training_run_shows_steps_chart_and_chain_verification(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,21 +10,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
 import pytest
 import redis
 
-from prover.chain.node import free_port
+from helpers.files import write_json
+from prover.chain.node import ANVIL_DEV_KEY, LocalChain, free_port
+from prover.client import Client
 from prover.service.db import engine_for, migrate
 from prover.service.keys import create_key
 from prover.stack import redis_answers, wait_until
 
 POSTGRES_ADMIN = os.environ.get("PROVER_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -143,8 +148,13 @@ class Service:
         return create_key(self.db_url, name)["key"]
 
     def client(self, key: str | None) -> httpx.Client:
+        """Raw HTTP, for tests of status codes and error shapes."""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def connect(self, key: str | None) -> Client:
+        """The package's own client (``prover --remote``), for the happy paths."""
+        return Client(self.url, key, timeout=60)
 
     def log(self, name: str) -> str:
         return (self.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
@@ -161,14 +171,65 @@ class Service:
                 process.wait()
 
 
-def wait_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict:
-    """Poll a job until it ends; returns its final view."""
+@contextmanager
+def running_service(
+    data: Path,
+    workers: int = 2,
+    chain: bool = False,
+    database: str = "sqlite",
+    env: dict[str, str] | None = None,
+) -> Iterator[Service]:
+    """The one way tests start the service: a private Redis, a fresh database (SQLite in
+    ``data`` or a PostgreSQL one), an anvil node of its own when ``chain``, ``workers``
+    workers and the API (``env`` added to theirs); stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(private_redis())
+        db_url = (
+            stack.enter_context(postgres_database())
+            if database == "postgresql"
+            else f"sqlite:///{data / 'prover.db'}"
+        )
+        if chain:
+            node = stack.enter_context(LocalChain())
+            env = {
+                "PROVER_RPC_URL": node.rpc_url,
+                "PROVER_PRIVATE_KEY": ANVIL_DEV_KEY,
+                **(env or {}),
+            }
+        service = Service(data, db_url, redis_url, **(env or {}))
+        stack.callback(service.stop)
+        yield service.start(workers)
+
+
+def compile_model(
+    api: Client, model: Path, calibration: object | None = None, **form: Any
+) -> dict[str, Any]:
+    """Upload a model (calibration written beside it) and wait for its compile to succeed;
+    returns the upload's answer (circuit and job ids)."""
+    cal = None if calibration is None else write_json(model.with_suffix(".cal.json"), calibration)
+    accepted = api.submit_model(model, cal, **form)
+    api.wait(accepted["job_id"], timeout=900)
+    return accepted
+
+
+def poll(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
+    """Call ``check`` until it returns something truthy (returned); fail after ``timeout``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(every)
+    return value
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict:
+    """Long-poll a job until it ends, failed or not (``Client.wait`` raises on failure);
+    returns its final view."""
+
+    def ended() -> dict | None:
         job = client.get(f"/v1/jobs/{job_id}", params={"wait": 10}).json()
-        if job["state"] in ("succeeded", "failed"):
-            return job
-    raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+        return job if job["state"] in ("succeeded", "failed") else None
+
+    return poll(ended, timeout, f"the end of job {job_id}", every=0)
 
 
 def overlapped(jobs: list[dict]) -> bool:

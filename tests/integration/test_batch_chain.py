@@ -22,8 +22,9 @@ from prover.chain.batches import (
 from prover.chain.client import Chain, connect
 from prover.chain.contracts import contract, transact
 from prover.chain.onchain import deploy_circuit, submit_result, verifier_arguments
-from prover.circuits.batch import batch_input, compile_batch, stored_layout
+from prover.circuits.batch import compile_batch
 from prover.circuits.compiler import CompileOptions
+from prover.circuits.layouts import batch_input, stored_layout
 from prover.circuits.search import SearchSpace, Visibility
 from prover.config import Settings
 from prover.errors import ChainError

@@ -4,7 +4,6 @@ in one transaction; real Redis, workers, HTTP, ezkl and anvil."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import numpy as np
 import pytest
 
 from helpers.models import calibration_data, make_mlp
-from helpers.stack import Service, private_redis, wait_job
-from prover.chain.node import ANVIL_DEV_KEY, LocalChain
-from prover.circuits.intake import FloatReference, TensorSpec
+from helpers.stack import Service, compile_model, running_service, wait_job
+from prover.circuits.intake import FloatReference
+from prover.circuits.tensors import TensorSpec
 
 pytestmark = pytest.mark.slow
 
@@ -28,35 +27,22 @@ ITEMS = [
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data = tmp_path_factory.mktemp("batch-service")
-    with private_redis() as redis_url, LocalChain() as node:
-        chain = {"PROVER_RPC_URL": node.rpc_url, "PROVER_PRIVATE_KEY": ANVIL_DEV_KEY}
-        svc = Service(data, f"sqlite:///{data / 'prover.db'}", redis_url, **chain)
-        try:
-            yield svc.start(workers=1)
-        finally:
-            svc.stop()
+    with running_service(tmp_path_factory.mktemp("batch-service"), 1, chain=True) as svc:
+        yield svc
 
 
 def test_a_batch_of_four_is_one_proof_and_one_transaction(service: Service, tmp_path: Path) -> None:
     model = make_mlp(tmp_path / "mlp.onnx")
-    files = {
-        "model": (model.name, model.read_bytes(), "application/octet-stream"),
-        "calibration": ("cal.json", json.dumps(calibration_data()).encode(), "application/json"),
-    }
     form = {
-        "batch_size": "4",
+        "batch_size": 4,
         "input_visibility": "hashed",
         "output_visibility": "hashed",
         "objective": "verify-gas",
     }
-    with service.client(service.key("batcher")) as client:
-        accepted = client.post("/v1/models", files=files, data=form)
-        assert accepted.status_code == 202, accepted.text
-        job = wait_job(client, accepted.json()["job_id"], timeout=600)
-        assert job["state"] == "succeeded", job
-        circuit_id = accepted.json()["circuit_id"]
-
+    key = service.key("batcher")
+    with service.connect(key) as api:
+        circuit_id = compile_model(api, model, calibration_data(), **form)["circuit_id"]
+    with service.client(key) as client:
         asked = client.post(f"/v1/circuits/{circuit_id}/proofs", json={"items": ITEMS})
         assert asked.status_code == 202, asked.text
         assert wait_job(client, asked.json()["job_id"])["state"] == "succeeded"

@@ -5,7 +5,6 @@ the window at most. Real Redis, two workers, HTTP, ezkl and anvil."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +16,9 @@ import numpy as np
 import pytest
 
 from helpers.models import calibration_data, make_mlp
-from helpers.stack import Service, private_redis, wait_job
-from prover.chain.node import ANVIL_DEV_KEY, LocalChain
-from prover.circuits.intake import FloatReference, TensorSpec
+from helpers.stack import Service, compile_model, running_service, wait_job
+from prover.circuits.intake import FloatReference
+from prover.circuits.tensors import TensorSpec
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +28,9 @@ WINDOW_S = 4.0
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data = tmp_path_factory.mktemp("batching")
-    with private_redis() as redis_url, LocalChain() as node:
-        env = {
-            "PROVER_RPC_URL": node.rpc_url,
-            "PROVER_PRIVATE_KEY": ANVIL_DEV_KEY,
-            "PROVER_BATCH_WINDOW_MS": str(int(WINDOW_S * 1000)),
-        }
-        svc = Service(data, f"sqlite:///{data / 'prover.db'}", redis_url, **env)
-        try:
-            yield svc.start(workers=2)
-        finally:
-            svc.stop()
+    window = {"PROVER_BATCH_WINDOW_MS": str(int(WINDOW_S * 1000))}
+    with running_service(tmp_path_factory.mktemp("batching"), chain=True, env=window) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")
@@ -53,28 +43,20 @@ def circuits(service: Service, model: Path) -> dict[str, str]:
     """The model's batch-16 circuit (hashed inputs and outputs) and its single circuit,
     compiled by the key "owner" (and visible to "other", which compiles the same)."""
     made = {}
-    cal = json.dumps(calibration_data()).encode()
-    forms = {
+    forms: dict[str, dict[str, Any]] = {
         "batch": {
-            "batch_size": str(N),
+            "batch_size": N,
             "input_visibility": "hashed",
             "output_visibility": "hashed",
-            "reusable_verifier": "true",  # its own verifier is over EIP-170's 24 KB
+            "reusable_verifier": True,  # its own verifier is over EIP-170's 24 KB
         },
         "single": {},
     }
     keys = {"owner": service.key("owner"), "other": service.key("other")}
     for name, form in forms.items():
         for key in keys.values():
-            files = {
-                "model": (model.name, model.read_bytes(), "application/octet-stream"),
-                "calibration": ("cal.json", cal, "application/json"),
-            }
-            with service.client(key) as client:
-                accepted = client.post("/v1/models", files=files, data=form)
-                assert accepted.status_code == 202, accepted.text
-                assert wait_job(client, accepted.json()["job_id"], 900)["state"] == "succeeded"
-                made[name] = accepted.json()["circuit_id"]
+            with service.connect(key) as api:
+                made[name] = compile_model(api, model, calibration_data(), **form)["circuit_id"]
     return {**made, **keys}
 
 
@@ -136,7 +118,7 @@ def test_sixteen_requests_are_one_or_two_batch_proofs_each_result_its_own(
         assert first["accepted"] and not first["already_settled"], first
         assert len(first["results"]) == N and first["gas_per_result"] * N <= first["gas_used"] + N
         assert second["accepted"] and second["already_settled"], second  # no second transaction
-        assert second["batch_key"] == first["batch_key"] and "tx_hash" not in second
+        assert second["batch_key"] == first["batch_key"] and second["tx_hash"] is None
         keys = {r["result_key"] for r in first["results"]}
         assert {p["batch"]["result_key"] for p in same_batch} <= keys
 

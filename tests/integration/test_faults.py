@@ -4,8 +4,7 @@ a transaction whose receipt was lost, a broker that lost its queued messages."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ from web3 import Web3
 from web3.types import Wei
 
 from helpers.models import calibration_data, make_mlp
-from helpers.stack import Service, private_redis, wait_job
+from helpers.stack import Service, compile_model, poll, running_service, wait_job
 from prover.chain.client import connect, send, transactions
 from prover.chain.node import ANVIL_DEV_KEY, LocalChain, free_port
 from prover.errors import ChainUnavailableError
@@ -26,19 +25,14 @@ RPC_PORT = free_port()  # no chain answers here until the outage test starts one
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data = tmp_path_factory.mktemp("faults")
     env = {
         "PROVER_RPC_URL": f"http://127.0.0.1:{RPC_PORT}",
         "PROVER_TRANSIENT_BACKOFF_S": "0.5",
         "PROVER_TRANSIENT_BACKOFF_MAX_S": "2",
         "PROVER_REQUEUE_AFTER_S": "3",
     }
-    with private_redis() as redis_url:
-        svc = Service(data, f"sqlite:///{data / 'prover.db'}", redis_url, **env)
-        try:
-            yield svc.start(workers=2)
-        finally:
-            svc.stop()
+    with running_service(tmp_path_factory.mktemp("faults"), env=env) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +40,8 @@ def circuit(service: Service, tmp_path_factory: pytest.TempPathFactory) -> tuple
     """(api key, circuit id) of the tiny MLP compiled through the service."""
     model = make_mlp(tmp_path_factory.mktemp("faults-model") / "mlp.onnx")
     key = service.key("faults")
-    files = {
-        "model": (model.name, model.read_bytes(), "application/octet-stream"),
-        "calibration": ("cal.json", json.dumps(calibration_data()).encode(), "application/json"),
-    }
-    with service.client(key) as client:
-        accepted = client.post("/v1/models", files=files)
-        assert accepted.status_code == 202, accepted.text
-        assert wait_job(client, accepted.json()["job_id"])["state"] == "succeeded"
-    return key, accepted.json()["circuit_id"]
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        time.sleep(0.2)
+    with service.connect(key) as api:
+        return key, compile_model(api, model, calibration_data())["circuit_id"]
 
 
 def test_a_deploy_queued_during_a_chain_outage_succeeds_once_the_chain_is_back(
@@ -79,7 +59,7 @@ def test_a_deploy_queued_during_a_chain_outage_succeeds_once_the_chain_is_back(
             error = job["error"] or {}
             return error.get("code") == "chain_unavailable" and error.get("retries", 0) >= 3
 
-        _until(waiting_on_the_chain, 60, "three retries while the chain is down")
+        poll(waiting_on_the_chain, 60, "three retries while the chain is down", every=0.2)
         with LocalChain(port=RPC_PORT):
             job = wait_job(client, job_id, timeout=120)
             assert job["state"] == "succeeded", job

@@ -11,7 +11,8 @@ import pytest
 from helpers.files import EXAMPLES, REPO
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.data import parse_sample
-from prover.circuits.intake import FloatReference, TensorSpec, load_model
+from prover.circuits.intake import FloatReference, load_model
+from prover.circuits.tensors import TensorSpec
 from prover.config import Settings
 from prover.proving.proofs import prove_input, verify
 from prover.store import ArtifactStore

@@ -16,11 +16,12 @@ import pytest
 
 from helpers.models import calibration_data
 from prover.circuits.compiler import CompileOptions, CompilePlan, compile_model
-from prover.circuits.intake import FloatReference, TensorSpec
+from prover.circuits.intake import FloatReference
 from prover.circuits.links import LinkChoice
 from prover.circuits.search import SearchSpace
 from prover.circuits.segment_build import build_segmented
 from prover.circuits.segments import SegmentedPlan, plan_any, plan_segmented
+from prover.circuits.tensors import TensorSpec
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
 from prover.proving.composite import (

@@ -4,18 +4,17 @@ parent job; real Redis, worker processes, HTTP and ezkl."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from helpers.models import calibration_data, make_dynamic_cnn
-from helpers.stack import Service, overlapped, private_redis, wait_job
-from prover.chain.node import ANVIL_DEV_KEY, LocalChain
-from prover.circuits.intake import FloatReference, TensorSpec
+from helpers.stack import Service, compile_model, overlapped, running_service, wait_job
+from prover.circuits.intake import FloatReference
+from prover.circuits.tensors import TensorSpec
+from prover.client import ServiceError
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +36,8 @@ def _deep_mlp(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data = tmp_path_factory.mktemp("segments-service")
-    with private_redis() as redis_url, LocalChain() as node:
-        chain = {"PROVER_RPC_URL": node.rpc_url, "PROVER_PRIVATE_KEY": ANVIL_DEV_KEY}
-        svc = Service(data, f"sqlite:///{data / 'prover.db'}", redis_url, **chain)
-        try:
-            yield svc.start(workers=2)
-        finally:
-            svc.stop()
+    with running_service(tmp_path_factory.mktemp("segments-service"), chain=True) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +45,15 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _deep_mlp(tmp_path_factory.mktemp("segments-model") / "deep.onnx")
 
 
-def _upload(client: httpx.Client, model: Path, **form: str) -> httpx.Response:
-    files = {
-        "model": (model.name, model.read_bytes(), "application/octet-stream"),
-        "calibration": ("cal.json", json.dumps(calibration_data(8)).encode(), "application/json"),
-    }
-    return client.post("/v1/models", files=files, data=form)
-
-
 def test_one_proof_is_spread_over_two_workers_and_composed(service: Service, model: Path) -> None:
     key = service.key("segments")
+    with service.connect(key) as api:
+        circuit_id = compile_model(api, model, calibration_data(8), segments=2)["circuit_id"]
+        # Asking for more segments than the model has cut points is refused at once.
+        with pytest.raises(ServiceError) as refused:
+            api.submit_model(model, model.with_suffix(".cal.json"), segments=30)
+        assert refused.value.status == 422
     with service.client(key) as client:
-        accepted = _upload(client, model, segments="2")
-        assert accepted.status_code == 202, accepted.text
-        job = wait_job(client, accepted.json()["job_id"], timeout=600)
-        assert job["state"] == "succeeded", job
-        circuit_id = accepted.json()["circuit_id"]
         circuit = client.get(f"/v1/circuits/{circuit_id}").json()
         assert circuit["record"]["type"] == "segmented", circuit
         assert len(circuit["record"]["segments"]) == 2
@@ -121,10 +107,6 @@ def test_one_proof_is_spread_over_two_workers_and_composed(service: Service, mod
         )
         assert reveal.status_code == 422 and "segments" in reveal.json()["error"]["message"]
 
-        # Asking for more segments than the model has cut points is refused at once.
-        refused = _upload(client, model, segments="30")
-        assert refused.status_code == 422, refused.text
-
 
 def test_a_dynamic_axis_export_is_split_and_proven(
     service: Service, tmp_path_factory: pytest.TempPathFactory
@@ -135,21 +117,11 @@ def test_a_dynamic_axis_export_is_split_and_proven(
     model = make_dynamic_cnn(tmp_path_factory.mktemp("dynamic") / "cnn.onnx", dim="N")
     image = np.random.default_rng(2).standard_normal(16).round(3)
     key = service.key("dynamic")
+    with service.connect(key) as api:
+        accepted = compile_model(api, model, {"input_data": [image.tolist() * 4]}, segments=2)
+    assert "saves nothing" in accepted["note"]  # 2^12 rows either way
+    circuit_id = accepted["circuit_id"]
     with service.client(key) as client:
-        files = {
-            "model": (model.name, model.read_bytes(), "application/octet-stream"),
-            "calibration": (
-                "cal.json",
-                json.dumps({"input_data": [image.tolist() * 4]}).encode(),
-                "application/json",
-            ),
-        }
-        accepted = client.post("/v1/models", files=files, data={"segments": "2"})
-        assert accepted.status_code == 202, accepted.text
-        assert "saves nothing" in accepted.json()["note"]  # 2^12 rows either way
-        job = wait_job(client, accepted.json()["job_id"], timeout=900)
-        assert job["state"] == "succeeded", job
-        circuit_id = accepted.json()["circuit_id"]
         record = client.get(f"/v1/circuits/{circuit_id}").json()["record"]
         assert record["type"] == "segmented" and len(record["segments"]) == 2
         assert record["inputs"] == [{"name": "image", "shape": [1, 1, 4, 4], "dtype": "float32"}]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from onnx import TensorProto, helper
 from sqlalchemy import func, select
 
 from helpers.models import calibration_data, make_mlp
-from helpers.stack import Service, postgres_database, private_redis, wait_job
+from helpers.stack import Service, compile_model, poll, running_service, wait_job
 from prover.chain.node import free_port
 from prover.service.db import session_scope
 from prover.service.tables import Job, Proof
@@ -28,33 +27,13 @@ from prover.service.tables import Job, Proof
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with private_redis() as url:
-        yield url
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def service(
-    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     data = tmp_path_factory.mktemp(f"service-{request.param}")
-    import redis as redis_lib
-
-    redis_lib.Redis.from_url(redis_url).flushdb()
-    if request.param == "sqlite":
-        svc = Service(data, f"sqlite:///{data / 'prover.db'}", redis_url)
-        yield from _run(svc)
-    else:
-        with postgres_database() as db_url:
-            yield from _run(Service(data, db_url, redis_url))
-
-
-def _run(svc: Service) -> Iterator[Service]:
-    try:
-        yield svc.start(workers=2)
-    finally:
-        svc.stop()
+    with running_service(data, database=request.param) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")
@@ -62,34 +41,22 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_mlp(tmp_path_factory.mktemp("svc-model") / "mlp.onnx")
 
 
-def _upload(client: httpx.Client, model: Path, **form: str) -> httpx.Response:
-    files = {
-        "model": (model.name, model.read_bytes(), "application/octet-stream"),
-        "calibration": ("cal.json", json.dumps(calibration_data()).encode(), "application/json"),
-    }
-    return client.post("/v1/models", files=files, data=form)
-
-
 @pytest.fixture(scope="module")
 def compiled(service: Service, model_file: Path) -> tuple[str, str]:
     """(api key, circuit id) of the tiny MLP compiled through the service."""
     key = service.key("owner")
-    with service.client(key) as client:
-        accepted = _upload(client, model_file)
-        assert accepted.status_code == 202, accepted.text
-        job = wait_job(client, accepted.json()["job_id"])
-        assert job["state"] == "succeeded", job
-    return key, accepted.json()["circuit_id"]
+    with service.connect(key) as api:
+        return key, compile_model(api, model_file, calibration_data())["circuit_id"]
 
 
 def test_submit_compile_prove_fetch_verify(
     service: Service, compiled: tuple[str, str], model_file: Path, tmp_path: Path
 ) -> None:
     key, circuit_id = compiled
+    with service.connect(key) as api:  # the same request: the same circuit and job
+        again = compile_model(api, model_file, calibration_data())
+        assert again["circuit_id"] == circuit_id and again["state"] == "ready"
     with service.client(key) as client:
-        again = _upload(client, model_file)  # the same request: the same circuit and job
-        assert again.status_code == 202 and again.json()["circuit_id"] == circuit_id
-        assert again.json()["state"] == "ready"
         circuit = client.get(f"/v1/circuits/{circuit_id}").json()
         assert circuit["state"] == "ready" and circuit["record"]["logrows"] <= 12
 
@@ -275,7 +242,7 @@ def test_twenty_concurrent_proofs(service: Service, compiled: tuple[str, str]) -
 
 def _count(service: Service, table: type) -> int:
     with session_scope(service.db_url) as session:
-        return session.scalar(select(func.count()).select_from(table))
+        return session.scalar(select(func.count()).select_from(table)) or 0
 
 
 def test_worker_killed_mid_proof_completes_once(service: Service, model_file: Path) -> None:
@@ -284,19 +251,18 @@ def test_worker_killed_mid_proof_completes_once(service: Service, model_file: Pa
     key = service.key("kill")
     with service.client(key) as client:
         # ezkl's default settings make a slow (2^15-row) circuit: seconds per proof.
-        accepted = _upload(client, model_file, strategy="ezkl-default").json()
-        assert wait_job(client, accepted["job_id"])["state"] == "succeeded"
+        with service.connect(key) as api:
+            accepted = compile_model(api, model_file, calibration_data(), strategy="ezkl-default")
         request = client.post(
             f"/v1/circuits/{accepted['circuit_id']}/proofs", json={"input": [[1, 2, 3, 4]]}
         ).json()
-        deadline = time.monotonic() + 120
-        while True:
+
+        def proving() -> dict | None:
             job = client.get(f"/v1/jobs/{request['job_id']}").json()
-            if job["phase"] == "proving":
-                break
             assert job["state"] != "succeeded", "the proof ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            return job if job["phase"] == "proving" else None
+
+        job = poll(proving, 120, "the proof's proving phase")
         victim = job["worker"].split("@")[0]
         service.kill_worker(victim)
         try:

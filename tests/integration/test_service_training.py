@@ -4,15 +4,12 @@ real Redis, workers, HTTP and anvil."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -22,10 +19,10 @@ from sqlalchemy import func, select
 
 from helpers.files import write_json
 from helpers.models import make_mlp, step_batch, step_model
-from helpers.stack import Service, overlapped, postgres_database, private_redis, wait_job
+from helpers.stack import Service, overlapped, poll, running_service, wait_job
 from prover.chain.client import connect
 from prover.chain.ledger import run_state, schedule_root
-from prover.chain.node import ANVIL_DEV_KEY, LocalChain
+from prover.chain.node import ANVIL_DEV_KEY
 from prover.service.db import session_scope
 from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore
@@ -47,23 +44,8 @@ def service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     data = tmp_path_factory.mktemp(f"train-service-{request.param}")
-    with (
-        private_redis() as redis_url,
-        _database(request.param, data) as db_url,
-        LocalChain() as node,
-    ):
-        chain = {"PROVER_RPC_URL": node.rpc_url, "PROVER_PRIVATE_KEY": ANVIL_DEV_KEY}
-        svc = Service(data, db_url, redis_url, **chain)
-        try:
-            yield svc.start(workers=2)
-        finally:
-            svc.stop()
-
-
-def _database(kind: str, data: Path) -> AbstractContextManager[str]:
-    if kind == "postgresql":
-        return postgres_database()
-    return contextlib.nullcontext(f"sqlite:///{data / 'prover.db'}")
+    with running_service(data, chain=True, database=request.param) as svc:
+        yield svc
 
 
 def _batch(t: int) -> dict[str, list]:
@@ -81,6 +63,7 @@ def step_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def _upload(client: httpx.Client, graph: Path, sample: object) -> httpx.Response:
+    """Raw, for the refusals' status codes (``Client`` raises on them)."""
     files = {
         "model": (graph.name, graph.read_bytes(), "application/octet-stream"),
         "sample": ("sample.json", json.dumps(sample).encode(), "application/json"),
@@ -92,23 +75,10 @@ def _upload(client: httpx.Client, graph: Path, sample: object) -> httpx.Response
 def step_circuit(service: Service, step_files: tuple[Path, dict]) -> tuple[str, dict]:
     """(api key, circuit view) of the step circuit compiled through the compile queue."""
     key = service.key("trainer")
-    with service.client(key) as client:
-        accepted = _upload(client, *step_files)
-        assert accepted.status_code == 202, accepted.text
-        job = wait_job(client, accepted.json()["job_id"])
-        assert job["state"] == "succeeded", job
-        view = client.get(f"/v1/circuits/{accepted.json()['circuit_id']}").json()
-    return key, view
-
-
-def _wait_run(client: httpx.Client, run_id: str, timeout: float = 300) -> dict:
-    """Follow a run step by step (long polls on each step's job) until it ends."""
-    for _ in range(100):
-        run = client.get(f"/v1/training/runs/{run_id}").json()
-        if run["state"] != "running":
-            return run
-        wait_job(client, run["job_id"], timeout)
-    raise AssertionError(f"run {run_id} did not end")
+    with service.connect(key) as api:
+        accepted = api.submit_step_circuit(*step_files)
+        api.wait(accepted["job_id"], timeout=600)
+        return key, api.circuit(accepted["circuit_id"])
 
 
 def test_a_training_run_is_proven_step_by_step_through_the_queue(
@@ -119,14 +89,14 @@ def test_a_training_run_is_proven_step_by_step_through_the_queue(
     assert meta["scale"] in (13, 15, 17) and meta["error_over_update"] <= 0.1
     weights = step_files[1]["weights"]
     batches = [_batch(t) for t in range(3)]
-    with service.client(key) as client:
+    with service.client(key) as client, service.connect(key) as api:
         accepted = client.post(
             "/v1/training/runs",
             json={"circuit_id": circuit["circuit_id"], "weights": weights, "batches": batches},
         )
         assert accepted.status_code == 202, accepted.text
         assert accepted.json()["steps_total"] == 3 and accepted.json()["steps_done"] == 0
-        run = _wait_run(client, accepted.json()["run_id"])
+        run = api.wait_run(accepted.json()["run_id"], timeout=600)
         assert run["state"] == "succeeded", run
         steps = run["steps"]
         assert [s["step"] for s in steps] == [0, 1, 2]
@@ -201,9 +171,9 @@ def test_a_run_goes_on_the_ledger_with_its_batch_schedule(
     scale = circuit["training"]["scale"]
     weights, batches = step_files[1]["weights"], [_batch(t) for t in range(3)]
     body = {"circuit_id": circuit["circuit_id"], "weights": weights}
-    with service.client(key) as client:
+    with service.client(key) as client, service.connect(key) as api:
         run = client.post("/v1/training/runs", json={**body, "batches": batches}).json()
-        run = _wait_run(client, run["run_id"])
+        run = api.wait_run(run["run_id"], timeout=600)
         assert run["state"] == "succeeded", run
         accepted = client.post(f"/v1/training/runs/{run['run_id']}/ledger")
         assert accepted.status_code == 202, accepted.text
@@ -234,7 +204,7 @@ def test_a_run_goes_on_the_ledger_with_its_batch_schedule(
         early = client.post(f"/v1/training/runs/{pending['run_id']}/ledger")
         assert early.status_code == 409 and "running" in early.json()["error"]["message"]
         assert client.post(f"/v1/training/runs/{'0' * 64}/ledger").status_code == 404
-        _wait_run(client, pending["run_id"])
+        api.wait_run(pending["run_id"], timeout=600)
     with service.client(service.key("stranger")) as stranger:
         assert stranger.post(f"/v1/training/runs/{run['run_id']}/ledger").status_code == 404
     with session_scope(service.db_url) as session:
@@ -251,11 +221,11 @@ def test_a_federated_round_is_proven_by_parallel_client_jobs_and_goes_on_the_led
     weights = step_files[1]["weights"]
     rounds = [[_batch(10), _batch(11)], [_batch(12), _batch(13)]]
     body = {"circuit_id": circuit["circuit_id"], "weights": weights, "rounds": rounds}
-    with service.client(key) as client:
+    with service.client(key) as client, service.connect(key) as api:
         accepted = client.post("/v1/training/federated-runs", json=body)
         assert accepted.status_code == 202, accepted.text
         assert accepted.json()["clients"] == 2 and accepted.json()["steps_total"] == 2
-        run = _wait_run(client, accepted.json()["run_id"], timeout=600)
+        run = api.wait_run(accepted.json()["run_id"], timeout=600)
         assert run["state"] == "succeeded", run
         assert [r["round"] for r in run["rounds"]] == [0, 1]
         first, second = run["rounds"]
@@ -404,21 +374,20 @@ def test_a_run_survives_its_worker_being_killed_mid_step(
     key, circuit = step_circuit
     batches = [_batch(t) for t in (10, 11, 12)]
     body = {"circuit_id": circuit["circuit_id"], "weights": step_files[1]["weights"]}
-    with service.client(key) as client:
+    with service.client(key) as client, service.connect(key) as api:
         run = client.post("/v1/training/runs", json={**body, "batches": batches}).json()
-        deadline = time.monotonic() + 120
-        while True:
+
+        def proving_step_1() -> dict | None:
             view = client.get(f"/v1/training/runs/{run['run_id']}").json()
             job = client.get(f"/v1/jobs/{view['job_id']}").json()
-            if view["steps_done"] == 1 and job["phase"] == "proving":
-                break
             assert view["steps_done"] < 2, "step 1 ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            return job if view["steps_done"] == 1 and job["phase"] == "proving" else None
+
+        job = poll(proving_step_1, 120, "step 1's proving phase")
         victim = job["worker"].split("@")[0]
         service.kill_worker(victim)
         try:
-            final = _wait_run(client, run["run_id"])
+            final = api.wait_run(run["run_id"], timeout=600)
         finally:
             service.start_worker(victim)
         assert final["state"] == "succeeded" and final["steps_done"] == 3, final

@@ -15,9 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers.files import write_json
 from helpers.models import calibration_data, make_mlp
 from helpers.stack import wait_job
 from prover.chain.node import free_port
+from prover.client import Client
 from prover.service.keys import create_key
 from prover.stack import chain_answers, redis_answers, wait_until
 
@@ -96,13 +98,9 @@ def _alive(pid: int) -> bool:
 def test_a_killed_worker_is_restarted_and_sigterm_stops_everything(up: Up, tmp_path: Path) -> None:
     key = create_key(f"sqlite:///{up.data / 'prover.db'}", "stack")["key"]
     model = make_mlp(tmp_path / "mlp.onnx")
-    files = {
-        "model": (model.name, model.read_bytes(), "application/octet-stream"),
-        "calibration": ("cal.json", json.dumps(calibration_data()).encode(), "application/json"),
-    }
+    with Client(up.api, key) as api:
+        compiling = api.submit_model(model, write_json(tmp_path / "cal.json", calibration_data()))
     with up.client(key) as client:
-        compiling = client.post("/v1/models", files=files)
-        assert compiling.status_code == 202, compiling.text
         first = up.pids()
         os.killpg(first["worker1"], signal.SIGKILL)  # the worker and its pool
         for _ in range(10):  # the API answers all along
@@ -112,8 +110,8 @@ def test_a_killed_worker_is_restarted_and_sigterm_stops_everything(up: Up, tmp_p
         assert "worker1 exited" in up.log() and "restarted worker1" in up.log()
         assert up.pids()["api"] == first["api"] and up.pids()["worker2"] == first["worker2"]
 
-        circuit_id = compiling.json()["circuit_id"]
-        assert wait_job(client, compiling.json()["job_id"], 300)["state"] == "succeeded"
+        circuit_id = compiling["circuit_id"]
+        assert wait_job(client, compiling["job_id"], 300)["state"] == "succeeded"
         proofs = [
             client.post(f"/v1/circuits/{circuit_id}/proofs", json={"input": [[i, 1, 2, 3]]})
             for i in range(4)

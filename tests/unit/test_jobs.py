@@ -10,6 +10,7 @@ import pytest
 import redis
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.orm import Session
 
 from helpers.stack import postgres_database
 from prover.chain.node import free_port
@@ -33,6 +34,17 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with postgres_database() as url:
             migrate(url)
             yield url
+
+
+def _token(claim: jobs.Claim) -> str:
+    assert claim.token is not None, claim
+    return claim.token
+
+
+def _circuit_state(session: Session) -> str:
+    circuit = session.get(Circuit, "c" * 64)
+    assert circuit is not None
+    return circuit.state
 
 
 def _job(db: str) -> str:
@@ -60,15 +72,15 @@ def test_claim_is_exclusive_and_only_the_holder_records(db: str) -> None:
     second = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
     assert second.status == "busy" and second.retry_in_s > 0
     assert not jobs.succeed(db, job_id, "not-the-token", {}, {}, COMPILE_ENDS)
-    assert jobs.report(db, job_id, first.token, "search", 0.5, {"intake": 0.1})
+    assert jobs.report(db, job_id, _token(first), "search", 0.5, {"intake": 0.1})
     assert jobs.get_job(db, job_id)["phase"] == "search"
-    assert jobs.succeed(db, job_id, first.token, {"ok": True}, {"search": 1.0}, COMPILE_ENDS)
-    assert not jobs.succeed(db, job_id, first.token, {"again": True}, {}, COMPILE_ENDS)
+    assert jobs.succeed(db, job_id, _token(first), {"ok": True}, {"search": 1.0}, COMPILE_ENDS)
+    assert not jobs.succeed(db, job_id, _token(first), {"again": True}, {}, COMPILE_ENDS)
     assert jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3).status == "done"
     view = jobs.get_job(db, job_id)
     assert (view["state"], view["result"], view["progress"]) == ("succeeded", {"ok": True}, 1.0)
     with session_scope(db) as session:
-        assert session.get(Circuit, "c" * 64).state == "ready"
+        assert _circuit_state(session) == "ready"
 
 
 def test_a_lapsed_lease_is_requeued_once_and_taken_over(db: str) -> None:
@@ -79,9 +91,9 @@ def test_a_lapsed_lease_is_requeued_once_and_taken_over(db: str) -> None:
     assert jobs.requeue_lapsed(db) == []  # a second sweeper finds nothing to do
     alive = jobs.claim(db, job_id, "w2", lease_s=30, max_attempts=3)
     assert alive.status == "claimed" and alive.attempts == 2
-    assert not jobs.renew(db, job_id, dead.token, 30)  # the dead worker's token is void
-    assert not jobs.succeed(db, job_id, dead.token, {}, {}, COMPILE_ENDS)
-    assert jobs.succeed(db, job_id, alive.token, {}, {}, COMPILE_ENDS)
+    assert not jobs.renew(db, job_id, _token(dead), 30)  # the dead worker's token is void
+    assert not jobs.succeed(db, job_id, _token(dead), {}, {}, COMPILE_ENDS)
+    assert jobs.succeed(db, job_id, _token(alive), {}, {}, COMPILE_ENDS)
 
 
 def test_a_job_whose_workers_keep_dying_fails_with_the_reason(db: str, tmp_path: Path) -> None:
@@ -95,17 +107,17 @@ def test_a_job_whose_workers_keep_dying_fails_with_the_reason(db: str, tmp_path:
     view = jobs.get_job(db, job_id)
     assert view["state"] == "failed" and view["error"]["code"] == "worker_lost"
     with session_scope(db) as session:
-        assert session.get(Circuit, "c" * 64).state == "failed"
+        assert _circuit_state(session) == "failed"
 
 
 def test_a_failure_keeps_its_reason_and_released_jobs_go_back_to_the_queue(db: str) -> None:
     job_id = _job(db)
     claim = jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
-    assert jobs.release(db, job_id, claim.token)
+    assert jobs.release(db, job_id, _token(claim))
     assert jobs.get_job(db, job_id)["state"] == "queued"
     claim = jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
     error = {"code": "invalid_input", "message": "input 'x' expects 4 values"}
-    assert jobs.fail(db, job_id, claim.token, error, COMPILE_ENDS)
+    assert jobs.fail(db, job_id, _token(claim), error, COMPILE_ENDS)
     assert jobs.get_job(db, job_id)["error"] == error
 
 
@@ -118,10 +130,10 @@ def test_a_key_sees_a_job_only_when_granted(db: str) -> None:
 
 def test_waiting_lists_only_queued_jobs(db: str) -> None:
     job_id = _job(db)
-    assert jobs.waiting(db, older_than_s=0) == [(job_id, "compile")]
-    assert jobs.waiting(db, older_than_s=3600) == []
+    assert jobs.queued_longer_than(db, older_than_s=0) == [(job_id, "compile")]
+    assert jobs.queued_longer_than(db, older_than_s=3600) == []
     jobs.claim(db, job_id, "w", lease_s=30, max_attempts=3)
-    assert jobs.waiting(db, older_than_s=0) == []
+    assert jobs.queued_longer_than(db, older_than_s=0) == []
 
 
 def test_a_chain_outage_waits_with_backoff_without_using_attempts(db: str, tmp_path: Path) -> None:

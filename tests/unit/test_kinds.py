@@ -53,7 +53,7 @@ def _kind_arguments() -> set[str]:
             if not isinstance(node, ast.Call):
                 continue
             callee = getattr(node.func, "attr", getattr(node.func, "id", None))
-            passed = dict(zip(params.get(callee, []), node.args, strict=False))
+            passed = dict(zip(params.get(callee or "", []), node.args, strict=False))
             passed.update({k.arg: k.value for k in node.keywords if k.arg})
             value = passed.get("kind")
             if isinstance(value, ast.Constant) and isinstance(value.value, str):

@@ -192,10 +192,10 @@ def test_second_step_matches_two_sgd_steps(tmp_path: Path) -> None:
     expected_losses = []
     for x, y in batches:
         optimizer.zero_grad()
-        value = F.cross_entropy(trained(torch.from_numpy(x)), torch.from_numpy(y))
-        value.backward()
+        loss = F.cross_entropy(trained(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
         optimizer.step()
-        expected_losses.append(float(value.detach()))
+        expected_losses.append(float(loss.detach()))
 
     assert float(np.max(np.abs(weights - flatten_params(trained)))) <= TOLERANCE
     assert np.max(np.abs(np.array(losses) - expected_losses)) <= TOLERANCE
@@ -323,13 +323,13 @@ def test_step_compiles_as_an_ezkl_circuit(kind: str, tmp_path: Path) -> None:
     model, settings = str(spec.path), str(tmp_path / "settings.json")
     compiled, witness = str(tmp_path / "model.compiled"), str(tmp_path / "witness.json")
     run_args = ezkl.PyRunArgs()
-    run_args.variables = [("batch_size", 1)]
+    run_args.variables = [("batch_size", 1)]  # type: ignore[attr-defined]
     assert ezkl.gen_settings(model, settings, py_run_args=run_args)
     assert ezkl.calibrate_settings(
         str(tmp_path / "cal.json"), model, settings, "resources", 2.0, [13], [1], None
     )
     assert ezkl.compile_circuit(model, compiled, settings)
-    ezkl.gen_witness(str(tmp_path / "input.json"), compiled, witness)
+    ezkl.gen_witness(str(tmp_path / "input.json"), compiled, witness, None, None)
     assert ezkl.mock(witness, compiled)
     got = json.loads(Path(witness).read_text())["pretty_elements"]["rescaled_outputs"]
     expected = _run(spec.path, *samples[0])
@@ -379,11 +379,12 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
 
 def test_parameter_vector_and_labels() -> None:
     torch.manual_seed(7)
-    module = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    first, last = nn.Linear(3, 2), nn.Linear(2, 1)
+    module = nn.Sequential(first, nn.ReLU(), last)
     flat = flatten_params(module)
     assert flat.dtype == np.float32 and flat.shape == (3 * 2 + 2 + 2 + 1,)
     unflatten_into(module, np.arange(flat.size, dtype=np.float32))
-    assert module[0].weight[1, 0].item() == 3.0 and module[2].bias.item() == 10.0
+    assert first.weight[1, 0].item() == 3.0 and last.bias.item() == 10.0
     with pytest.raises(InvalidInputError, match="11 trainable"):
         unflatten_into(module, np.zeros(5))
     np.testing.assert_array_equal(one_hot([2, 0], 3), [[0, 0, 1], [1, 0, 0]])

@@ -33,8 +33,9 @@ def deploy(
     (a job on the chain queue; its result has the addresses). For a circuit in segments:
     each segment's verifier, registered with its links on ProvenComposites."""
     params = {"force": bool(body and body.force)}
-    db_url = settings.sqlalchemy_url()
-    return dispatch(submissions.submit_chain_job(db_url, store, key, "deploy", circuit_id, params))
+    return dispatch(
+        submissions.submit_chain_job(settings, store, key, "deploy", circuit_id, params)
+    )
 
 
 @router.post(
@@ -56,5 +57,5 @@ def submit_onchain(
     segments to ProvenComposites (every segment proof and link checked in one
     transaction), as a chain job; deploy the circuit first."""
     params = {"commit_reveal": bool(body and body.commit_reveal)}
-    db_url = settings.sqlalchemy_url()
-    return dispatch(submissions.submit_chain_job(db_url, store, key, "submit", proof_id, params))
+    accepted = submissions.submit_chain_job(settings, store, key, "submit", proof_id, params)
+    return dispatch(accepted)

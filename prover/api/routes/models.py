@@ -50,10 +50,7 @@ def submit_model(
     with tempfile.TemporaryDirectory() as tmp:
         path = saved_model(model, Path(tmp))
         cal = None if calibration is None else json_part(calibration, "calibration")
-        db_url = settings.sqlalchemy_url()
-        return dispatch(
-            submissions.submit_compile(db_url, store, settings, key, path, cal, options)
-        )
+        return dispatch(submissions.submit_compile(settings, store, key, path, cal, options))
 
 
 @router.post("/v1/estimates", response_model=CostEstimate, responses=errors(*BODY))

@@ -49,18 +49,25 @@ def request_proof(
     capacity = pool_capacity(settings)
     if body.batching:
         accepted = batching.request_batched(
-            settings, store, key, circuit_id, body.input, body.fresh, capacity, body.settle
-        )
-    else:
-        accepted = submissions.request_proof(
-            settings.sqlalchemy_url(),
+            settings,
             store,
             key,
             circuit_id,
             body.input,
-            body.fresh,
-            capacity,
-            body.items,
+            fresh=body.fresh,
+            capacity_bytes=capacity,
+            settle=body.settle,
+        )
+    else:
+        accepted = submissions.request_proof(
+            settings,
+            store,
+            key,
+            circuit_id,
+            body.input,
+            fresh=body.fresh,
+            capacity_bytes=capacity,
+            items=body.items,
         )
     return dispatch(accepted)
 
@@ -85,7 +92,7 @@ def get_proof_file(
 ) -> FileResponse:
     """The proof in ezkl's own JSON format (`ezkl verify` accepts it); of a proof in
     segments, one segment's proof (each checks against that segment's circuit)."""
-    path = queries.proof_file(session, store, key, proof_id, segment)
+    path = queries.ready_proof_file(session, store, key, proof_id, segment)
     name = "proof.json" if segment is None else f"proof-segment-{segment}.json"
     return FileResponse(path, filename=name)
 

@@ -56,10 +56,9 @@ def submit_step_circuit(
     job). The scale is chosen against the sample step's weight update."""
     with tempfile.TemporaryDirectory() as tmp:
         path, data = saved_model(model, Path(tmp)), json_part(sample, "sample")
-        db_url = settings.sqlalchemy_url()
         return dispatch(
             training.submit_step_circuit(
-                db_url, store, settings, key, path, data, reusable_verifier
+                settings, store, key, path, data, reusable_verifier=reusable_verifier
             )
         )
 
@@ -81,9 +80,8 @@ def submit_run(
     """Start a training run: one proven step per batch, each from the weights the
     previous step produced (202; one job per step, in order). The same run twice is
     one run; a failed run submitted again resumes after its last proven step."""
-    db_url = settings.sqlalchemy_url()
     return dispatch(
-        training.submit_run(db_url, store, key, body.circuit_id, body.weights, body.batches)
+        training.submit_run(settings, store, key, body.circuit_id, body.weights, body.batches)
     )
 
 
@@ -107,13 +105,13 @@ def submit_federated_run(
     put it on the ledger, as a training run."""
     return dispatch(
         federated.submit_federated_run(
-            settings.sqlalchemy_url(),
+            settings,
             store,
             key,
             body.circuit_id,
             body.weights,
             body.rounds,
-            body.client_weights,
+            client_weights=body.client_weights,
         )
     )
 
@@ -144,7 +142,7 @@ def put_run_on_ledger(
     queue): start it under its id with its initial weights and its batch schedule
     pinned, then submit every step proof the ledger has not accepted yet. Safe to
     repeat; the job's result is the run as the ledger holds it."""
-    return dispatch(training.submit_ledger(settings.sqlalchemy_url(), key, run_id))
+    return dispatch(training.submit_ledger(settings, key, run_id))
 
 
 @router.post(
