@@ -32,8 +32,9 @@ from prover.circuits.ranges import check_input
 from prover.config import Settings
 from prover.errors import InvalidInputError
 from prover.service import grants, jobs
+from prover.service.accepting import Accepted, ready_circuit, with_retry
+from prover.service.capacity import check_capacity
 from prover.service.db import session_scope
-from prover.service.submissions import Accepted, check_capacity, ready_circuit, with_retry
 from prover.service.tables import Batch, BatchItem, Job, Proof, as_utc, utcnow
 from prover.store import ArtifactStore, canonical_digest
 

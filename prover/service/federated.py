@@ -22,10 +22,10 @@ from prover.circuits.ranges import check_values
 from prover.config import Settings
 from prover.errors import CircuitError, InvalidInputError
 from prover.service import runs
+from prover.service.accepting import Accepted, ready_circuit, with_retry
 from prover.service.db import session_scope
 from prover.service.jobs import MadeProof
 from prover.service.queries import run_summary
-from prover.service.submissions import Accepted, ready_circuit, with_retry
 from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore, canonical_digest, now_iso
 from prover.training.graph import check_batch_values, step_batches, step_graph, step_weights

@@ -22,16 +22,12 @@ from prover.circuits.ranges import check_values
 from prover.config import Settings
 from prover.errors import ConflictError, InvalidInputError, NotFoundError
 from prover.service import grants, jobs, runs
+from prover.service.accepting import Accepted, ready_circuit, with_retry
+from prover.service.compiles import accept_compile
 from prover.service.db import session_scope
 from prover.service.federated import federated_view, put_federated_on_ledger
 from prover.service.jobs import MadeProof
 from prover.service.queries import run_summary
-from prover.service.submissions import (
-    Accepted,
-    accept_compile,
-    ready_circuit,
-    with_retry,
-)
 from prover.service.tables import Job, TrainingRun
 from prover.store import ArtifactStore, canonical_digest, now_iso, record_type
 from prover.training.graph import check_batch_values, step_batches, step_graph, step_weights

@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 from prover.api.app import create_app
 from prover.api.deps import dispatcher
 from prover.config import Settings
+from prover.service.accepting import Accepted
 from prover.service.db import session_scope
 from prover.service.keys import create_key
 from prover.service.kinds import job_kind
-from prover.service.submissions import Accepted
 from prover.service.tables import Circuit
 from prover.store import ArtifactStore
 

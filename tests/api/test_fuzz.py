@@ -35,10 +35,10 @@ from schemathesis.engine.recorder import ScenarioRecorder
 from prover.api.deps import Dispatcher, dispatcher
 from prover.config import Settings
 from prover.service import jobs
+from prover.service.accepting import Accepted
 from prover.service.execution import run_job
 from prover.service.keys import create_key
 from prover.service.kinds import job_kind
-from prover.service.submissions import Accepted
 
 Upload = Callable[..., httpx.Response]  # the ``upload`` fixture
 

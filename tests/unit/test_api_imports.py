@@ -13,7 +13,10 @@ import pytest
 HEAVY = ("ezkl", "onnx", "onnxruntime", "torch")
 # What the proof and compile submissions, the job kinds and the queue import.
 ENQUEUING = (
-    "prover.service.submissions",
+    "prover.service.accepting",
+    "prover.service.compiles",
+    "prover.service.proof_requests",
+    "prover.service.chain_jobs",
     "prover.service.kinds",
     "prover.service.runners",
     "prover.worker.app",

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from prover.api.deps import JSON_ONLY, DispatcherDep, SettingsDep, StoreDep, Submitter
 from prover.api.responses import JSON_BODY, errors
 from prover.api.schemas import DeployRequest, JobAccepted, SubmitRequest
-from prover.service import submissions
+from prover.service import chain_jobs
 
 router = APIRouter()
 
@@ -33,9 +33,7 @@ def deploy(
     (a job on the chain queue; its result has the addresses). For a circuit in segments:
     each segment's verifier, registered with its links on ProvenComposites."""
     params = {"force": bool(body and body.force)}
-    return dispatch(
-        submissions.submit_chain_job(settings, store, key, "deploy", circuit_id, params)
-    )
+    return dispatch(chain_jobs.submit_chain_job(settings, store, key, "deploy", circuit_id, params))
 
 
 @router.post(
@@ -57,5 +55,5 @@ def submit_onchain(
     segments to ProvenComposites (every segment proof and link checked in one
     transaction), as a chain job; deploy the circuit first."""
     params = {"commit_reveal": bool(body and body.commit_reveal)}
-    accepted = submissions.submit_chain_job(settings, store, key, "submit", proof_id, params)
+    accepted = chain_jobs.submit_chain_job(settings, store, key, "submit", proof_id, params)
     return dispatch(accepted)

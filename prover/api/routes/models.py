@@ -20,7 +20,7 @@ from prover.api.responses import BODY, errors
 from prover.api.routes.pages import add_list_route
 from prover.api.schemas import CompileAccepted, CompileForm, CostEstimate
 from prover.api.uploads import json_part, saved_model
-from prover.service import estimates, queries, submissions
+from prover.service import compiles, estimates, queries
 
 router = APIRouter()
 
@@ -50,7 +50,7 @@ def submit_model(
     with tempfile.TemporaryDirectory() as tmp:
         path = saved_model(model, Path(tmp))
         cal = None if calibration is None else json_part(calibration, "calibration")
-        return dispatch(submissions.submit_compile(settings, store, key, path, cal, options))
+        return dispatch(compiles.submit_compile(settings, store, key, path, cal, options))
 
 
 @router.post("/v1/estimates", response_model=CostEstimate, responses=errors(*BODY))

@@ -20,7 +20,7 @@ from prover.api.deps import (
 from prover.api.responses import JSON_BODY, errors
 from prover.api.routes.pages import add_list_route
 from prover.api.schemas import ProofAccepted, ProofRequest, ProofView, VerifyResult
-from prover.service import batching, queries, submissions
+from prover.service import batching, proof_requests, queries
 from prover.service.capacity import pool_capacity
 
 router = APIRouter()
@@ -59,7 +59,7 @@ def request_proof(
             settle=body.settle,
         )
     else:
-        accepted = submissions.request_proof(
+        accepted = proof_requests.request_proof(
             settings,
             store,
             key,
