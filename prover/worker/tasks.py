@@ -104,7 +104,7 @@ def _warm_up(**_kwargs: object) -> None:
 def _start_sweep(sender: object = None, **_kwargs: object) -> None:
     settings = get_settings()
     longest = max(time_limit(settings, queue) for queue in QUEUES)
-    store = ArtifactStore(settings.data_dir)
+    store = ArtifactStore.from_settings(settings)
     removed = store.sweep_staging(older_than_s=2 * longest)
     removed += sweep_work(store, older_than_s=2 * longest)
     if removed:
