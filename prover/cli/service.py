@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from enum import Enum
 from typing import Any
 
 import typer
@@ -123,14 +124,28 @@ def serve(loglevel: str = typer.Option("INFO")) -> None:
     )
 
 
+class StoreOption(str, Enum):
+    local = "local"
+    s3 = "s3"
+
+
 @app.command()
-def up() -> None:
+def up(
+    store: StoreOption = typer.Option(
+        StoreOption.local,
+        "--store",
+        help="Where artifacts go: `local`, the data directory (or PROVER_STORE_URL when "
+        "set); `s3`, a local SeaweedFS started and supervised with the rest (data in "
+        "PROVER_DATA_DIR/seaweedfs; the data directory is then its cache).",
+    ),
+) -> None:
     """The local stack in the foreground: Redis (if none answers), anvil (if no chain
-    answers), PROVER_WORKERS workers and the API; prints `ready`, then starts again any
-    part that dies; Ctrl-C (or SIGTERM) stops it."""
+    answers), SeaweedFS (with --store s3), PROVER_WORKERS workers and the API; prints
+    `ready`, then starts again any part that dies; Ctrl-C (or SIGTERM) stops it."""
     from prover.stack import Stack
 
-    stack = Stack(get_settings(), lambda line: err.print(line, highlight=False, soft_wrap=True))
+    say = lambda line: err.print(line, highlight=False, soft_wrap=True)  # noqa: E731
+    stack = Stack(get_settings(), say, "s3" if store is StoreOption.s3 else "local")
 
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
