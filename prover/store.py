@@ -43,6 +43,9 @@ Collection = Literal[
     "schedules",
     "runs",
     "rounds",
+    # A composite proof's work in progress (proving.composite): its staged witnesses and
+    # its segments' proofs, until the composite is published.
+    "segment-work",
 ]
 RECORD = "record.json"
 # Where a cached entry keeps its manifest (files, sizes, sha256; the upload they came from).
@@ -189,6 +192,15 @@ class ArtifactStore:
         except OSError:
             if not (final / RECORD).is_file():
                 raise
+
+    def discard(self, collection: Collection, entry_id: str) -> None:
+        """Remove an entry everywhere: from the object store (every object of it) and this
+        host's cache. Only for entries no reader still needs (a composite's used work)."""
+        if self.remote is not None:
+            self.remote.delete_under(self.remote.key(collection, entry_id))
+        local = self.root / collection / entry_id
+        if local.exists():
+            self._remove(local)
 
     def sweep_staging(self, older_than_s: float) -> int:
         """Remove staging directories left by killed writers (older than any live job

@@ -1,10 +1,15 @@
 """Proofs on segmented circuits: witness the chain once, prove segments anywhere, compose.
 
 Witness generation is sequential (segment i+1 reads segment i's outputs) but cheap, so
-``prepare_segments`` does it all in one place and stages the witnesses in the store
-(``<store>/segment-work/<proof id>/segment-<i>/``); any worker can then ``prove_segment``
-one index, and ``compose`` checks every segment proof and every link before it publishes
-one composite proof record in ``proofs/<proof id>``.
+``prepare_segments`` does it all in one place and publishes the witnesses as one store
+entry (collection ``segment-work``, id the proof id: ``segment-<i>/`` per segment); any
+worker can then ``prove_segment`` one index, and ``compose`` checks every segment proof
+and every link before it publishes one composite proof record in ``proofs/<proof id>``.
+
+Where a segment's proof waits: without an object store, next to its witness
+(``segment-work/<proof id>/segment-<i>/proof.json`` and ``result.json``, the marker);
+with one, as its own entry ``segment-work/<proof id>-<i>``, published once, so that the
+witnesses, the segment proofs and the composing parent may each be on another host.
 
 A link holds when the two proofs expose the same thing for the tensor at the cut: the same
 KZG commitment points at the head of the proofs (polycommit; a verified proof binds the
@@ -19,8 +24,9 @@ import shutil
 import socket
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import ezkl
 
@@ -30,25 +36,52 @@ from prover.circuits.search import Progress
 from prover.circuits.segments import run_chain
 from prover.circuits.tensors import TensorSpec
 from prover.circuits.witness import rescaled_outputs
-from prover.errors import CircuitError, InvalidInputError, NotFoundError
-from prover.store import ArtifactStore, now_iso, remove_stale, write_json_atomic
+from prover.errors import CircuitError, InvalidInputError, NotFoundError, UnavailableError
+from prover.store import RECORD, ArtifactStore, now_iso, remove_stale, write_json_atomic
 
 if TYPE_CHECKING:
     from prover.proving.plans import ProofPlan
 
-WORK = "segment-work"
+WORK: Final = "segment-work"
+_LEGACY = "prepared.json"  # what work staged before it was a store entry holds instead
 _POINT_BYTES = 64  # a G1 point in ezkl's (EVM) proof transcript: x and y, 32 bytes each
 
 
 def work_dir(store: ArtifactStore, proof_id: str) -> Path:
-    """Where a composite proof's witnesses and segment proofs wait to be composed."""
+    """Where a composite proof's witnesses (and, without an object store, its segment
+    proofs) wait to be composed, on this host."""
     return store.root / WORK / proof_id
+
+
+def _segment_entry(proof_id: str, index: int) -> str:
+    """The store id of a segment's proof result (with an object store)."""
+    return f"{proof_id}-{index}"
 
 
 def sweep_work(store: ArtifactStore, older_than_s: float) -> int:
     """Remove the staged work of composite proofs never composed (their request failed or
-    was abandoned), older than any live proof could be; how many were removed."""
-    return remove_stale(store.root / WORK, older_than_s)
+    was abandoned), older than any live proof could be; how many were removed.
+
+    Always this host's directory (the work itself, or with an object store this host's
+    cached copies, which can be fetched again); with an object store also the entries
+    there whose record is older than that (any host's abandoned work)."""
+    removed = remove_stale(store.root / WORK, older_than_s)
+    if store.remote is None:
+        return removed
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_s)
+    try:
+        for entry_id in store.remote.children(store.remote.key(WORK)):
+            try:
+                record = store.read_record(WORK, entry_id)
+            except NotFoundError:  # no record: an upload in progress, or gone meanwhile
+                continue
+            made = record.get("created_at")
+            if made is not None and datetime.fromisoformat(made) < cutoff:
+                store.discard(WORK, entry_id)
+                removed += 1
+    except UnavailableError:  # the object store is away: the next sweep removes them
+        pass
+    return removed
 
 
 def _segment_circuits(store: ArtifactStore, circuit: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,18 +93,24 @@ def _check_segmented(circuit: dict[str, Any]) -> None:
         raise InvalidInputError(f"circuit {circuit['id'][:12]} is not a segmented circuit")
 
 
+def _staged(store: ArtifactStore, proof_id: str) -> dict[str, Any] | None:
+    """The prepared record of a proof's staged work, or None when none is staged."""
+    if store.exists(WORK, proof_id):
+        return store.read_record(WORK, proof_id)
+    legacy = work_dir(store, proof_id) / _LEGACY
+    return dict(json.loads(legacy.read_text())) if legacy.is_file() else None
+
+
 def prepare_segments(store: ArtifactStore, plan: ProofPlan) -> list[dict[str, Any]]:
-    """Witness every segment in order and stage the witnesses; idempotent."""
+    """Witness every segment in order and publish the witnesses; idempotent."""
     circuit = plan.circuit
     _check_segmented(circuit)
-    final = work_dir(store, plan.proof_id)
-    if (final / "prepared.json").is_file():
-        return list(json.loads((final / "prepared.json").read_text())["segments"])
-    staging = store.root / ".staging" / f"segments-{plan.proof_id[:16]}-{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
-    try:
+    staged = _staged(store, plan.proof_id)
+    if staged is not None:
+        return list(staged["segments"])
+    with store.create(WORK, plan.proof_id) as out:
         segment_circuits = _segment_circuits(store, circuit)
-        steps = run_chain(store, segment_circuits, plan.sample, staging)
+        steps = run_chain(store, segment_circuits, plan.sample, out)
         for step, segment in zip(steps, segment_circuits, strict=True):
             settings = store.path("circuits", segment["id"]) / "settings.json"
             check_lookups(step["witness"], json.loads(settings.read_text()))
@@ -88,25 +127,49 @@ def prepare_segments(store: ArtifactStore, plan: ProofPlan) -> list[dict[str, An
             "circuit_id": circuit["id"],
             "input_digest": plan.input_digest,
             "segments": segments,
+            "created_at": now_iso(),
         }
-        (staging / "prepared.json").write_text(json.dumps(prepared, indent=2))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(staging, final)
-        except OSError:  # another worker prepared the same proof first: same content
-            if not (final / "prepared.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return segments
+        (out / RECORD).write_text(json.dumps(prepared, indent=2))
+    # Another worker may have published the same proof's witnesses first: same content.
+    return list(store.read_record(WORK, plan.proof_id)["segments"])
 
 
 def _prepared(store: ArtifactStore, proof_id: str) -> dict[str, Any]:
-    path = work_dir(store, proof_id) / "prepared.json"
-    if not path.is_file():
+    staged = _staged(store, proof_id)
+    if staged is None:
         raise NotFoundError(f"proof {proof_id[:12]} has no prepared segments (prepare_segments)")
-    prepared: dict[str, Any] = json.loads(path.read_text())
-    return prepared
+    return staged
+
+
+def _witnesses(store: ArtifactStore, proof_id: str) -> Path:
+    """This host's copy of a proof's staged witnesses (fetched when elsewhere)."""
+    if store.exists(WORK, proof_id):
+        return store.path(WORK, proof_id)
+    return work_dir(store, proof_id)  # staged before it was a store entry
+
+
+def _proven(store: ArtifactStore, proof_id: str, index: int) -> Path | None:
+    """The directory of a segment's ``proof.json`` and ``result.json`` on this host
+    (fetched when proven elsewhere), or None while the segment is not proven."""
+    if store.remote is None:
+        sdir = work_dir(store, proof_id) / f"segment-{index}"
+    else:
+        sdir = store.path(WORK, _segment_entry(proof_id, index))
+    return sdir if (sdir / "result.json").is_file() else None
+
+
+def _publish_segment(store: ArtifactStore, proof_id: str, index: int, made: Path) -> None:
+    """Put a proven segment's ``proof.json`` and ``result.json`` (in ``made``) where
+    ``_proven`` finds them; the first result published wins."""
+    if store.remote is None:
+        sdir = work_dir(store, proof_id) / f"segment-{index}"
+        os.replace(made / "proof.json", sdir / "proof.json")
+        os.replace(made / "result.json", sdir / "result.json")  # last: the marker
+        return
+    with store.create(WORK, _segment_entry(proof_id, index)) as out:
+        shutil.copyfile(made / "proof.json", out / "proof.json")
+        shutil.copyfile(made / "result.json", out / "result.json")
+        shutil.copyfile(made / "result.json", out / RECORD)
 
 
 def prove_segment(
@@ -120,38 +183,45 @@ def prove_segment(
             f"segment index {index} is out of range: the proof has "
             f"{len(prepared['segments'])} segments"
         )
-    sdir = work_dir(store, proof_id) / f"segment-{index}"
-    if (sdir / "result.json").is_file():
-        return dict(json.loads((sdir / "result.json").read_text()))
+    done = _proven(store, proof_id, index)
+    if done is not None:
+        return dict(json.loads((done / "result.json").read_text()))
     circuit = store.read_record("circuits", prepared["segments"][index]["circuit_id"])
     cdir = store.path("circuits", circuit["id"])
+    witness = _witnesses(store, proof_id) / f"segment-{index}" / "witness.json"
     say(f"proving segment {index}", 0.1)
-    tmp = sdir / f".proof-{uuid.uuid4().hex}.json"
+    made = store.root / ".staging" / f"segment-{proof_id[:16]}-{index}-{uuid.uuid4().hex}"
+    made.mkdir(parents=True)
     try:
-        prove_s = prove_witness(
-            cdir / "model.compiled",
-            cdir / "pk.key",
-            sdir / "witness.json",
-            tmp,
-            store.srs_path(circuit),
-            "polycommit" in circuit["visibility"].values(),
-        )
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise CircuitError(f"ezkl could not prove segment {index}: {exc}") from exc
-    os.replace(tmp, sdir / "proof.json")
-    result = {
-        "index": index,
-        "circuit_id": circuit["id"],
-        "timings": {
-            "witness_s": prepared["segments"][index]["witness_s"],
-            "prove_s": round(prove_s, 4),
-        },
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
-    }
-    write_json_atomic(sdir / "result.json", result)
+        try:
+            prove_s = prove_witness(
+                cdir / "model.compiled",
+                cdir / "pk.key",
+                witness,
+                made / "proof.json",
+                store.srs_path(circuit),
+                "polycommit" in circuit["visibility"].values(),
+            )
+        except Exception as exc:
+            raise CircuitError(f"ezkl could not prove segment {index}: {exc}") from exc
+        result = {
+            "index": index,
+            "circuit_id": circuit["id"],
+            "timings": {
+                "witness_s": prepared["segments"][index]["witness_s"],
+                "prove_s": round(prove_s, 4),
+            },
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "created_at": now_iso(),
+        }
+        write_json_atomic(made / "result.json", result)
+        _publish_segment(store, proof_id, index, made)
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
     say("done", 1.0)
-    return result
+    published = _proven(store, proof_id, index)
+    assert published is not None
+    return dict(json.loads((published / "result.json").read_text()))
 
 
 def _point_bytes(proof: dict[str, Any], start: int, count: int) -> bytes:
@@ -246,17 +316,17 @@ def compose(store: ArtifactStore, plan: ProofPlan) -> dict[str, Any]:
     circuit = plan.circuit
     _check_segmented(circuit)
     prepared = _prepared(store, plan.proof_id)
-    wdir = work_dir(store, plan.proof_id)
-    results = []
+    results, files = [], []
     for entry in prepared["segments"]:
-        path = wdir / f"segment-{entry['index']}" / "result.json"
-        if not path.is_file():
+        sdir = _proven(store, plan.proof_id, entry["index"])
+        if sdir is None:
             raise CircuitError(f"segment {entry['index']} has not been proven yet")
-        results.append(json.loads(path.read_text()))
-    files = [wdir / f"segment-{r['index']}" / "proof.json" for r in results]
+        results.append(json.loads((sdir / "result.json").read_text()))
+        files.append(sdir / "proof.json")
     check = check_segments(store, circuit, files)
     if not check["valid"]:
         raise CircuitError(f"the segment proofs do not compose: {check['reason']}")
+    wdir = _witnesses(store, plan.proof_id)
     last = json.loads((wdir / f"segment-{len(files) - 1}" / "witness.json").read_text())
     outputs = rescaled_outputs(last, [TensorSpec.from_dict(t) for t in circuit["outputs"]])
     with store.create("proofs", plan.proof_id) as out:
@@ -266,8 +336,17 @@ def compose(store: ArtifactStore, plan: ProofPlan) -> dict[str, Any]:
         instances = [_instances(path) for path in files]
         record = _proof_record(plan, results, instances, [o.tolist() for o in outputs], check)
         (out / "record.json").write_text(json.dumps(record, indent=2))
-    shutil.rmtree(wdir, ignore_errors=True)
+    _discard_work(store, plan.proof_id, len(files))
     return {**record, "cached": False}
+
+
+def _discard_work(store: ArtifactStore, proof_id: str, count: int) -> None:
+    """Remove a composed proof's work: its witnesses and segment proofs, everywhere."""
+    if store.remote is not None:
+        for index in range(count):
+            store.discard(WORK, _segment_entry(proof_id, index))
+        store.discard(WORK, proof_id)
+    shutil.rmtree(work_dir(store, proof_id), ignore_errors=True)
 
 
 def _proof_record(

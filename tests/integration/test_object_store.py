@@ -23,6 +23,15 @@ from prover.circuits.search import SearchSpace
 from prover.config import Settings
 from prover.errors import transient_code
 from prover.objects import IntegrityError, ObjectStore
+from prover.proving.composite import (
+    WORK,
+    compose,
+    prepare_segments,
+    prove_segment,
+    sweep_work,
+    verify_composite,
+)
+from prover.proving.plans import plan_proof
 from prover.proving.proofs import prove_input, verify
 from prover.store import ArtifactStore
 
@@ -208,3 +217,63 @@ def test_compile_on_one_host_prove_on_another(
     assert b.srs_path(circuit).parent.name == "by-digest"  # a's SRS, fetched by digest
     assert verify(b, proof["id"])["valid"]
     assert host(tmp_path / "c", prefix).exists("proofs", proof["id"])
+
+
+def _deep_mlp(path: Path) -> Path:
+    """A 4-16-16-2 ReLU MLP: three layers, so two segments each hold real work."""
+    import torch
+
+    from prover.circuits.export import export_onnx
+
+    torch.manual_seed(3)
+    layers = [torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU()]
+    return export_onnx(
+        torch.nn.Sequential(*layers, torch.nn.Linear(16, 2)), torch.zeros(1, 4), path
+    )
+
+
+@pytest.mark.slow
+def test_composite_proof_split_across_hosts(seaweed: Seaweed, tmp_path: Path, prefix: str) -> None:
+    """Host a compiles and witnesses, b proves segment 0 and a segment 1, b composes: the
+    work crosses hosts through the object store only, and is removed once composed."""
+    from prover.circuits.segment_build import build_segmented
+    from prover.circuits.segments import plan_segmented
+
+    settings = Settings(data_dir=tmp_path / "a", measure_top=1)
+    space = SearchSpace(scales=(8,), legs=(3,), inner_cols=(2,))
+    options = CompileOptions(space=space, measure_top=1)
+    a, b = host(tmp_path / "a", prefix), host(tmp_path / "b", prefix)
+    model = _deep_mlp(tmp_path / "deep.onnx")
+    plan = plan_segmented(model, calibration_data(8), options, settings, segments=2)
+    circuit = build_segmented(plan, options, a, settings)
+    data = {"input_data": [[0.5, -1.25, 0.75, 2.0]]}
+    proof_plan = plan_proof(a, circuit["id"], data)
+    proof_id = proof_plan.proof_id
+    assert [s["index"] for s in prepare_segments(a, proof_plan)] == [0, 1]
+    assert not (tmp_path / "b" / WORK).exists()
+
+    first = prove_segment(b, proof_id, 0)
+    assert prove_segment(a, proof_id, 0) == first  # proven on b, found by a: not again
+    prove_segment(a, proof_id, 1)
+    proof = compose(b, plan_proof(b, circuit["id"], data))
+    assert proof["type"] == "composite" and not proof["cached"]
+    assert verify_composite(b, proof_id)["valid"]
+    assert verify(host(tmp_path / "c", prefix), proof_id)["valid"]
+
+    listed = seaweed.client().list_objects_v2(Bucket="prover", Prefix=f"{prefix}/{WORK}/")
+    assert listed["KeyCount"] == 0, "the composed proof's work is left in the object store"
+    assert not (tmp_path / "b" / WORK / proof_id).exists()
+    assert (tmp_path / "a" / WORK / proof_id).is_dir()  # a's cached copy, until swept
+    assert sweep_work(a, older_than_s=3600) == 0
+    assert sweep_work(a, older_than_s=0) == 3  # witnesses, segment 1, b's segment 0 fetched
+    assert list((tmp_path / "a" / WORK).iterdir()) == []
+
+    # Work never composed (an abandoned request) is swept from the object store by age.
+    other = plan_proof(a, circuit["id"], {"input_data": [[-0.3, 0.9, 1.5, -0.2]]})
+    prepare_segments(a, other)
+    prove_segment(b, other.proof_id, 0)
+    assert sweep_work(b, older_than_s=3600) == 0 and a.exists(WORK, other.proof_id)
+    assert sweep_work(b, older_than_s=0) == 4  # b's two cached entries, the store's two
+    assert not b.exists(WORK, other.proof_id)
+    listed = seaweed.client().list_objects_v2(Bucket="prover", Prefix=f"{prefix}/{WORK}/")
+    assert listed["KeyCount"] == 0
