@@ -45,10 +45,11 @@ class Seaweed:
     binary: str
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    ip: str = "127.0.0.1"  # the address it binds and advertises (tests/helpers/hosts.py)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3.port']}"
+        return f"http://{self.ip}:{self.ports['s3.port']}"
 
     def start(self) -> None:
         if not self.ports:
@@ -60,7 +61,7 @@ class Seaweed:
         (self.directory / "data").mkdir(exist_ok=True)
         log = open(self.directory / "weed.log", "ab")  # noqa: SIM115 (the child holds it)
         self.process = subprocess.Popen(
-            [self.binary, "server", "-s3", f"-dir={self.directory / 'data'}", "-ip=127.0.0.1",
+            [self.binary, "server", "-s3", f"-dir={self.directory / 'data'}", f"-ip={self.ip}",
              "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=20", *args],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
