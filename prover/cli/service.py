@@ -83,7 +83,9 @@ def worker(
 
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        os.environ["ENABLE_ICICLE_GPU"] = "true"  # honoured by ezkl builds with GPU support
+        # With PROVER_EZKL_CLI (the GPU image's ezkl binary) this sends the prove step to
+        # `ezkl prove` (prover/circuits/backend.py): ezkl's Python API never selects the GPU.
+        os.environ["ENABLE_ICICLE_GPU"] = "true"
     configure(loglevel, "worker")
     from prover.worker.app import app as celery_app
 
