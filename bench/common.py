@@ -9,6 +9,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -37,6 +38,7 @@ def load_file(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass looks its module up while it is defined
     spec.loader.exec_module(module)
     return module
 
