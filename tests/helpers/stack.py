@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -235,3 +236,62 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict:
 def overlapped(jobs: list[dict]) -> bool:
     """Whether the jobs ran at the same time (each started before every other ended)."""
     return max(j["started_at"] for j in jobs) < min(j["finished_at"] for j in jobs)
+
+
+class Up:
+    """`prover up ARGS` as a subprocess on private ports, data dir and Redis (``env`` adds
+    or, with None, removes variables)."""
+
+    def __init__(self, data: Path, args: list[str], env: dict[str, str | None]) -> None:
+        self.data = data
+        port = free_port()
+        self.api = f"http://127.0.0.1:{port}"
+        self.redis_url = f"redis://127.0.0.1:{free_port()}/0"  # none there: `up` starts one
+        self.rpc_url = f"http://127.0.0.1:{free_port()}"  # likewise anvil
+        merged: dict[str, str | None] = {
+            **os.environ,
+            "PROVER_DATA_DIR": str(data),
+            "PROVER_DATABASE_URL": f"sqlite:///{data / 'prover.db'}",
+            "PROVER_REDIS_URL": self.redis_url,
+            "PROVER_RPC_URL": self.rpc_url,
+            "PROVER_API_PORT": str(port),
+            "PROVER_MEASURE_TOP": "1",
+            **env,
+        }
+        self.out = open(data / "up.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "prover", "up", *args],
+            env={k: v for k, v in merged.items() if v is not None},
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return (self.data / "up.log").read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        return dict(json.loads((self.data / "stack.json").read_text()))
+
+    def health(self) -> dict:
+        return dict(httpx.get(f"{self.api}/health", timeout=5).json())
+
+    def client(self, key: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.Client(base_url=self.api, headers=headers, timeout=60)
+
+
+@contextmanager
+def running_up(
+    data: Path, args: list[str], env: dict[str, str | None], timeout: float
+) -> Iterator[Up]:
+    """An ``Up`` until it says ready; killed with its parts after."""
+    stack = Up(data, args, env)
+    try:
+        wait_until(lambda: "ready" in stack.log(), timeout, f"`prover up`: {stack.log()}")
+        yield stack
+    finally:
+        if stack.process.poll() is None:
+            os.killpg(stack.process.pid, signal.SIGKILL)  # its parts die with it
+            stack.process.wait()
+        stack.out.close()

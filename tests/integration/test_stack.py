@@ -3,22 +3,17 @@ serving, and only SIGTERM stops the stack, with everything it started."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from helpers.files import write_json
 from helpers.models import calibration_data, make_mlp
-from helpers.stack import wait_job
-from prover.chain.node import free_port
+from helpers.stack import Up, running_up, wait_job
 from prover.client import Client
 from prover.service.keys import create_key
 from prover.stack import chain_answers, redis_answers, wait_until
@@ -26,64 +21,21 @@ from prover.stack import chain_answers, redis_answers, wait_until
 pytestmark = pytest.mark.slow
 
 
-class Up:
-    """`prover up` as a subprocess on private ports, data dir and Redis."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        port = free_port()
-        self.api = f"http://127.0.0.1:{port}"
-        self.redis_url = f"redis://127.0.0.1:{free_port()}/0"  # none there: `up` starts one
-        self.rpc_url = f"http://127.0.0.1:{free_port()}"  # likewise anvil
-        env = {
-            **os.environ,
-            "PROVER_DATA_DIR": str(data),
-            "PROVER_DATABASE_URL": f"sqlite:///{data / 'prover.db'}",
-            "PROVER_REDIS_URL": self.redis_url,
-            "PROVER_RPC_URL": self.rpc_url,
-            "PROVER_API_PORT": str(port),
-            "PROVER_WORKERS": "2",
-            "PROVER_JOB_LEASE_S": "2",
-            # A message held by a killed worker before it claimed the job is sent again
-            # after seconds, not minutes.
-            "PROVER_REQUEUE_AFTER_S": "3",
-            "PROVER_TRANSIENT_BACKOFF_MAX_S": "4",
-            "PROVER_MEASURE_TOP": "1",
-        }
-        self.out = open(data / "up.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "prover", "up"],
-            env=env,
-            stdout=self.out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def pids(self) -> dict[str, int]:
-        return dict(json.loads((self.data / "stack.json").read_text()))
-
-    def log(self) -> str:
-        return (self.data / "up.log").read_text(errors="replace")
-
-    def health(self) -> dict:
-        return dict(httpx.get(f"{self.api}/health", timeout=5).json())
-
-    def client(self, key: str) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"}
-        return httpx.Client(base_url=self.api, headers=headers, timeout=60)
+# Leases, requeues and backoff in seconds: a killed worker's job comes back quickly.
+FAST = {
+    "PROVER_WORKERS": "2",
+    "PROVER_JOB_LEASE_S": "2",
+    # A message held by a killed worker before it claimed the job is sent again after
+    # seconds, not minutes.
+    "PROVER_REQUEUE_AFTER_S": "3",
+    "PROVER_TRANSIENT_BACKOFF_MAX_S": "4",
+}
 
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    stack = Up(tmp_path)
-    try:
-        wait_until(lambda: "ready" in stack.log(), 180, f"`prover up`: {stack.log()}")
+    with running_up(tmp_path, [], dict(FAST), 180) as stack:
         yield stack
-    finally:
-        if stack.process.poll() is None:
-            os.killpg(stack.process.pid, signal.SIGKILL)  # its parts die with it
-            stack.process.wait()
-        stack.out.close()
 
 
 def _alive(pid: int) -> bool:

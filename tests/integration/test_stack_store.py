@@ -4,10 +4,7 @@ proven through HTTP lands in its bucket."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,63 +14,25 @@ import pytest
 
 from helpers.files import write_json
 from helpers.models import calibration_data, make_mlp
-from helpers.stack import wait_job
-from prover.chain.node import free_port
+from helpers.stack import Up, running_up, wait_job
 from prover.client import Client
 from prover.service.keys import create_key
-from prover.stack import wait_until, weed_binary
+from prover.stack import weed_binary
 
 pytestmark = pytest.mark.slow
 
 
-class UpS3:
-    """`prover up --store s3` as a subprocess on private ports, data dir and Redis."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        port = free_port()
-        self.api = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "PROVER_DATA_DIR": str(data),
-            "PROVER_DATABASE_URL": f"sqlite:///{data / 'prover.db'}",
-            "PROVER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-            "PROVER_RPC_URL": f"http://127.0.0.1:{free_port()}",
-            "PROVER_API_PORT": str(port),
-            "PROVER_WORKERS": "1",
-            "PROVER_MEASURE_TOP": "1",
-        }
-        for name in ("PROVER_STORE_URL", "AWS_ENDPOINT_URL"):  # `up` sets its own
-            env.pop(name, None)
-        self.out = open(data / "up.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "prover", "up", "--store", "s3"],
-            env=env,
-            stdout=self.out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        return (self.data / "up.log").read_text(errors="replace")
-
-
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpS3]:
+def up(tmp_path: Path) -> Iterator[Up]:
     if weed_binary() is None:
         pytest.skip("SeaweedFS's weed binary is missing (scripts/setup.sh installs it)")
-    stack = UpS3(tmp_path)
-    try:
-        wait_until(lambda: "ready" in stack.log(), 240, f"`prover up --store s3`: {stack.log()}")
+    # `up` sets its own store: none inherited.
+    env = {"PROVER_WORKERS": "1", "PROVER_STORE_URL": None, "AWS_ENDPOINT_URL": None}
+    with running_up(tmp_path, ["--store", "s3"], env, 240) as stack:
         yield stack
-    finally:
-        if stack.process.poll() is None:
-            os.killpg(stack.process.pid, signal.SIGKILL)  # its parts die with it
-            stack.process.wait()
-        stack.out.close()
 
 
-def test_up_with_s3_store_puts_artifacts_in_its_seaweedfs(up: UpS3, tmp_path: Path) -> None:
+def test_up_with_s3_store_puts_artifacts_in_its_seaweedfs(up: Up, tmp_path: Path) -> None:
     ports = json.loads((up.data / "seaweedfs" / "ports.json").read_text())
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
     assert f"store    s3://prover/artifacts (SeaweedFS at {endpoint}" in up.log()
