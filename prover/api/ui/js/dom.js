@@ -229,6 +229,23 @@ export async function act(button, status, action) {
 }
 
 /**
+ * A button that runs `action` through `act`: disabled meanwhile, errors in `status`.
+ * @param {string} label
+ * @param {HTMLElement} status
+ * @param {() => Promise<void>} action
+ * @param {Record<string, unknown>} [attrs]
+ * @returns {HTMLButtonElement}
+ */
+export function actionButton(label, status, action, attrs = {}) {
+  const button = h(
+    "button",
+    { type: "button", ...attrs, onclick: () => act(button, status, action) },
+    label,
+  );
+  return button;
+}
+
+/**
  * Resolves after `ms`, or rejects (AbortError) when the page is left.
  * @param {number} ms
  * @param {AbortSignal} signal

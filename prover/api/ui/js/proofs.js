@@ -5,7 +5,7 @@
 
 import { api, apiFile } from "./api.js";
 import {
-  act,
+  actionButton,
   devSrsWarning,
   facts,
   h,
@@ -138,27 +138,19 @@ function verifyControls(id, signal) {
   });
   const detail = h("p", { class: "muted" });
   const status = h("div");
-  const button = h(
-    "button",
-    {
-      type: "button",
-      onclick: () =>
-        act(button, status, async () => {
-          result.textContent = "";
-          detail.textContent = "verifying…";
-          const answer = await api(`/v1/proofs/${id}/verify`, { method: "POST", signal });
-          result.textContent = answer.valid ? "valid" : "invalid";
-          result.className = `verdict ${answer.valid ? "ok" : "bad"}`;
-          detail.textContent = [
-            answer.reason,
-            answer.verify_s !== undefined ? `ezkl verify ${seconds(answer.verify_s)}` : null,
-          ]
-            .filter(Boolean)
-            .join("; ");
-        }),
-    },
-    "Verify",
-  );
+  const button = actionButton("Verify", status, async () => {
+    result.textContent = "";
+    detail.textContent = "verifying…";
+    const answer = await api(`/v1/proofs/${id}/verify`, { method: "POST", signal });
+    result.textContent = answer.valid ? "valid" : "invalid";
+    result.className = `verdict ${answer.valid ? "ok" : "bad"}`;
+    detail.textContent = [
+      answer.reason,
+      answer.verify_s !== undefined ? `ezkl verify ${seconds(answer.verify_s)}` : null,
+    ]
+      .filter(Boolean)
+      .join("; ");
+  });
   return section("Verification", h("p", { class: "row" }, button, " ", result), detail, status);
 }
 
@@ -172,24 +164,18 @@ function downloadButton(id, signal, segment) {
   const status = h("div");
   const query = segment === undefined ? "" : `?segment=${segment}`;
   const suffix = segment === undefined ? "" : `-segment-${segment}`;
-  const button = h(
-    "button",
-    {
-      type: "button",
-      onclick: () =>
-        act(button, status, async () => {
-          const blob = await apiFile(`/v1/proofs/${id}/ezkl${query}`, { signal });
-          const url = URL.createObjectURL(blob);
-          const name = `proof-${short(id)}${suffix}.json`;
-          const anchor = h("a", { href: url, download: name, hidden: true });
-          document.body.append(anchor);
-          anchor.click();
-          anchor.remove();
-          setTimeout(() => URL.revokeObjectURL(url), 10000);
-        }),
-    },
-    segment === undefined ? "Download proof (ezkl JSON)" : `Download segment ${segment} proof`,
-  );
+  const label =
+    segment === undefined ? "Download proof (ezkl JSON)" : `Download segment ${segment} proof`;
+  const button = actionButton(label, status, async () => {
+    const blob = await apiFile(`/v1/proofs/${id}/ezkl${query}`, { signal });
+    const url = URL.createObjectURL(blob);
+    const name = `proof-${short(id)}${suffix}.json`;
+    const anchor = h("a", { href: url, download: name, hidden: true });
+    document.body.append(anchor);
+    anchor.click();
+    anchor.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  });
   return [h("p", {}, button), status];
 }
 

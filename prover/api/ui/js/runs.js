@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import {
-  act,
+  actionButton,
   facts,
   h,
   idLink,
@@ -174,42 +174,30 @@ function chainControls(run, signal) {
   });
   const detail = h("p", { class: "muted" });
   const status = h("div");
-  const verify = h(
-    "button",
-    {
-      type: "button",
-      onclick: () =>
-        act(verify, status, async () => {
-          const answer = await api("/v1/training/verify-chain", {
-            method: "POST",
-            json: { proof_ids: run.steps.map((/** @type {Step} */ s) => s.proof_id) },
-            signal,
-          });
-          result.textContent = answer.valid ? "valid" : "broken";
-          result.className = `verdict ${answer.valid ? "ok" : "bad"}`;
-          detail.textContent = answer.valid
-            ? `${answer.steps.length} steps chain; final weights ${answer.final_weights}`
-            : `broken at step ${answer.broken_at}: ${answer.reason}`;
-        }),
-    },
-    "Verify chain",
-  );
-  const ledger = h(
-    "button",
-    {
-      type: "button",
-      class: "quiet",
-      onclick: () =>
-        act(ledger, status, async () => {
-          const accepted = await api(`/v1/training/runs/${run.run_id}/ledger`, {
-            method: "POST",
-            signal,
-          });
-          const job = await followJob(status, accepted.job_id, signal);
-          if (job.result) status.append(json(job.result));
-        }),
-    },
+  const verify = actionButton("Verify chain", status, async () => {
+    const answer = await api("/v1/training/verify-chain", {
+      method: "POST",
+      json: { proof_ids: run.steps.map((/** @type {Step} */ s) => s.proof_id) },
+      signal,
+    });
+    result.textContent = answer.valid ? "valid" : "broken";
+    result.className = `verdict ${answer.valid ? "ok" : "bad"}`;
+    detail.textContent = answer.valid
+      ? `${answer.steps.length} steps chain; final weights ${answer.final_weights}`
+      : `broken at step ${answer.broken_at}: ${answer.reason}`;
+  });
+  const ledger = actionButton(
     "Put on the training ledger",
+    status,
+    async () => {
+      const accepted = await api(`/v1/training/runs/${run.run_id}/ledger`, {
+        method: "POST",
+        signal,
+      });
+      const job = await followJob(status, accepted.job_id, signal);
+      if (job.result) status.append(json(job.result));
+    },
+    { class: "quiet" },
   );
   return section(
     "Chain verification",

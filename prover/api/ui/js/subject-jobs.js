@@ -4,7 +4,7 @@
 // (GET /v1/jobs?kind=K&subject_id=ID) and pages them.
 
 import { api } from "./api.js";
-import { act, h, section } from "./dom.js";
+import { actionButton, h, section } from "./dom.js";
 import { followJob } from "./job-view.js";
 import { pagedList } from "./lists.js";
 
@@ -43,18 +43,10 @@ export async function subjectJobsSection(options, signal) {
     signal,
   );
   const status = h("div");
-  const button = h(
-    "button",
-    {
-      type: "button",
-      onclick: () =>
-        act(button, status, async () => {
-          const accepted = await api(post, { method: "POST", json: {}, signal });
-          await followJob(status, accepted.job_id, signal);
-          await list.refresh();
-        }),
-    },
-    action,
-  );
+  const button = actionButton(action, status, async () => {
+    const accepted = await api(post, { method: "POST", json: {}, signal });
+    await followJob(status, accepted.job_id, signal);
+    await list.refresh();
+  });
   return section(title, list.element, h("p", {}, button), status);
 }
