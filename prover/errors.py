@@ -124,6 +124,20 @@ class UnavailableError(ProverError):
     transient = True
 
 
+class StoreUnavailableError(UnavailableError):
+    """The object store did not answer (or answered 5xx); the same call may succeed later."""
+
+    code = "store_unavailable"
+
+
+class StoreIntegrityError(ProverError):
+    """A stored object's bytes differ from its entry's manifest (tampered or damaged): the
+    entry is refused, and nothing of it is kept."""
+
+    code = "store_integrity"
+    status = 500
+
+
 class ChainError(ProverError):
     """The chain refused a transaction or holds something else than expected."""
 

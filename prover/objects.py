@@ -22,24 +22,10 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from prover.errors import ProverError, UnavailableError
+from prover.errors import StoreUnavailableError
 
 _PRECONDITION = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
-
-
-class StoreUnavailableError(UnavailableError):
-    """The object store did not answer (or answered 5xx); the same call may succeed later."""
-
-    code = "store_unavailable"
-
-
-class IntegrityError(ProverError):
-    """A stored object's bytes differ from its entry's manifest (tampered or damaged): the
-    entry is refused, and nothing of it is kept."""
-
-    code = "store_integrity"
-    status = 500
 
 
 @dataclass(frozen=True)

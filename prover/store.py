@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from prover.errors import ConflictError, NotFoundError
+from prover.errors import ConflictError, NotFoundError, StoreIntegrityError
 
 if TYPE_CHECKING:
     from prover.config import Settings
@@ -363,7 +363,7 @@ class ArtifactStore:
         upload = blob.metadata.get("upload", "")
         manifest = self.remote.read(self._key(collection, entry_id, f"{upload}/manifest.json"))
         if manifest is None:
-            raise _integrity(f"{collection[:-1]} {entry_id[:12]} has no manifest")
+            raise StoreIntegrityError(f"{collection[:-1]} {entry_id[:12]} has no manifest")
         staging = self._staging / f"fetch-{collection}-{entry_id[:16]}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
@@ -383,7 +383,7 @@ class ArtifactStore:
         self.remote.download(key, dest)
         size, digest = dest.stat().st_size, sha256_file(dest)
         if size != want.get("size", size) or digest != want["sha256"]:
-            raise _integrity(
+            raise StoreIntegrityError(
                 f"object {key} does not match its manifest (sha256 {digest[:16]}, "
                 f"{size} bytes; expected {want['sha256'][:16]}, {want.get('size', '?')} bytes): "
                 "refused, nothing cached"
@@ -463,13 +463,6 @@ def _object_store(url: str, part_bytes: int) -> ObjectStore:
 
 def _record_bytes(record: dict[str, Any]) -> bytes:
     return json.dumps(record, indent=2, sort_keys=True).encode()
-
-
-def _integrity(message: str) -> Exception:
-    """The object store's integrity error (imported here only: boto3 is slow to load)."""
-    from prover.objects import IntegrityError
-
-    return IntegrityError(message)
 
 
 def record_type(record: dict[str, Any]) -> str | None:

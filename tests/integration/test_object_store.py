@@ -21,8 +21,8 @@ from helpers.seaweed import Seaweed, running
 from prover.circuits.compiler import CompileOptions, compile_model
 from prover.circuits.search import SearchSpace
 from prover.config import Settings
-from prover.errors import transient_code
-from prover.objects import IntegrityError, ObjectStore
+from prover.errors import StoreIntegrityError, transient_code
+from prover.objects import ObjectStore
 from prover.proving.composite import (
     WORK,
     compose,
@@ -89,7 +89,7 @@ def test_tampered_object_is_refused_and_nothing_cached(
     record = client.head_object(Bucket="prover", Key=f"{prefix}/models/{entry_id}/record.json")
     key = f"{prefix}/models/{entry_id}/{record['Metadata']['upload']}/keys/blob.bin"
     client.put_object(Bucket="prover", Key=key, Body=b"forged bytes")
-    with pytest.raises(IntegrityError, match="does not match its manifest"):
+    with pytest.raises(StoreIntegrityError, match="does not match its manifest"):
         b.path("models", entry_id)
     assert not (tmp_path / "b" / "models" / entry_id).exists()
     assert list((tmp_path / "b" / ".staging").iterdir()) == []
