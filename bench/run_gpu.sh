@@ -4,14 +4,17 @@
 # machine-<time>.txt (nvidia-smi, CPUs, memory). Arguments go to bench_gpu.py (default:
 # --cnn medium --repeat 2); e.g. `bash bench/run_gpu.sh --cnn large --repeat 3`.
 #
-# Two ways to get a GPU build of ezkl:
-#   BENCH_IMAGE=prover-gpu:local  run inside that image (docker/Dockerfile.gpu) with
-#                                 `docker run --gpus`; the repository is mounted read-only
+# A GPU worker proves with the `ezkl` binary built with ezkl's gpu-accelerated feature
+# (ezkl's Python prove never selects the GPU; prover/circuits/backend.py). Two ways to get it:
+#   BENCH_IMAGE=prover-gpu:local  run inside that image (docker/Dockerfile.gpu, which sets
+#                                 PROVER_EZKL_CLI) with `docker run --gpus`; the repository
+#                                 is mounted read-only
 #   otherwise                     a virtual environment .venv (made with pip when missing:
-#                                 prover and its pinned dependencies, no torch), into which
-#                                 EZKL_GPU_WHEEL (a wheel built by Dockerfile.gpu's ezkl-build
-#                                 stage) is installed when set; without it the benchmark
-#                                 measures the CPU path only, on the PyPI ezkl
+#                                 prover and its pinned dependencies, no torch) and
+#                                 PROVER_EZKL_CLI naming that binary (e.g. copied out of the
+#                                 image's /usr/local/bin/ezkl, with its /opt/icicle as
+#                                 ICICLE_BACKEND_INSTALL_DIR); without it the benchmark
+#                                 measures the CPU path only
 # Other settings: BENCH_TIMEOUT (seconds for the whole benchmark, default 540: results of
 # the circuits finished by then are kept), BENCH_GPU (GPU index, default 0), PYTHON,
 # ICICLE_BACKEND_INSTALL_DIR (the CUDA backend; the image sets it).
@@ -49,10 +52,8 @@ run_in_venv() {
     "${PYTHON:-python3}" -m venv .venv
     .venv/bin/python -m pip install --disable-pip-version-check -q -e .
   fi
-  if [ -n "${EZKL_GPU_WHEEL:-}" ]; then
-    echo "run_gpu: installing $EZKL_GPU_WHEEL over the PyPI ezkl" >&2
-    .venv/bin/python -m pip install --disable-pip-version-check -q --no-deps \
-      --force-reinstall "$EZKL_GPU_WHEEL"
+  if [ -z "${PROVER_EZKL_CLI:-}" ]; then
+    echo "run_gpu: PROVER_EZKL_CLI is not set: no GPU binary, the CPU path only" >&2
   fi
   timeout "$limit" .venv/bin/python bench/bench_gpu.py --gpu "$gpu" --json "$out/$name.json" "$@"
 }

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     workers: int = 2  # worker processes started by `prover up`
+    # A worker host: the name or address other hosts reach it at (default: its host name),
+    # which labels its workers in /health; with worker_metrics_port, each worker serves
+    # its Prometheus metrics at http://<worker_address>:<port>/metrics (/metrics/targets
+    # lists them for Prometheus's http_sd). Unset: the API's /metrics covers this host.
+    worker_address: str | None = None
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     max_request_bytes: int = 8 * 1024 * 1024  # JSON bodies; uploads get max_model_bytes more
     max_header_bytes: int = 64 * 1024  # a request's headers, all together (over: 431)
     # The artifact store shared by hosts: an S3-compatible object store (s3://bucket/prefix;

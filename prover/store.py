@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from prover.errors import ConflictError, NotFoundError, StoreIntegrityError
+from prover.metrics import CACHE_EVICTIONS, STORE_FETCH_SECONDS, STORE_FETCHED_BYTES, STORE_FETCHES
 
 if TYPE_CHECKING:
     from prover.config import Settings
@@ -357,6 +358,7 @@ class ArtifactStore:
         """Download an entry into staging, check every file against its manifest, then
         rename it into place: a reader never sees a half-fetched or tampered entry."""
         assert self.remote is not None
+        started = time.monotonic()
         blob = self.remote.read(self._key(collection, entry_id, RECORD))
         if blob is None:
             raise NotFoundError(f"no {collection[:-1]} with id {entry_id!r}", id=entry_id)
@@ -373,6 +375,8 @@ class ArtifactStore:
             (staging / MANIFEST).write_bytes(manifest.data)
             (staging / RECORD).write_bytes(blob.data)
             self._place(staging, final)
+            STORE_FETCHES.labels(collection).inc()
+            STORE_FETCH_SECONDS.labels(collection).observe(time.monotonic() - started)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -382,6 +386,7 @@ class ArtifactStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         self.remote.download(key, dest)
         size, digest = dest.stat().st_size, sha256_file(dest)
+        STORE_FETCHED_BYTES.inc(size)
         if size != want.get("size", size) or digest != want["sha256"]:
             raise StoreIntegrityError(
                 f"object {key} does not match its manifest (sha256 {digest[:16]}, "
@@ -421,6 +426,18 @@ class ArtifactStore:
             staging.unlink(missing_ok=True)
         return cached
 
+    def cache_usage(self) -> dict[str, Any]:
+        """What this host keeps: bytes and entries of its cache of the object store (or,
+        without one, of the data directory, which is then the store itself)."""
+        folders = [self.root / c for c in get_args(Collection)] + [self.root / "srs"]
+        entries = [d for f in folders[:-1] if f.is_dir() for d in f.iterdir()]
+        return {
+            "bytes": sum(_dir_bytes(f) for f in folders),
+            "entries": len(entries),
+            "limit_bytes": self.cache_bytes if self.remote is not None else None,
+            "shared": self.remote is not None,
+        }
+
     def _evict(self, keep: Path) -> None:
         """Remove the least recently used cached entries until the cache fits in
         ``cache_bytes``; never ``keep`` (the entry being returned) nor entries that exist
@@ -441,6 +458,7 @@ class ArtifactStore:
                 return
             if entry != keep:
                 self._remove(entry)
+                CACHE_EVICTIONS.inc()
                 total -= sizes[entry]
 
     def _remove(self, entry: Path) -> None:

@@ -16,11 +16,13 @@ from sqlalchemy import func, select, text
 from prover.config import Settings
 from prover.service.db import session_scope
 from prover.service.tables import Job
+from prover.service.workers import by_host, live_workers
 from prover.worker.app import QUEUES, app
 
 
 def check(settings: Settings) -> dict[str, Any]:
-    """Each part's answer; status is ok only when all answer and a worker is up."""
+    """Each part's answer, and the workers by host as they describe themselves; status
+    is ok only when all answer and a worker is up."""
     report: dict[str, Any] = {}
     try:
         with session_scope(settings.sqlalchemy_url()) as session:
@@ -37,6 +39,8 @@ def check(settings: Settings) -> dict[str, Any]:
     except Exception as exc:
         report["broker"] = f"error: {exc}"
         report["workers"] = 0
+        report["worker_names"] = []
+    report["hosts"] = by_host(live_workers(settings), set(report["worker_names"]))
     healthy = report["database"] == report["broker"] == "ok" and report["workers"] > 0
     report["status"] = "ok" if healthy else "degraded"
     return report

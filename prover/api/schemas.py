@@ -152,11 +152,44 @@ class Page(BaseModel):
     next_cursor: int | None = Field(description="pass as ?cursor= for the next page")
 
 
+class CacheUsage(Open):
+    bytes: int
+    entries: int
+    limit_bytes: int | None = Field(description="PROVER_CACHE_BYTES (null: not bounded)")
+    shared: bool = Field(description="true: a cache of the object store; false: the store")
+
+
+class WorkerInfo(Open):
+    name: str
+    host: str = Field(description="PROVER_WORKER_ADDRESS, else the host's name")
+    queues: list[str]
+    concurrency: int
+    memory_bytes: int = Field(description="what one job may use (PROVER_WORKER_MEMORY_BYTES)")
+    cpus: int
+    gpu: str | None = Field(description="the GPU it proves on (null: the CPU)")
+    cache: CacheUsage
+    metrics_url: str | None
+    seen: str = Field(description="when it last described itself (every lease period)")
+    answering: bool = Field(description="it answered a ping during this request")
+
+
+class HostWorkers(Open):
+    host: str
+    workers: list[WorkerInfo]
+
+
 class Health(Open):
     status: str = Field(description="ok, or degraded with the failing parts named")
     database: str
     broker: str
-    workers: int
+    workers: int = Field(description="workers that answered a ping")
+    worker_names: list[str]
+    hosts: list[HostWorkers] = Field(description="live workers by host, as each describes itself")
+
+
+class MetricsTarget(Open):
+    targets: list[str] = Field(description="host:port of a worker's metrics endpoint")
+    labels: dict[str, str]
 
 
 class CompileForm(CompileRequest):

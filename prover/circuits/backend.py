@@ -28,7 +28,7 @@ def prove_witness(
 ) -> float:
     """Write a proof for a witness; returns seconds spent proving."""
     started = time.perf_counter()
-    cli = _gpu_prove_cli()
+    cli = gpu_prove_cli()
     if cli is None:
         ezkl.prove(str(witness), str(compiled), str(pk), str(proof), str(srs))
     else:
@@ -39,7 +39,7 @@ def prove_witness(
     return time.perf_counter() - started
 
 
-def _gpu_prove_cli() -> str | None:
+def gpu_prove_cli() -> str | None:
     """The GPU build of the `ezkl` binary, on a GPU worker only; None: the Python binding.
 
     ezkl's Python `prove` never selects ICICLE's CUDA device (only the binary's

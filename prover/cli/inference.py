@@ -137,7 +137,7 @@ def compile_locally(
 ) -> dict[str, Any]:
     """compile on this machine: one circuit, a batch-N circuit, or a model in segments."""
     from prover.circuits.plans import build_any, compile_plan
-    from prover.service.capacity import own_capacity
+    from prover.service.workers import own_capacity
 
     settings: Settings = get_settings()
     if srs is not None:

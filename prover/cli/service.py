@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from enum import Enum
 from typing import Any
@@ -87,6 +88,14 @@ def worker(
         # `ezkl prove` (prover/circuits/backend.py): ezkl's Python API never selects the GPU.
         os.environ["ENABLE_ICICLE_GPU"] = "true"
     configure(loglevel, "worker")
+    settings = get_settings()
+    if settings.worker_metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client loads: the pool's processes write their samples there,
+        # and this worker's endpoint (prover.worker.metrics) reads them all.
+        samples = settings.data_dir / "metrics" / f"worker-{settings.worker_metrics_port}"
+        shutil.rmtree(samples, ignore_errors=True)
+        samples.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(samples)
     from prover.worker.app import app as celery_app
 
     celery_app.worker_main(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from functools import lru_cache
+from typing import Any
 
 import redis
 from celery import Task
@@ -15,11 +15,12 @@ from celery.signals import worker_init, worker_process_init, worker_ready, worke
 from prover.config import get_settings, mode_line
 from prover.errors import is_transient
 from prover.proving.composite import sweep_work
-from prover.service.capacity import advertise
 from prover.service.db import forget_inherited_connections, migrate
 from prover.service.execution import backoff_s, lease_keeper, run_job
+from prover.service.workers import advertise, describe
 from prover.store import ArtifactStore
 from prover.worker.app import QUEUES, app, enqueue, job_channel, time_limit
+from prover.worker.metrics import serve_metrics
 from prover.worker.sweep import sweep_once
 
 log = logging.getLogger("prover.worker")
@@ -65,14 +66,14 @@ def _publisher() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url, socket_timeout=5)
 
 
-def _sweep(stop: threading.Event, name: str) -> None:
-    """Every lease period, say what this worker can take (``capacity``) and send again
-    the jobs whose worker died or whose message the broker lost (``sweep``)."""
+def _sweep(stop: threading.Event, name: str, queues: list[str], concurrency: int) -> None:
+    """Every lease period, say what this worker is (``workers``) and send again the jobs
+    whose worker died or whose message the broker lost (``sweep``)."""
     settings = get_settings()
     broker = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
     while True:
         try:
-            advertise(broker, name, settings)
+            advertise(broker, describe(settings, name, queues, concurrency), settings)
             sweep_once(settings, broker)
         except Exception as exc:  # the database or broker away: the next period tries again
             log.warning("sweep failed (%s); trying again next period", exc)
@@ -101,7 +102,7 @@ def _warm_up(**_kwargs: object) -> None:
 
 
 @worker_ready.connect
-def _start_sweep(sender: object = None, **_kwargs: object) -> None:
+def _start_sweep(sender: Any, **_kwargs: object) -> None:
     settings = get_settings()
     longest = max(time_limit(settings, queue) for queue in QUEUES)
     store = ArtifactStore.from_settings(settings)
@@ -109,8 +110,12 @@ def _start_sweep(sender: object = None, **_kwargs: object) -> None:
     removed += sweep_work(store, older_than_s=2 * longest)
     if removed:
         log.info("removed %d staging directories left by killed or abandoned jobs", removed)
-    name = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
-    threading.Thread(target=_sweep, args=(_sweeping, name), daemon=True, name="lease-sweep").start()
+    if settings.worker_metrics_port:
+        serve_metrics(settings.worker_metrics_port, store)
+    # The sender is the worker's consumer: its node name, queues and pool size.
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    args = (_sweeping, sender.hostname, queues, sender.controller.concurrency)
+    threading.Thread(target=_sweep, args=args, daemon=True, name="lease-sweep").start()
 
 
 @worker_shutdown.connect

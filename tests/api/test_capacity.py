@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from helpers.stack import private_redis
 from prover.config import Settings
-from prover.service.capacity import advertise, pool_capacity
+from prover.service.capacity import pool_capacity
 from prover.service.tables import Job, Proof
+from prover.service.workers import PREFIX, advertise, describe
 from prover.store import ArtifactStore
 
 GIB = 2**30
@@ -52,13 +53,14 @@ def test_the_check_uses_the_largest_capacity_a_live_worker_advertises(
         api_settings.redis_url, api_settings.worker_memory_bytes = url, 1 * GIB
         _with_estimate(api_settings, ready_circuit, 3 * GIB)
         broker = redis.Redis.from_url(url)
-        advertise(broker, "small@host", api_settings)  # 1 GiB, this process's setting
+        small = describe(api_settings, "small@host", ["prove"], 1)  # this process's 1 GiB
+        advertise(broker, small, api_settings)
         big = api_settings.model_copy(update={"worker_memory_bytes": 8 * GIB})
-        advertise(broker, "big@host", big)
+        advertise(broker, describe(big, "big@host", ["prove"], 1), big)
         assert pool_capacity(api_settings) == 8 * GIB
         body = {"input": [[1, 2, 3, 4]]}
         accepted = alice.post(f"/v1/circuits/{ready_circuit}/proofs", json=body)
         assert accepted.status_code == 202, accepted.text
-        broker.delete("prover:capacity:big@host")  # the big worker is gone
+        broker.delete(f"{PREFIX}big@host")  # the big worker is gone
         fresh = alice.post(f"/v1/circuits/{ready_circuit}/proofs", json={**body, "fresh": True})
         assert fresh.status_code == 413 and fresh.json()["error"]["capacity_bytes"] == GIB

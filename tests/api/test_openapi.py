@@ -12,6 +12,7 @@ from prover.service.options import CompileRequest
 ROUTES = {  # every route of the API, as clients know it
     ("get", "/health"),
     ("get", "/metrics"),
+    ("get", "/metrics/targets"),
     ("get", "/v1/circuits"),
     ("get", "/v1/circuits/{circuit_id}"),
     ("post", "/v1/circuits/{circuit_id}/deployments"),
@@ -57,7 +58,7 @@ def test_every_route_documents_its_errors(app: FastAPI) -> None:
     assert not missing, missing
     for method, path, op in found:
         assert op.get("summary"), (method, path)
-        if path in ("/health", "/metrics"):
+        if path in ("/health", "/metrics", "/metrics/targets"):  # probes: no key
             continue
         documented = set(op["responses"])
         expected = {"401", "404", "422", "431", "503"}
@@ -93,7 +94,7 @@ def test_the_job_kinds_are_the_declared_ones(app: FastAPI) -> None:
 def test_quotas_and_content_types_are_documented(app: FastAPI) -> None:
     """429 (with Retry-After) on every route with a key; 415 on every JSON body."""
     for method, path, op in operations(app.openapi()):
-        if path in ("/health", "/metrics"):
+        if path in ("/health", "/metrics", "/metrics/targets"):  # probes: no key
             continue
         assert "Retry-After" in op["responses"]["429"]["headers"], (method, path)
         content = op.get("requestBody", {}).get("content", {})

@@ -224,6 +224,15 @@ def browse_lists(console: Console, circuit_id: str, proof_id: str) -> None:
     console.heading("Training runs")
     console.settled()
     console.shot("runs")
+    console.go("Workers")
+    console.heading("Workers")
+    console.settled()
+    workers = page.get_by_role("table", name=re.compile(r"^Workers on "))
+    expect(workers).to_contain_text("answering")
+    expect(workers).to_contain_text("chain, compile, prove")
+    expect(workers).to_contain_text("entries")  # its store's use
+    console.shot("workers")
+    console.shot("workers-narrow", narrow=True)
 
 
 def test_upload_compile_prove_verify(console: Console, service: Service, tmp_path: Path) -> None:

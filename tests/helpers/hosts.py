@@ -48,6 +48,7 @@ from prover.service.keys import create_key
 from prover.stack import redis_answers, wait_until
 
 COMMAND_TIMEOUT_S = 20.0
+METRICS_PORT = 9464  # each worker's Prometheus endpoint, on its host's own network
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -233,6 +234,10 @@ class Hosts:
             "PROVER_API_HOST": self.server.address,
             "PROVER_API_PORT": str(self.api_port),
             "PROVER_API_URL": self.url,
+            # A worker says where it is, and serves its metrics there (each host its own
+            # network, so one port for all).
+            "PROVER_WORKER_ADDRESS": host.address,
+            "PROVER_WORKER_METRICS_PORT": str(METRICS_PORT),
             **self.settings,
         }
 
@@ -263,20 +268,21 @@ class Hosts:
         self.spawn("api", self.server, "serve")
         wait_until(self._answers, 60, "the API on the server host")
 
-    def _health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, Any]:
+        """The API's /health, as it answers now (``{}`` while it does not)."""
         try:
             return dict(httpx.get(f"{self.url}/health", timeout=5).json())
         except (httpx.HTTPError, ValueError):
             return {}
 
     def _answers(self) -> bool:
-        return bool(self._health())
+        return bool(self.health())
 
     def wait_workers(self, count: int, timeout_s: float = 90) -> None:
         """Until the API's health counts ``count`` workers and says ok."""
 
         def ready() -> bool:
-            health = self._health()
+            health = self.health()
             return health.get("status") == "ok" and health.get("workers", 0) >= count
 
         wait_until(ready, timeout_s, f"{count} workers on the worker hosts")

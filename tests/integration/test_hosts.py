@@ -8,15 +8,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from helpers.hosts import Hosts, running_hosts
+from helpers.hosts import METRICS_PORT, Hosts, running_hosts
 from helpers.models import calibration_data, make_mlp
 from helpers.stack import compile_model, overlapped, poll
 from prover.service.db import session_scope
 from prover.service.tables import Job, Proof
+from prover.stack import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +83,49 @@ def test_compiled_on_one_host_and_proven_on_the_other(hosts: Hosts, model: Path)
             assert api.proof(asked["proof_id"])["outputs"]
         assert _rows(hosts, asked["proof_id"]) == (1, ["prove"])
         assert hosts.stored("proofs", asked["proof_id"])
+        _pool_is_reported_by_host(hosts)
     finally:
         hosts.stop_worker("h1")
         hosts.stop_worker("h2")
+
+
+def _pool_is_reported_by_host(hosts: Hosts) -> None:
+    """/health lists each worker under its host with its queues and cache; every worker's
+    own metrics endpoint is listed for Prometheus and answers with its host's numbers."""
+    h1, h2 = hosts.host("h1").address, hosts.host("h2").address
+
+    def described() -> dict[str, dict[str, Any]]:
+        report = hosts.health()
+        return {h["host"]: h["workers"][0] for h in report.get("hosts", [])}
+
+    # h2's cache: the circuit it fetched and the proof it made (reported each lease period).
+    wait_until(lambda: described().get(h2, {}).get("cache", {}).get("entries", 0) >= 2, 30, "h2")
+    workers = described()
+    assert set(workers) == {h1, h2}
+    assert workers[h1]["queues"] == ["compile"] and workers[h2]["queues"] == ["prove"]
+    assert all(w["answering"] and w["cache"]["shared"] for w in workers.values())
+    assert workers[h2]["cache"]["bytes"] > 0 and workers[h2]["memory_bytes"] > 0
+
+    targets = httpx.get(f"{hosts.url}/metrics/targets", timeout=10).json()
+    assert sorted(t["targets"][0] for t in targets) == [
+        f"{h1}:{METRICS_PORT}",
+        f"{h2}:{METRICS_PORT}",
+    ]
+    assert {t["labels"]["worker"] for t in targets} == {"h1@hosts", "h2@hosts"}
+    scraped = httpx.get(f"http://{h2}:{METRICS_PORT}/metrics", timeout=10).text
+    # The cache miss and the proof, counted in the pool process; the cache, at scrape time.
+    assert _sample(scraped, "prover_store_fetches_total", collection="circuits") >= 1
+    assert _sample(scraped, "prover_job_seconds_count", kind="prove", state="succeeded") == 1
+    assert _sample(scraped, "prover_cache_bytes") > 0
+
+
+def _sample(exposition: str, name: str, **labels: str) -> float:
+    """The value of the sample ``name`` whose labels include ``labels`` (0 when absent)."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return 0.0
 
 
 def _deep_mlp(path: Path) -> Path:

@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse, Response
 
 from prover.api.deps import SettingsDep
 from prover.api.probes import check, metrics_text
-from prover.api.schemas import Health
+from prover.api.schemas import Health, MetricsTarget
+from prover.service.workers import live_workers, metrics_targets
 
 router = APIRouter()
 
@@ -23,3 +24,10 @@ def health(settings: SettingsDep) -> JSONResponse:
 def metrics(settings: SettingsDep) -> Response:
     """Prometheus metrics: queue depth, jobs by state, phase durations, failures."""
     return Response(metrics_text(settings), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/metrics/targets", response_model=list[MetricsTarget])
+def targets(settings: SettingsDep) -> list[dict]:
+    """Every live worker's own metrics endpoint (``PROVER_WORKER_METRICS_PORT``), in the
+    format of Prometheus's ``http_sd_configs``, labelled with its host and name."""
+    return metrics_targets(live_workers(settings))

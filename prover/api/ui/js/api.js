@@ -182,3 +182,15 @@ export function listPage(path, { params = {}, cursor = null, limit = PAGE_SIZE, 
   if (cursor !== null) query.set("cursor", String(cursor));
   return api(`${path}?${query}`, { signal });
 }
+
+/**
+ * The service's health (GET /health): its report when it is ok or degraded (503 with the
+ * same report); other failures as errors.
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<Record<string, any>>}
+ */
+export async function health(signal) {
+  const response = await send("/health", { signal });
+  if (response.ok || response.status === 503) return parse(await response.text());
+  throw await failure(response);
+}

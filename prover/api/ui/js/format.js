@@ -38,7 +38,8 @@ export function bytes(value) {
   if (typeof value !== "number") return "—";
   if (value < 1024) return `${value} B`;
   if (value < 1024 * 1024) return `${(value / 1024).toFixed(1)} KiB`;
-  return `${(value / 1024 / 1024).toFixed(1)} MiB`;
+  if (value < 1024 ** 3) return `${(value / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(value / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 /**

@@ -1,7 +1,8 @@
 // @ts-check
 // The prover web console: a client of the public HTTP API and nothing else. This module
 // routes the URL's fragment to a page: #/circuits, #/circuits/ID, #/jobs, #/jobs/ID,
-// #/proofs, #/proofs/ID, #/runs, #/runs/ID, #/upload (the sign-in page without a key).
+// #/proofs, #/proofs/ID, #/runs, #/runs/ID, #/workers, #/upload (the sign-in page without
+// a key).
 
 import { apiKey, forgetApiKey, isAbort } from "./api.js";
 import { circuitPage, circuitsPage } from "./circuits.js";
@@ -11,6 +12,7 @@ import { proofPage, proofsPage } from "./proofs.js";
 import { runPage, runsPage } from "./runs.js";
 import { signInPage } from "./sign-in.js";
 import { uploadPage } from "./upload.js";
+import { workersPage } from "./workers.js";
 
 /** @typedef {import("./dom.js").PageContext} PageContext */
 /**
@@ -29,6 +31,7 @@ const ROUTES = [
   [/^#\/proofs\/([0-9a-zA-Z_-]+)$/, proofPage],
   [/^#\/runs$/, runsPage],
   [/^#\/runs\/([0-9a-zA-Z_-]+)$/, runPage],
+  [/^#\/workers$/, workersPage],
   [/^#\/upload$/, uploadPage],
 ];
 /** @type {AbortController | null} */
