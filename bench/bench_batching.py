@@ -92,12 +92,8 @@ def batch_circuit(client: Client, model_dir: Path, n: int) -> dict[str, Any]:
 
 
 def ask_batched(client: Client, circuit_id: str, input_obj: Any, settle: bool) -> dict:
-    """One batching request (the client has no ``settle``, so the body is posted here)."""
-    body = {"input": input_obj, "batching": True, "settle": settle, "fresh": True}
-    answer = client.http.post(f"/v1/circuits/{circuit_id}/proofs", json=body)
-    if answer.status_code != 202:
-        raise RuntimeError(f"batching request answered {answer.status_code}: {answer.text}")
-    return answer.json()
+    """One batching request, fresh (proven again, not answered from the cache)."""
+    return client.request_proof(circuit_id, input_obj, fresh=True, batching=True, settle=settle)
 
 
 def proof_s(job: dict[str, Any]) -> float:
