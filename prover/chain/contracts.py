@@ -89,9 +89,10 @@ def vk_digest(circuit_dir: Path) -> bytes:
     return keccak((circuit_dir / "vk.key").read_bytes())
 
 
-def transact(chain: Chain, call: Any) -> Any:
-    """Send a contract call; a revert becomes a ``ChainError`` naming the contract's error."""
-    sender = {"from": chain.account.address}
+def transact(chain: Chain, call: Any, value: int = 0) -> Any:
+    """Send a contract call (with ``value`` wei); a revert becomes a ``ChainError`` naming the
+    contract's error."""
+    sender = {"from": chain.account.address, "value": value}
     try:
         # Estimated against the pending block, the one the transaction lands in (a reveal
         # is valid only after its commitment's block).

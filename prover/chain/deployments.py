@@ -1,6 +1,7 @@
 """prover's contracts that a chain holds one of (the registry with ProvenResults,
-ProvenComposites, the training ledger): deployed once per chain and recorded in the store's
-``deployments`` under the contracts' names and the chain id."""
+ProvenComposites, the training ledger, the proof market): deployed once per chain and
+recorded in the store's ``deployments`` under the contracts' names and the chain id (and
+the addresses they are bound to, if any)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,25 @@ from prover.store import ArtifactStore, canonical_digest, now_iso
 Kind = dict[str, CompiledContract]
 
 
-def _entry_id(chain: Chain, kind: Kind) -> str:
+def _entry_id(chain: Chain, kind: Kind, bound: tuple[str, ...]) -> str:
     names = "+".join(contract.name for contract in kind.values())
-    return canonical_digest({"contracts": names, "chain": chain.chain_id})
+    entry = {"contracts": names, "chain": chain.chain_id}
+    return canonical_digest({**entry, "bound": list(bound)} if bound else entry)
 
 
-def deployed(store: ArtifactStore, chain: Chain, kind: Kind) -> dict[str, Any] | None:
-    """The record of ``kind`` on this chain if every recorded address still holds its
-    contract, else None (deploys nothing).
+def deployed(
+    store: ArtifactStore, chain: Chain, kind: Kind, bound: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """The record of ``kind`` on this chain (bound to the addresses ``bound``, as
+    ``deploy_once`` deployed it) if every recorded address still holds its contract, else
+    None (deploys nothing).
 
     An address holds its contract when its code has the compiled runtime size; any code is
     not enough: an address follows from (deployer, nonce), so on a restarted development
     chain it may hold whatever that nonce deployed since, and a rebuilt contract differs.
     The size stands in for the bytes, which a constructor's immutables (ProvenResults'
     registry) change."""
-    entry_id = _entry_id(chain, kind)
+    entry_id = _entry_id(chain, kind, bound)
     if not store.exists("deployments", entry_id):
         return None
     record = store.read_record("deployments", entry_id)
@@ -39,21 +44,26 @@ def deployed(store: ArtifactStore, chain: Chain, kind: Kind) -> dict[str, Any] |
     return record if intact else None
 
 
-def deploy_once(store: ArtifactStore, chain: Chain, kind: Kind) -> dict[str, Any]:
-    """``deployed``, or else the whole kind deployed now and recorded. A later contract's
-    constructor takes the earlier addresses (ProvenResults the registry's), so one missing
+def deploy_once(
+    store: ArtifactStore, chain: Chain, kind: Kind, bound: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``deployed``, or else the whole kind deployed now and recorded. Each constructor
+    takes the ``bound`` addresses (contracts of another kind: the market's ProvenResults),
+    then the earlier addresses of its kind (ProvenResults the registry's), so one missing
     contract redeploys all of them."""
-    record = deployed(store, chain, kind)
+    record = deployed(store, chain, kind, bound)
     if record is not None:
         return record
     addresses: dict[str, str] = {}
     gas = 0
     for field, contract in kind.items():
-        address, receipt = deploy(chain, contract.abi, contract.bytecode, *addresses.values())
+        address, receipt = deploy(
+            chain, contract.abi, contract.bytecode, *bound, *addresses.values()
+        )
         addresses[field] = address
         gas += receipt["gasUsed"]
     record = {
-        "id": _entry_id(chain, kind),
+        "id": _entry_id(chain, kind, bound),
         "type": "contracts",
         "chain_id": chain.chain_id,
         **addresses,

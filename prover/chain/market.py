@@ -1,0 +1,150 @@
+"""The proof market (``verifier_contracts/ProofMarket.sol``): requests for a proof of a
+registered circuit on a committed input, priced by a reverse Dutch auction in ETH, locked
+with collateral, paid on a proof that ProvenResults accepts. A thin binding: each function
+is one transaction or one read; a revert is a ``ChainError`` naming the contract's error.
+
+A request commits to the input by the proof's input instances (a proof's public instances
+begin with them): ``input_count`` says how many a circuit has, ``input_commitment`` is
+what the contract compares.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from prover.chain.client import Chain
+from prover.chain.contracts import compiled, contract, infrastructure, transact
+from prover.chain.deployments import deploy_once
+from prover.store import ArtifactStore
+
+MARKET = "ProofMarket"
+STATUSES = ("none", "open", "locked", "fulfilled", "expired")  # ProofMarket.Status
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Prices in wei. The price ramps from ``min_price`` at ``ramp_start`` (unix seconds)
+    to ``max_price`` ``ramp_period`` seconds later; the lock deadline is ``lock_timeout``
+    and the final deadline ``timeout`` seconds after ``ramp_start``."""
+
+    min_price: int
+    max_price: int
+    ramp_start: int
+    ramp_period: int
+    lock_timeout: int
+    timeout: int
+    lock_collateral: int
+
+    def price_at(self, timestamp: int) -> int:
+        """The price a lock (or an unlocked fulfilment) fixes in a block of ``timestamp``."""
+        if timestamp <= self.ramp_start:
+            return self.min_price
+        if timestamp >= self.ramp_start + self.ramp_period:
+            return self.max_price
+        rise = (self.max_price - self.min_price) * (timestamp - self.ramp_start)
+        return self.min_price + rise // self.ramp_period
+
+    @property
+    def lock_deadline(self) -> int:
+        return self.ramp_start + self.lock_timeout
+
+    @property
+    def deadline(self) -> int:
+        return self.ramp_start + self.timeout
+
+
+def market_address(store: ArtifactStore, chain: Chain) -> str:
+    """The market bound to this chain's ProvenResults, deployed (with them) if missing."""
+    results = infrastructure(store, chain)["results_address"]
+    kind = {"market_address": compiled()[MARKET]}
+    return str(deploy_once(store, chain, kind, bound=(results,))["market_address"])
+
+
+def input_count(circuit: dict[str, Any]) -> int:
+    """How many of a circuit's proof instances are its input's: every value of a public
+    input, one Poseidon hash per hashed input tensor, none for a private one."""
+    visibility = circuit["visibility"]["input"]
+    if visibility == "public":
+        return sum(math.prod(int(d) for d in spec["shape"]) for spec in circuit["inputs"])
+    return len(circuit["inputs"]) if visibility == "hashed" else 0
+
+
+def input_commitment(input_instances: list[int]) -> bytes:
+    """keccak256(abi.encode(input instances)), as the market compares them."""
+    return keccak(encode(["uint256[]"], [input_instances]))
+
+
+def _market(chain: Chain, address: str) -> Any:
+    return contract(chain, MARKET, address)
+
+
+def open_request(
+    chain: Chain, address: str, circuit_id: str, input_instances: list[int], offer: Offer
+) -> tuple[int, Any]:
+    """Open a request for a proof of ``circuit_id`` on the input whose instances are
+    ``input_instances``, escrowing the offer's max price; (its id, the receipt)."""
+    market = _market(chain, address)
+    commitment = input_commitment(input_instances)
+    call = market.functions.open(
+        bytes.fromhex(circuit_id), commitment, len(input_instances), astuple(offer)
+    )
+    receipt = transact(chain, call, value=offer.max_price)
+    (event,) = market.events.RequestOpened().process_receipt(receipt)
+    return int(event["args"]["requestId"]), receipt
+
+
+def lock(chain: Chain, address: str, request_id: int) -> Any:
+    """Lock a request, posting its collateral; the receipt."""
+    collateral = request_state(chain, address, request_id)["offer"].lock_collateral
+    market = _market(chain, address)
+    return transact(chain, market.functions.lock(request_id), value=collateral)
+
+
+def fulfil(
+    chain: Chain,
+    address: str,
+    request_id: int,
+    proof: bytes,
+    instances: list[int],
+    vka: list[bytes] | None = None,
+) -> Any:
+    """Fulfil a request with a proof (as ``onchain.verifier_arguments`` reads one, ``vka``
+    for a circuit on ezkl's reusable verifier); the receipt."""
+    call = _market(chain, address).functions.fulfil(request_id, proof, instances, vka or [])
+    return transact(chain, call)
+
+
+def expire(chain: Chain, address: str, request_id: int) -> Any:
+    """Close a request past its final deadline, refunding its requester; the receipt."""
+    return transact(chain, _market(chain, address).functions.expire(request_id))
+
+
+def withdraw(chain: Chain, address: str) -> Any:
+    """Send the sender's credited balance to it; the receipt."""
+    return transact(chain, _market(chain, address).functions.withdraw())
+
+
+def balance(chain: Chain, address: str, account: str) -> int:
+    """What the market has credited to ``account`` and not yet paid out (wei)."""
+    return int(_market(chain, address).functions.balanceOf(account).call())
+
+
+def request_state(chain: Chain, address: str, request_id: int) -> dict[str, Any]:
+    """A request as the market holds it (status ``none`` for an unknown id)."""
+    r = _market(chain, address).functions.get(request_id).call()
+    requester, status, count, circuit, commitment, offer, locker, lock_price = r
+    return {
+        "requester": requester,
+        "status": STATUSES[status],
+        "input_count": count,
+        "circuit_id": circuit.hex(),
+        "input_commitment": "0x" + commitment.hex(),
+        "offer": Offer(*offer),
+        "locker": None if int(locker, 16) == 0 else locker,
+        "lock_price": lock_price,
+    }
