@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # A job queued this long with no message in the broker (Redis restarted and lost it) is
     # sent again by the workers' sweep.
     requeue_after_s: float = 120.0
+    # Job events (GET /v1/events) are kept this long: a client may resume within it.
+    event_retention_s: float = 7 * 24 * 3600.0
     # A parent job (a proof in segments) waiting for its children looks again this often;
     # a child's end wakes it at once, so this is only the fallback.
     child_poll_s: float = 15.0

@@ -25,7 +25,17 @@ from starlette.routing import Match
 from prover import __version__
 from prover.api.limits import BodyLimit, HeaderLimit, RateLimiter, TooLarge, too_large_body
 from prover.api.responses import error_response
-from prover.api.routes import chain, circuits, health, jobs, models, proofs, training, ui
+from prover.api.routes import (
+    chain,
+    circuits,
+    events,
+    health,
+    jobs,
+    models,
+    proofs,
+    training,
+    ui,
+)
 from prover.api.routes.pages import link_items
 from prover.config import Settings, get_settings, mode_line
 from prover.errors import ProverError
@@ -154,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(TooLarge, body_too_large)
     for outage in (redis.ConnectionError, redis.TimeoutError, sqlalchemy.exc.OperationalError):
         app.add_exception_handler(outage, part_unavailable)
-    for module in (health, models, training, proofs, chain, jobs, circuits, ui):
+    for module in (health, models, training, proofs, chain, jobs, events, circuits, ui):
         app.include_router(module.router)
     link_items(app)
     return app

@@ -58,7 +58,9 @@ class Tracker:
         now = time.monotonic()
         if changed or now - self.last_report > 0.5:
             self.last_report = now
-            jobs.report(self.db, self.job_id, self.token, phase, min(fraction, 0.99), self.timings)
+            jobs.report(
+                self.db, self.job_id, self.token, phase, min(fraction, 0.99), self.timings, changed
+            )
 
 
 @lru_cache

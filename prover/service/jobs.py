@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from prover.errors import NotFoundError
 from prover.service import grants
 from prover.service.db import session_scope
+from prover.service.events import add_event
 from prover.service.tables import Circuit, Job, Proof, as_utc, iso_utc, utcnow
 
 TERMINAL = ("succeeded", "failed")
@@ -59,6 +60,20 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
+def announce(session: Session, job: Job, type_: str) -> None:
+    """Record a change of the job, in its transaction, as an event of its owner."""
+    add_event(session, job.owner, type_, job.id, job_view(job))
+
+
+def _announce_id(session: Session, job_id: str, type_: str) -> None:
+    """``announce`` a job changed by an UPDATE statement (read back in its transaction)."""
+    job = session.scalar(
+        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+    )
+    if job is not None:
+        announce(session, job, type_)
+
+
 def new_job(
     session: Session,
     kind: str,
@@ -84,6 +99,7 @@ def new_job(
     session.add(job)
     session.flush()
     grants.grant(session, owner, "job", job.id)
+    announce(session, job, "job.queued")
     return job
 
 
@@ -164,6 +180,7 @@ def claim(db_url: str, job_id: str, worker: str, lease_s: float, max_attempts: i
             failing_since=(job.error or {}).get("failing_since"),
             owner=job.owner,
         )
+        announce(session, job, "job.running")
     if claimed.attempts > max_attempts:
         return replace(claimed, status="exhausted")
     return claimed
@@ -190,16 +207,25 @@ def renew(db_url: str, job_id: str, token: str, lease_s: float) -> bool:
 
 
 def report(
-    db_url: str, job_id: str, token: str, phase: str, progress: float, timings: dict[str, float]
+    db_url: str,
+    job_id: str,
+    token: str,
+    phase: str,
+    progress: float,
+    timings: dict[str, float],
+    new_phase: bool = False,
 ) -> bool:
-    """Record progress of a held job."""
+    """Record progress of a held job (a ``job.progress`` event when a phase begins)."""
     with session_scope(db_url) as session:
-        return updated(
+        held = updated(
             session,
             update(Job)
             .where(_held(job_id, token))
             .values(phase=phase, progress=progress, timings=timings),
         )
+        if held and new_phase:
+            _announce_id(session, job_id, "job.progress")
+        return held
 
 
 def release(db_url: str, job_id: str, token: str, error: dict[str, Any] | None = None) -> bool:
@@ -212,8 +238,16 @@ def release(db_url: str, job_id: str, token: str, error: dict[str, Any] | None =
         "retries": Job.retries + 1,
         "error": error,
     }
+    return _requeue(db_url, job_id, token, values)
+
+
+def _requeue(db_url: str, job_id: str, token: str, values: dict[str, Any]) -> bool:
+    """Send a held job back to the queue with ``values``; whether it was still held."""
     with session_scope(db_url) as session:
-        return updated(session, update(Job).where(_held(job_id, token)).values(**values))
+        held = updated(session, update(Job).where(_held(job_id, token)).values(**values))
+        if held:
+            _announce_id(session, job_id, "job.queued")
+        return held
 
 
 @dataclass(frozen=True)
@@ -234,6 +268,7 @@ def _settle(
             setattr(job, name, value)
         job.finished_at = utcnow()
         job.lease_token = None
+        announce(session, job, f"job.{job.state}")
         return Settled(on_end(session, job, ok))
 
 
@@ -319,6 +354,7 @@ def abandon(db_url: str, job_id: str, error: dict[str, Any], on_end: OnEnd) -> N
         if job is None:
             return
         job.state, job.error, job.finished_at = "failed", error, utcnow()
+        announce(session, job, "job.failed")
         on_end(session, job, False)
 
 
@@ -352,6 +388,7 @@ def requeue_lapsed(db_url: str) -> list[tuple[str, str]]:
                 .values(**_REQUEUED),
             )
             if moved:
+                _announce_id(session, job_id, "job.queued")
                 requeued.append((job_id, kind))
     return requeued
 
@@ -410,8 +447,7 @@ def postpone(db_url: str, job_id: str, token: str, phase: str, progress: float) 
         "progress": min(progress, 0.99),
         "attempts": Job.attempts - 1,
     }
-    with session_scope(db_url) as session:
-        return updated(session, update(Job).where(_held(job_id, token)).values(**values))
+    return _requeue(db_url, job_id, token, values)
 
 
 def wake_parent(session: Session, job: Job, _ok: bool) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ ROUTES = {  # every route of the API, as clients know it
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/metrics/targets"),
+    ("get", "/v1/events"),
     ("get", "/v1/circuits"),
     ("get", "/v1/circuits/{circuit_id}"),
     ("post", "/v1/circuits/{circuit_id}/deployments"),

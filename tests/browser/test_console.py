@@ -202,8 +202,27 @@ def deploy_and_submit(console: Console, key: str, circuit_id: str, proof_id: str
     console.shot("proof-onchain")
 
 
-def browse_lists(console: Console, circuit_id: str, proof_id: str) -> None:
-    """Each list links to what was made."""
+def follow_a_new_job(console: Console, key: str, circuit_id: str) -> None:
+    """A proof asked for elsewhere (here: the API) appears on the open jobs page and ends
+    there, told by the event stream: the page reads the list again only on an event."""
+    page = console.page
+    lists: list[str] = []
+    page.on("request", lambda r: lists.append(r.url) if "/v1/jobs?" in r.url else None)
+    body = {"input": json.loads((MODEL / "input.json").read_text()), "fresh": True}
+    with console.service.client(key) as client:
+        asked = client.post(f"/v1/circuits/{circuit_id}/proofs", json=body).json()
+    link = page.get_by_role("link", name=f"Job {asked['job_id']}")
+    row = page.get_by_role("row").filter(has=link)
+    expect(row).to_contain_text("succeeded", timeout=120_000)
+    assert lists, "the list was not read again"
+    page.wait_for_timeout(3000)  # idle: no event, no read (the list does not poll)
+    count = len(lists)
+    page.wait_for_timeout(3000)
+    assert len(lists) == count, lists
+
+
+def browse_lists(console: Console, key: str, circuit_id: str, proof_id: str) -> None:
+    """Each list links to what was made; the jobs list follows the key's event stream."""
     page = console.page
     console.go("Proofs")
     console.heading("Proofs")
@@ -214,6 +233,7 @@ def browse_lists(console: Console, circuit_id: str, proof_id: str) -> None:
     console.heading("Jobs")
     console.settled()
     expect(page.get_by_role("link", name=re.compile(r"^Job "))).to_have_count(4)
+    follow_a_new_job(console, key, circuit_id)
     console.shot("jobs")
     console.shot("jobs-narrow", narrow=True)
     console.go("Models and circuits")
@@ -247,7 +267,7 @@ def test_upload_compile_prove_verify(console: Console, service: Service, tmp_pat
     proof_id = prove_and_verify(console)
     download(console, key, proof_id, tmp_path)
     deploy_and_submit(console, key, circuit_id, proof_id)
-    browse_lists(console, circuit_id, proof_id)
+    browse_lists(console, key, circuit_id, proof_id)
     # Signing out forgets the key.
     console.page.get_by_role("button", name="Sign out").click()
     console.heading("Sign in")

@@ -4,14 +4,13 @@ types, sync and async."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers.aio import run
 from helpers.models import make_mlp
 from helpers.stack import Service, private_redis
 from prover.client import AsyncClient, Client, ServiceError
@@ -58,8 +57,5 @@ def test_the_async_client_over_http(api: Service) -> None:
         async with AsyncClient(api.url, api.key()) as client:
             return await client.health(), await client.list_circuits(limit=1)
 
-    # In a thread of its own: an earlier test's browser (Playwright's sync API) may hold a
-    # running event loop in this one.
-    with ThreadPoolExecutor(1) as thread:
-        health, page = thread.submit(asyncio.run, calls()).result()
+    health, page = run(calls())
     assert health["workers"] == 0 and set(page) == {"items", "next_cursor"}

@@ -194,3 +194,62 @@ export async function health(signal) {
   if (response.ok || response.status === 503) return parse(await response.text());
   throw await failure(response);
 }
+
+const RECONNECT_MS = 2000; // after a dropped event stream
+
+/**
+ * An event of this key's jobs (GET /v1/events).
+ * @typedef {{id: number, type: string, subject_id: string, data: Job, created_at: Time}} JobEvent
+ */
+
+/**
+ * Follow this key's job events (GET /v1/events, server-sent events) until `signal`
+ * aborts, calling `onEvent` with each. A dropped stream is opened again after the last
+ * event seen (`Last-Event-ID`), so none is missed; a refusal (4xx) ends it as an error.
+ * @param {(event: JobEvent) => void} onEvent
+ * @param {AbortSignal} signal
+ */
+export async function followEvents(onEvent, signal) {
+  /** @type {number | null} */
+  let last = null;
+  while (!signal.aborted) {
+    /** @type {Record<string, string>} */
+    const headers = { Authorization: `Bearer ${apiKey()}` };
+    if (last !== null) headers["Last-Event-ID"] = String(last);
+    try {
+      const response = await fetch("/v1/events", { headers, signal });
+      if (!response.ok || !response.body) throw await failure(response);
+      for await (const event of serverEvents(response.body)) {
+        last = event.id;
+        onEvent(event);
+      }
+    } catch (err) {
+      if (isAbort(err)) return;
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+  }
+}
+
+/**
+ * The events of a text/event-stream body: each block's `data:` lines, parsed as JSON.
+ * @param {ReadableStream<Uint8Array>} body
+ * @returns {AsyncGenerator<JobEvent>}
+ */
+async function* serverEvents(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const lines = buffer.slice(0, end).split("\n");
+      buffer = buffer.slice(end + 2);
+      const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6));
+      if (data.length) yield JSON.parse(data.join("\n"));
+    }
+  }
+}

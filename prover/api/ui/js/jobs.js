@@ -1,16 +1,25 @@
 // @ts-check
-// The jobs pages: this key's jobs (#/jobs), refreshed while one runs, and a job
-// (#/jobs/ID), followed live until it ends.
+// The jobs pages: this key's jobs (#/jobs), read again whenever the key's event stream
+// says a job changed, and a job (#/jobs/ID), followed live until it ends.
 
-import { h, idLink, json, link, main, pageTitle, section, sleep, stateBadge } from "./dom.js";
+import { followEvents, isAbort } from "./api.js";
+import {
+  errorBox,
+  h,
+  idLink,
+  json,
+  link,
+  main,
+  pageTitle,
+  section,
+  stateBadge,
+} from "./dom.js";
 import { short } from "./format.js";
-import { TERMINAL, followJob, subjectLink } from "./job-view.js";
+import { followJob, subjectLink } from "./job-view.js";
 import { pagedList } from "./lists.js";
 
 /** @typedef {import("./api.js").Job} Job */
 /** @typedef {import("./dom.js").PageContext} PageContext */
-
-const LIST_REFRESH_MS = 2000;
 
 /** The page of a job's subject, and its link's text, by the job's kind. */
 const NEXT = /** @type {Record<string, [string, string]>} */ ({
@@ -50,10 +59,38 @@ export async function jobsPage({ signal }) {
     signal,
   );
   main.append(list.element);
-  while (list.items().some((j) => !TERMINAL.has(j.state))) {
-    await sleep(LIST_REFRESH_MS, signal);
-    await list.refresh();
-  }
+  // The page is rendered; from here the key's event stream says when to read it again.
+  followEvents(refresher(list.refresh, signal), signal).catch((err) => {
+    if (!isAbort(err)) main.append(errorBox(err));
+  });
+}
+
+/**
+ * A refresh for each event, run one at a time: events that arrive during one are served
+ * by one more after it (a burst of events costs two reads, not one each).
+ * @param {() => Promise<void>} refresh
+ * @param {AbortSignal} signal
+ */
+function refresher(refresh, signal) {
+  let running = false;
+  let again = false;
+  return async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        await refresh();
+      } while (again && !signal.aborted);
+    } catch (err) {
+      if (!isAbort(err)) main.append(errorBox(err));
+    } finally {
+      running = false;
+    }
+  };
 }
 
 /**
