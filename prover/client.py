@@ -14,9 +14,11 @@ service that does not answer raises ``UnavailableError`` naming the URL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from contextlib import aclosing, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, cast
@@ -263,12 +265,15 @@ class Operations(Generic[R]):
         *,
         items: list[Any] | None = None,
         settle: bool = False,
+        market: dict[str, int] | None = None,
     ) -> R:
         """Ask for a proof of one input, or of a batch circuit's ``items`` (its N inputs).
         With ``batching`` (a batch circuit, one input) it is proven with this key's other
-        requests of the batch window; ``settle`` then puts the batch's results on chain."""
+        requests of the batch window; ``settle`` then puts the batch's results on chain.
+        With ``market`` (an offer: ``max_price`` in wei, ...) it is bought on the proof
+        market."""
         body = {"input": input_obj, "items": items, "fresh": fresh}
-        body |= {"batching": batching, "settle": settle}
+        body |= {"batching": batching, "settle": settle, "market": market}
         return self._send(Call("POST", f"/v1/circuits/{circuit_id}/proofs", json=body))
 
     @operation("GET", "/v1/proofs/{proof_id}")
@@ -298,6 +303,20 @@ class Operations(Generic[R]):
     def submit_onchain(self, proof_id: str, commit_reveal: bool = False) -> R:
         body = {"commit_reveal": commit_reveal}
         return self._send(Call("POST", f"/v1/proofs/{proof_id}/submissions", json=body))
+
+    @operation("GET", "/v1/market/requests")
+    def market_requests(self) -> R:
+        """The requests the service opened on the proof market (no key needed)."""
+        return self._send(Call("GET", "/v1/market/requests"))
+
+    @operation("GET", "/v1/market/requests/{request_id}")
+    def market_request(self, request_id: int) -> R:
+        return self._send(Call("GET", f"/v1/market/requests/{request_id}"))
+
+    @operation("GET", "/v1/market/circuits/{circuit_id}")
+    def market_circuit(self, circuit_id: str) -> R:
+        """A circuit on the market: its record and its proving files' sha256."""
+        return self._send(Call("GET", f"/v1/market/circuits/{circuit_id}"))
 
     @operation("GET", "/v1/jobs/{job_id}")
     def job(self, job_id: str, wait: float = 0.0) -> R:
@@ -371,10 +390,72 @@ class Operations(Generic[R]):
         body = {"proof_ids": proof_ids, "batches": batches, "initial_weights": initial_weights}
         return self._send(Call("POST", "/v1/training/verify-chain", json=body))
 
-    def wait(self, job_id: str, timeout: float = 3600.0, on_progress: Progress = None) -> R:
-        """Wait for a job to end (long polls, or short ones while reporting progress);
-        returns its final view, raises its error if it failed."""
-        return self._run(waiting(job_id, timeout, on_progress))
+    @operation("GET", "/v1/keys/me")
+    def whoami(self) -> R:
+        """This client's key: its id, name and scope (any key may ask)."""
+        return self._send(Call("GET", "/v1/keys/me"))
+
+    @operation("POST", "/v1/keys")
+    def create_key(self, name: str | None = None, scope: str | None = None) -> R:
+        """A new key of ``scope`` (request, prove or admin; the service's default:
+        request), its secret in the answer only (an admin key's call)."""
+        return self._send(Call("POST", "/v1/keys", json={"name": name, "scope": scope}))
+
+    @operation("GET", "/v1/keys")
+    def list_keys(self) -> R:
+        """Every key with its scope, revoked ones too (an admin key's call)."""
+        return self._send(Call("GET", "/v1/keys"))
+
+    @operation("DELETE", "/v1/keys/{key_id}")
+    def revoke_key(self, key_id: str) -> R:
+        """Revoke a key; it is refused from then on (an admin key's call)."""
+        return self._send(Call("DELETE", f"/v1/keys/{key_id}"))
+
+    @operation("POST", "/v1/webhooks")
+    def register_webhook(self, url: str, events: list[str]) -> R:
+        """Register an endpoint for some of this key's events; the answer's ``secret``
+        (shown this once) verifies each delivery (``prover.webhook_signature``)."""
+        return self._send(Call("POST", "/v1/webhooks", json={"url": url, "events": events}))
+
+    @operation("GET", "/v1/webhooks")
+    def list_webhooks(self, limit: int | None = None, cursor: int | None = None) -> R:
+        return self._send(Call("GET", "/v1/webhooks", page(limit, cursor)))
+
+    @operation("DELETE", "/v1/webhooks/{webhook_id}")
+    def delete_webhook(self, webhook_id: str) -> R:
+        return self._send(Call("DELETE", f"/v1/webhooks/{webhook_id}"))
+
+    @operation("GET", "/v1/webhooks/{webhook_id}/deliveries")
+    def webhook_deliveries(
+        self, webhook_id: str, limit: int | None = None, cursor: int | None = None
+    ) -> R:
+        """A webhook's deliveries with their attempts, newest first."""
+        path = f"/v1/webhooks/{webhook_id}/deliveries"
+        return self._send(Call("GET", path, page(limit, cursor)))
+
+    @operation("GET", "/v1/events", **{"Last-Event-ID": "after"})
+    def events(self, after: int | None = None) -> Any:
+        """This key's job events as they happen (an iterator; async in ``AsyncClient``):
+        from now, or after event ``after``. A dropped stream is opened again with
+        ``Last-Event-ID`` (the last event seen), so none is missed within the service's
+        retention; ``UnavailableError`` once it has dropped ``RECONNECTS`` times in a row."""
+        raise NotImplementedError  # each client reads a stream its own way
+
+    def _gave_up(self, error: httpx.TransportError | None) -> UnavailableError:
+        url = f"{self.url}{STREAM_CALL.path}"
+        why = error or "closed by the service"
+        message = f"the event stream at {url} dropped {RECONNECTS} times in a row ({why})"
+        return UnavailableError(message, url=url)
+
+    def _opened(self, response: httpx.Response) -> None:
+        """``NoStream`` where the service has no event stream (an older one, a proxy in the
+        way), the service's error if it refused (its body already read)."""
+        if response.status_code in (404, 405):
+            raise NoStream(response.status_code)
+        if response.status_code >= 400:
+            self._answer(STREAM_CALL, response)
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            raise NoStream(response.headers.get("content-type"))
 
     def wait_run(
         self, run_id: str, timeout: float = 24 * 3600.0, on_progress: Progress = None
@@ -390,18 +471,101 @@ def left(deadline: float, most: float = 30.0) -> float:
     return max(0.0, min(most, deadline - time.monotonic()))
 
 
+def ended(job: Json) -> Json | None:
+    """A job's final view, or None while it runs; its error raised if it failed."""
+    if job["state"] == "failed":
+        raise service_error(None, {**(job["error"] or {}), "job_id": job["job_id"]})
+    return job if job["state"] == "succeeded" else None
+
+
 def waiting(job_id: str, timeout: float, on_progress: Progress) -> Flow:
+    """Waiting by long polls (short ones while reporting progress): for a service without
+    the event stream."""
     deadline = time.monotonic() + timeout
     while True:
         job = yield job_call(job_id, 1.0 if on_progress else left(deadline))
         if on_progress:
             on_progress(job)
-        if job["state"] == "succeeded":
-            return job
-        if job["state"] == "failed":
-            raise service_error(None, {**(job["error"] or {}), "job_id": job_id})
+        if (done := ended(job)) is not None:
+            return done
         if time.monotonic() > deadline:
             raise ProverError(f"job {job_id} did not end within {timeout} s", job_id=job_id)
+
+
+class NoStream(Exception):
+    """The service answered the event stream's request with something else."""
+
+
+STREAM_CALL = Call("GET", "/v1/events")
+STREAM_READ_S = 45.0  # the service sends a keep-alive every 15 s: longer silence is a drop
+RECONNECTS = 5  # drops in a row (no line read between them) before the stream gives up
+
+
+def reconnect_delay(drops: int) -> float:
+    return min(0.25 * 2 ** (drops - 1), 5.0)
+
+
+class EventLines:
+    """Reads the event stream's lines: each event's JSON at the blank line that ends it,
+    and None at a comment (the stream's opening, keep-alives); keeps the last event id,
+    where a reconnection resumes."""
+
+    def __init__(self, after: int | None) -> None:
+        self.last_id, self.opened = after, False
+        self.data: list[str] = []
+
+    def request(self, timeout: float) -> Json:
+        """httpx's arguments to open the stream: the first time after ``after`` (or from
+        now), then with ``Last-Event-ID``, as a browser's EventSource does."""
+        resume = self.opened and self.last_id is not None
+        self.opened, self.data = True, []
+        return {
+            "method": "GET",
+            "url": STREAM_CALL.path,
+            "params": given(after=None if resume else self.last_id),
+            "headers": {"Last-Event-ID": str(self.last_id)} if resume else {},
+            "timeout": httpx.Timeout(timeout, read=STREAM_READ_S),
+        }
+
+    def feed(self, line: str) -> list[Json | None]:
+        """What the line completes: an event, a comment's None, or nothing yet."""
+        if line.startswith(":"):
+            return [None]
+        if not line:
+            text, self.data = "\n".join(self.data), []
+            return [json.loads(text)] if text else []
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self.data.append(value)
+        elif name == "id" and value.isdigit():
+            self.last_id = int(value)
+        return []
+
+
+class Following:
+    """Waiting for a job's end on the event stream: the job is read when the stream opens
+    (it may have ended before) and at each keep-alive (every 15 s), and followed by its
+    events in between, which carry its view."""
+
+    def __init__(self, job_id: str, timeout: float, on_progress: Progress) -> None:
+        self.job_id, self.timeout, self.on_progress = job_id, timeout, on_progress
+        self.deadline = time.monotonic() + timeout
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            message = f"job {self.job_id} did not end within {self.timeout} s"
+            raise ProverError(message, job_id=self.job_id)
+
+    def about(self, event: Json) -> Json | None:
+        """The job's view an event carries, if the event is about this job."""
+        mine = event.get("subject_id") == self.job_id and event["type"].startswith("job.")
+        return event["data"] if mine else None
+
+    def seen(self, job: Json) -> Json | None:
+        if self.on_progress:
+            self.on_progress(job)
+        return ended(job)
 
 
 def waiting_run(run_id: str, timeout: float, on_progress: Progress) -> Flow:
@@ -459,6 +623,46 @@ class Client(Operations[Json]):
             except StopIteration as end:
                 return end.value
 
+    def events(self, after: int | None = None) -> Generator[Json, None, None]:
+        with closing(self._stream(after)) as stream:
+            yield from (item for item in stream if item is not None)
+
+    def wait(self, job_id: str, timeout: float = 3600.0, on_progress: Progress = None) -> Json:
+        """Wait for a job to end, following the event stream (``on_progress`` is called
+        with the job's view at each of its events); returns its final view, raises its
+        error if it failed. Long polls where the service has no event stream."""
+        following = Following(job_id, timeout, on_progress)
+        try:
+            with closing(self._stream(None)) as stream:
+                for item in stream:
+                    following.check_deadline()
+                    job = self.job(job_id) if item is None else following.about(item)
+                    if job is not None and (done := following.seen(job)) is not None:
+                        return done
+        except NoStream:
+            pass
+        return self._run(waiting(job_id, timeout, on_progress))
+
+    def _stream(self, after: int | None) -> Generator[Json | None, None, None]:
+        """The event stream's items (``EventLines``), opened again after a drop."""
+        lines, drops = EventLines(after), 0
+        while True:
+            error = None
+            try:
+                with self.http.stream(**lines.request(self.timeout)) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                    self._opened(response)
+                    for line in response.iter_lines():
+                        drops = 0
+                        yield from lines.feed(line)
+            except httpx.TransportError as exc:
+                error = exc
+            drops += 1
+            if drops > RECONNECTS:
+                raise self._gave_up(error)
+            time.sleep(reconnect_delay(drops))
+
 
 class AsyncClient(Operations[Coroutine[Any, Any, Json]]):
     """``Client``'s methods as coroutines; use it as an async context manager."""
@@ -498,3 +702,46 @@ class AsyncClient(Operations[Coroutine[Any, Any, Json]]):
                 call = flow.send(self._answer(call, response))
             except StopIteration as end:
                 return end.value
+
+    async def events(self, after: int | None = None) -> AsyncGenerator[Json, None]:
+        async with aclosing(self._stream(after)) as stream:
+            async for item in stream:
+                if item is not None:
+                    yield item
+
+    async def wait(
+        self, job_id: str, timeout: float = 3600.0, on_progress: Progress = None
+    ) -> Json:
+        """``Client.wait``, awaited."""
+        following = Following(job_id, timeout, on_progress)
+        try:
+            async with aclosing(self._stream(None)) as stream:
+                async for item in stream:
+                    following.check_deadline()
+                    job = await self.job(job_id) if item is None else following.about(item)
+                    if job is not None and (done := following.seen(job)) is not None:
+                        return done
+        except NoStream:
+            pass
+        return await self._drive(waiting(job_id, timeout, on_progress))
+
+    async def _stream(self, after: int | None) -> AsyncGenerator[Json | None, None]:
+        """``Client._stream``, awaited."""
+        lines, drops = EventLines(after), 0
+        while True:
+            error = None
+            try:
+                async with self.http.stream(**lines.request(self.timeout)) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                    self._opened(response)
+                    async for line in response.aiter_lines():
+                        drops = 0
+                        for item in lines.feed(line):
+                            yield item
+            except httpx.TransportError as exc:
+                error = exc
+            drops += 1
+            if drops > RECONNECTS:
+                raise self._gave_up(error)
+            await asyncio.sleep(reconnect_delay(drops))

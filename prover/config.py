@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     requeue_after_s: float = 120.0
     # Job events (GET /v1/events) are kept this long: a client may resume within it.
     event_retention_s: float = 7 * 24 * 3600.0
+    # Webhooks (prover.service.webhooks): an endpoint on a loopback, link-local, private or
+    # reserved address is refused unless allowed (a receiver on this host, in development).
+    # A failed delivery is tried again after a random delay up to base * 2^(attempt - 1),
+    # capped, until retry_for_s after its event; the dispatcher looks for due ones this often.
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_retry_base_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    webhook_retry_for_s: float = Field(default=24 * 3600.0, ge=0)
+    webhook_poll_s: float = Field(default=0.2, gt=0)
     # A parent job (a proof in segments) waiting for its children looks again this often;
     # a child's end wakes it at once, so this is only the fallback.
     child_poll_s: float = 15.0

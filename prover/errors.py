@@ -80,6 +80,13 @@ class InvalidInputError(ProverError):
     status = 422
 
 
+class WebhookAddressError(InvalidInputError):
+    """A webhook URL whose host resolves to an address the service must not call
+    (loopback, link-local, private, reserved), or to none."""
+
+    code = "webhook_address_refused"
+
+
 class NotFoundError(ProverError):
     """An id that names no stored model, circuit or proof."""
 
@@ -107,6 +114,15 @@ class AuthError(ProverError):
 
     code = "unauthorized"
     status = 401
+
+
+class ForbiddenError(ProverError):
+    """A valid API key whose scope does not reach the route (a prover's key on a
+    requester's data, a requester's key on key administration): another key is needed,
+    not the same one again, hence 403 and not 401."""
+
+    code = "forbidden"
+    status = 403
 
 
 class ConflictError(ProverError):
@@ -151,6 +167,13 @@ class ChainUnavailableError(ChainError):
     code = "chain_unavailable"
     status = 503
     transient = True
+
+
+class MarketExpiredError(ChainError):
+    """A market request passed its final deadline unfulfilled (its escrow is refunded)."""
+
+    code = "market_expired"
+    status = 409
 
 
 class ToolchainError(ProverError):

@@ -3,7 +3,7 @@
 Redis is started when none answers at ``PROVER_REDIS_URL``, anvil when no chain answers at
 ``PROVER_RPC_URL``; with ``store="s3"`` a SeaweedFS (its data under ``DATA_DIR/seaweedfs``)
 whose S3 bucket the API and workers use as their artifact store; then ``PROVER_WORKERS``
-worker processes and the API. ``up`` then
+worker processes, a worker of webhook deliveries and the API. ``up`` then
 supervises what it started: a part that exits is started again after a backoff (doubling
 from 1 s to 30 s, back to 1 s once it has stayed up a minute), and the others keep
 running; jobs of a dead worker are taken over once their leases lapse. Only Ctrl-C (or
@@ -36,6 +36,9 @@ from prover.service.db import migrate
 from prover.service.lease import die_with_parent
 
 RESTART_FIRST_S, RESTART_MAX_S, STABLE_S = 1.0, 30.0, 60.0
+# The worker of webhook deliveries (`prover worker` arguments): the webhooks queue alone, on
+# threads (a delivery waits on its receiver, not on a core), so none waits behind a proof.
+WEBHOOK_WORKER = ["worker", "--queues", "webhooks", "--pool", "threads", "--concurrency", "8"]
 StoreChoice = Literal["local", "s3"]
 # The local SeaweedFS of `up --store s3`: its bucket and prefix, and development
 # credentials (a SeaweedFS without an S3 identity config accepts any).
@@ -182,6 +185,8 @@ class Stack:
             command = [sys.executable, "-m", "prover", "worker", "--name", f"{name}@%h"]
             self._spawn(name, "queues compile, prove, chain", command, env)
         self.say(f"workers  {settings.workers} (logs in {settings.data_dir / 'logs'})")
+        command = [sys.executable, "-m", "prover", *WEBHOOK_WORKER, "--name", "webhooks@%h"]
+        self._spawn("webhooks", "queue webhooks", command, env)
         api = f"http://{settings.api_host}:{settings.api_port}"
         command = [sys.executable, "-m", "prover", "serve"]
         self._spawn("api", api, command, env)

@@ -47,6 +47,8 @@ Collection = Literal[
     # A composite proof's work in progress (proving.composite): its staged witnesses and
     # its segments' proofs, until the composite is published.
     "segment-work",
+    # A request opened on the proof market (service.market), by its job's id.
+    "market",
 ]
 RECORD = "record.json"
 # Where a cached entry keeps its manifest (files, sizes, sha256; the upload they came from).

@@ -31,10 +31,13 @@ from prover.api.routes import (
     events,
     health,
     jobs,
+    keys,
+    market,
     models,
     proofs,
     training,
     ui,
+    webhooks,
 )
 from prover.api.routes.pages import link_items
 from prover.config import Settings, get_settings, mode_line
@@ -164,7 +167,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(TooLarge, body_too_large)
     for outage in (redis.ConnectionError, redis.TimeoutError, sqlalchemy.exc.OperationalError):
         app.add_exception_handler(outage, part_unavailable)
-    for module in (health, models, training, proofs, chain, jobs, events, circuits, ui):
+    for module in (
+        health,
+        models,
+        training,
+        proofs,
+        chain,
+        jobs,
+        events,
+        circuits,
+        keys,
+        market,
+        webhooks,
+        ui,
+    ):
         app.include_router(module.router)
     link_items(app)
     return app

@@ -1,8 +1,13 @@
 """What the routes share, as ``Annotated`` dependencies.
 
 * ``SettingsDep``: the app's settings (``app.state.settings``).
-* ``Owner``: the id of the caller's API key (bearer token), within its request rate.
-* ``Submitter``: the same, on a request that may create jobs: within its jobs quota too.
+* ``AnyKey``: the holder of the caller's API key (bearer token), of any scope, within its
+  request rate.
+* ``Owner``: the id of that key on a requester's route: a key of scope ``request`` (or
+  ``admin``); the scopes are checked by ``prover.service.scopes`` alone.
+* ``Admin``: the holder of an ``admin`` key (key administration).
+* ``Submitter``: the same as ``Owner``, on a request that may create jobs: within its jobs
+  quota too.
 * ``JSON_ONLY``: the dependencies of a route with a JSON body (415 for another type).
 * ``SessionDep``: the request's database session, one transaction for its reads.
 * ``StoreDep``: the artifact store.
@@ -30,9 +35,10 @@ from prover.errors import UnavailableError, UnsupportedMediaTypeError
 from prover.service import jobs
 from prover.service.accepting import Accepted, require_room
 from prover.service.db import session_scope
-from prover.service.keys import authenticate
+from prover.service.keys import Caller, authenticate
 from prover.service.kinds import job_kind
 from prover.service.queries import MAX_CURSOR, MAX_PAGE
+from prover.service.scopes import require_scope
 from prover.store import ArtifactStore
 from prover.worker.app import enqueue
 
@@ -46,21 +52,40 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 bearer = HTTPBearer(auto_error=False, description="An API key from `prover keys create`.")
 
 
-def owner(
+def caller(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
-    """The id of the presented API key, 429 when the key is over its request rate.
+) -> Caller:
+    """The holder of the presented API key, 429 when the key is over its request rate.
     Checked in a short transaction of its own, not the request's: a request that then
     waits (``GET /v1/jobs/{id}?wait=``) holds no database connection meanwhile."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        key_id = authenticate(session, credentials.credentials if credentials else None)
-    request.app.state.limiter.check(key_id)
-    return key_id
+        found = authenticate(session, credentials.credentials if credentials else None)
+    request.app.state.limiter.check(found.key_id)
+    return found
+
+
+AnyKey = Annotated[Caller, Depends(caller)]
+
+
+def owner(key: AnyKey) -> str:
+    """The id of a key that may request (403 for another scope's): what the requesters'
+    routes record and filter by."""
+    require_scope(key.key_id, key.scope, "request")
+    return key.key_id
 
 
 Owner = Annotated[str, Depends(owner)]
+
+
+def admin(key: AnyKey) -> Caller:
+    """The holder of a key that administers keys (403 for another scope's)."""
+    require_scope(key.key_id, key.scope, "admin")
+    return key
+
+
+Admin = Annotated[Caller, Depends(admin)]
 
 
 def submitter(key: Owner, settings: SettingsDep) -> str:

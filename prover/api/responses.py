@@ -18,6 +18,11 @@ RETRY_AFTER = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "the body could not be read (malformed)"},
     401: {"model": ErrorBody, "description": "missing, unknown or revoked API key"},
+    403: {
+        "model": ErrorBody,
+        "description": "this key's scope does not reach the route (forbidden: the error "
+        "names the scope needed and the key's)",
+    },
     404: {"model": ErrorBody, "description": "no such id, or not visible to this key"},
     409: {
         "model": ErrorBody,
@@ -43,9 +48,10 @@ JSON_BODY = (*BODY, 415)  # ... and with a JSON body
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route: what any authenticated route may answer (401, 404,
-    422, 429, 431, 503) and the route's own ``codes``."""
-    return {code: ERRORS[code] for code in sorted({401, 404, 422, 429, 431, 503, *codes})}
+    """The ``responses=`` of a route: what any authenticated route may answer (401, 403,
+    404, 422, 429, 431, 503) and the route's own ``codes``."""
+    defaults = {401, 403, 404, 422, 429, 431, 503}
+    return {code: ERRORS[code] for code in sorted({*defaults, *codes})}
 
 
 def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:

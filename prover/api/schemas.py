@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prover.service.kinds import KINDS
 from prover.service.options import CompileRequest
+from prover.service.scopes import DEFAULT_SCOPE, Scope
+from prover.service.webhooks import EVENT_TYPES
 
 
 class Open(BaseModel):
@@ -69,9 +72,11 @@ class CostEstimate(Open):
 
 
 class ProofAccepted(BaseModel):
-    proof_id: str
+    proof_id: str | None = Field(
+        description="the proof's id; none for a market request (its proof is on chain)"
+    )
     job_id: str
-    state: str = Field(description="proving, ready or failed")
+    state: str = Field(description="proving, ready or failed; requested for the market")
     batch_id: str | None = Field(
         None, description="with batching: the batch this request joined (its job proves it)"
     )
@@ -211,6 +216,38 @@ class CompileForm(CompileRequest):
         return data
 
 
+UINT96 = 2**96 - 1  # ProofMarket keeps prices and collateral in uint96
+UINT32 = 2**32 - 1  # and periods in uint32
+
+
+class MarketOffer(JsonBody):
+    """What the service offers on the proof market (ProofMarket.sol) for the proof: the
+    price ramps from ``min_price`` to ``max_price`` (wei) over ``ramp_s``; the first prover
+    to lock it posts ``collateral`` and alone may fulfil it for ``lock_timeout_s``; anyone
+    may until ``timeout_s``; then the escrow is refunded."""
+
+    max_price: int = Field(gt=0, le=UINT96, description="wei, escrowed when the request opens")
+    min_price: int = Field(0, ge=0, le=UINT96, description="wei, the price when it opens")
+    ramp_s: int = Field(60, ge=0, le=UINT32, description="seconds from min to max price")
+    lock_timeout_s: int = Field(300, ge=1, le=UINT32, description="a lock's exclusive time")
+    timeout_s: int = Field(600, ge=1, le=UINT32, description="the final deadline")
+    collateral: int | None = Field(
+        None, ge=0, le=UINT96, description="wei a lock posts (default: max_price)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MarketOffer:
+        if self.min_price > self.max_price:
+            raise ValueError("min_price is above max_price")
+        if self.lock_timeout_s > self.timeout_s:
+            raise ValueError("lock_timeout_s is past timeout_s")
+        return self
+
+    def terms(self) -> dict[str, int]:
+        collateral = self.max_price if self.collateral is None else self.collateral
+        return {**self.model_dump(), "collateral": collateral}
+
+
 class ProofRequest(JsonBody):
     input: Any = Field(
         None,
@@ -236,6 +273,11 @@ class ProofRequest(JsonBody):
         description="with batching: once the batch is proven, put all its results on chain "
         "in one transaction (a submit job; the batch job's result names it)",
     )
+    market: MarketOffer | None = Field(
+        None,
+        description="buy the proof on the proof market instead of the pool: a market job "
+        "opens the request and follows it (phases requested, locked, fulfilled, expired)",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> ProofRequest:
@@ -245,6 +287,8 @@ class ProofRequest(JsonBody):
             raise ValueError("batching takes one input; items are a whole batch already")
         if self.settle and not self.batching:
             raise ValueError("settle is for batching requests; submit other proofs yourself")
+        if self.market is not None and (self.items is not None or self.batching or self.fresh):
+            raise ValueError("a market request takes one input, without batching or fresh")
         return self
 
 
@@ -320,3 +364,81 @@ class ChainResult(Open):
     reason: str | None
     steps: list[dict[str, Any]]
     final_weights: str | None = Field(description="the last step's weights commitment")
+
+
+SCOPE = (
+    "request (a client), prove (a prover or pool worker) or admin (key administration and "
+    "what a request key does)"
+)
+
+
+class KeyRequest(JsonBody):
+    name: str = Field(
+        default="default",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="a label for the key (no control characters)",
+    )
+    scope: Scope = Field(default=DEFAULT_SCOPE, description=SCOPE)
+
+
+class KeyHolder(BaseModel):
+    key_id: str
+    name: str
+    scope: str = Field(description=SCOPE)
+
+
+class KeyView(KeyHolder):
+    created_at: str
+    revoked: bool
+
+
+class NewKey(KeyHolder):
+    key: str = Field(description="the secret (pk_...): shown this once, only its hash is kept")
+
+
+class KeyList(BaseModel):
+    items: list[KeyView] = Field(description="every key, revoked ones too, oldest first")
+
+
+WebhookEvent = Annotated[
+    str,
+    Field(
+        pattern=f"^({'|'.join(re.escape(t) for t in EVENT_TYPES)})$",
+        json_schema_extra={"enum": list(EVENT_TYPES)},
+    ),
+]
+
+
+class WebhookRequest(JsonBody):
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="the endpoint, http(s); its host must resolve to public addresses only "
+        "(loopback, link-local and private ones are refused unless "
+        "PROVER_WEBHOOK_ALLOW_PRIVATE)",
+    )
+    events: list[WebhookEvent] = Field(
+        min_length=1,
+        max_length=len(EVENT_TYPES),
+        description="the event types to deliver: job.* (each change of a job), proof.ready "
+        "(a proof job succeeded), chain.accepted (a result accepted on chain), "
+        "training.step_proven (a training step or federated round proven), market.* (a "
+        "market request's phases)",
+    )
+
+
+class WebhookView(BaseModel):
+    webhook_id: str
+    url: str
+    events: list[str]
+    created_at: str
+
+
+class NewWebhook(WebhookView):
+    secret: str = Field(description="whsec_...: the key of every delivery's signature, shown once")
+
+
+class DeletedWebhook(WebhookView):
+    deleted_at: str

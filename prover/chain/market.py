@@ -24,6 +24,10 @@ from prover.store import ArtifactStore
 
 MARKET = "ProofMarket"
 STATUSES = ("none", "open", "locked", "fulfilled", "expired")  # ProofMarket.Status
+# What a provider fetches to prove a request: a circuit's proving files, and its SRS
+# (served under this name beside them).
+PROVING_FILES = ("model.compiled", "pk.key", "vk.key", "settings.json")
+SRS_FILE = "srs"
 
 
 @dataclass(frozen=True)
@@ -148,3 +152,53 @@ def request_state(chain: Chain, address: str, request_id: int) -> dict[str, Any]
         "locker": None if int(locker, 16) == 0 else locker,
         "lock_price": lock_price,
     }
+
+
+def chain_time(chain: Chain) -> int:
+    """The latest block's timestamp: the clock the market's deadlines are read against."""
+    return int(chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def fulfilment(chain: Chain, address: str, request_id: int) -> dict[str, Any]:
+    """How a fulfilled request was fulfilled: its prover, price and refund, the
+    transaction, and the proof's instances (read back from that transaction's input)."""
+    market = _market(chain, address)
+    (log,) = market.events.RequestFulfilled().get_logs(
+        from_block=0, argument_filters={"requestId": request_id}
+    )
+    tx = chain.w3.eth.get_transaction(log["transactionHash"])
+    _fn, arguments = market.decode_function_input(tx["input"])
+    return {
+        "prover": log["args"]["prover"],
+        "price_wei": int(log["args"]["price"]),
+        "refund_wei": int(log["args"]["refund"]),
+        "result_key": "0x" + bytes(log["args"]["resultKey"]).hex(),
+        "transaction": "0x" + bytes(log["transactionHash"]).hex(),
+        "block": int(log["blockNumber"]),
+        "instances": [int(i) for i in arguments["instances"]],
+    }
+
+
+def result_accepted(chain: Chain, address: str, circuit_id: str, instances: list[int]) -> bool:
+    """Whether ProvenResults holds this result already: a fulfilment of it would revert
+    (``AlreadyAccepted``), so a provider must not lock a request for it."""
+    results = contract(chain, "ProvenResults", _market(chain, address).functions.results().call())
+    key = keccak(encode(["bytes32", "uint256[]"], [bytes.fromhex(circuit_id), instances]))
+    _circuit, prover, _block = results.functions.results(key).call()
+    return int(prover, 16) != 0
+
+
+def opened_requests(chain: Chain, address: str, from_block: int = 0) -> list[int]:
+    """The ids of the requests opened from ``from_block`` on, oldest first."""
+    logs = _market(chain, address).events.RequestOpened().get_logs(from_block=from_block)
+    return [int(log["args"]["requestId"]) for log in logs]
+
+
+# BN254's scalar field: instances are its elements, a negative value wrapped around it.
+FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+
+
+def rescaled(felts: list[int], scale: int) -> list[float]:
+    """Field elements of a fixed-point tensor (``2**scale`` per unit) as floats."""
+    signed = (v - FIELD_MODULUS if v > FIELD_MODULUS // 2 else v for v in felts)
+    return [v / 2**scale for v in signed]

@@ -234,14 +234,27 @@ def prove(
         help="With --remote, on a batch circuit: prove it with this key's other requests "
         "of the service's batch window (one batch proof, a result of its own).",
     ),
+    market_max_price: int | None = typer.Option(
+        None,
+        min=1,
+        help="With --remote: buy the proof on the proof market for at most this (wei) "
+        "instead of the service's pool; a provider proves it and is paid on chain.",
+    ),
+    market_timeout: int = typer.Option(600, min=1, help="The market request's deadline (s)."),
     remote: bool = RemoteOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove one inference: witness + proof; prints the rescaled outputs."""
 
     def action() -> None:
-        if batching and not remote:
-            raise InvalidInputError("--batching gathers requests in the service: add --remote")
+        if (batching or market_max_price) and not remote:
+            raise InvalidInputError("--batching and --market-* ask the service: add --remote")
+        if market_max_price:
+            offer = {"max_price": market_max_price, "timeout_s": market_timeout}
+            offer["lock_timeout_s"] = market_timeout // 2
+            bought = api.buy_proof(circuit_id, input, offer, as_json)
+            emit(bought, as_json, lambda c: print_purchase(c, bought))
+            return
         if remote:
             view = api.prove_input(circuit_id, input, fresh, as_json, batching)
             record = {**view, "id": view["proof_id"], "cached": False}
@@ -253,6 +266,15 @@ def prove(
         emit({"proof_id": record["id"], **record}, as_json, lambda c: print_proof(c, record))
 
     run_action(as_json, action)
+
+
+def print_purchase(out: Console, result: dict[str, Any]) -> None:
+    """A proof bought on the market, for people: who proved it, for what, the outputs."""
+    out.print(
+        f"proven by {result['prover']} for {result['price_wei']} wei "
+        f"(refunded {result['refund_wei']}) in {result['transaction']}"
+    )
+    out.print(f"outputs  {result['outputs']}")
 
 
 def print_verdict(out: Console, result: dict[str, Any]) -> None:

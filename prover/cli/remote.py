@@ -72,6 +72,16 @@ def prove_input(
         return service.proof(accepted["proof_id"])
 
 
+def buy_proof(
+    circuit_id: str, input_path: Path, offer: dict[str, int], as_json: bool
+) -> dict[str, Any]:
+    """prove --remote --market-max-price: the service buys the proof on the proof market;
+    returns the fulfilment (prover, price, transaction, outputs) once the job sees it."""
+    return run_job(
+        lambda c: c.request_proof(circuit_id, load_data(input_path), market=offer), as_json
+    )
+
+
 def compile_step(
     graph: Path, sample: dict[str, Any], reusable_verifier: bool, as_json: bool
 ) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import os
 
 import typer
 
-from prover.cli import chain, inference, records, service, training
+from prover.cli import chain, inference, provide, records, service, training
 from prover.cli.output import claim_stdout
 
 HELP = """Command line: ``prover compile | prove | verify | proof | models | circuits | deploy | submit``.
@@ -27,6 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 # Unnamed groups put their commands at the top level: prover compile, prover deploy, ...
 app.add_typer(inference.app)
 app.add_typer(chain.app)
+app.add_typer(provide.app)
 app.add_typer(service.app)
 app.add_typer(records.proof_app, name="proof")
 app.add_typer(records.models_app, name="models")

@@ -16,6 +16,7 @@ from rich.console import Console
 from prover.cli import remote as api
 from prover.cli.output import JsonOpt, emit, err, run_action
 from prover.config import get_settings
+from prover.service.scopes import DEFAULT_SCOPE
 
 app = typer.Typer()
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of the service.")
@@ -24,7 +25,14 @@ jobs_app = typer.Typer(no_args_is_help=True, help="Jobs of a running service.")
 
 @keys_app.command("create")
 def keys_create(
-    name: str = typer.Option("default", help="A label for the key."), as_json: bool = JsonOpt
+    name: str = typer.Option("default", help="A label for the key."),
+    scope: str = typer.Option(
+        DEFAULT_SCOPE,
+        help="What the key is for: request (a client of the service), prove (a prover or "
+        "pool worker: none of the requesters' routes) or admin (key administration over "
+        "HTTP, and what a request key does).",
+    ),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Create an API key (printed once; only its hash is stored)."""
 
@@ -34,7 +42,7 @@ def keys_create(
 
         db = get_settings().sqlalchemy_url()
         migrate(db)
-        record = create_key(db, name)
+        record = create_key(db, name, scope)
         emit(record, as_json, lambda c: c.print(record["key"]))
 
     run_action(as_json, action)
@@ -42,7 +50,7 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(as_json: bool = JsonOpt) -> None:
-    """List API keys (ids and names; secrets are never stored)."""
+    """List API keys (ids, names and scopes; secrets are never stored)."""
 
     def action() -> None:
         from prover.service.db import migrate
@@ -74,6 +82,11 @@ def worker(
     queues: str = typer.Option("compile,prove,chain", help="Queues to consume."),
     concurrency: int = typer.Option(1, help="Jobs at once (ezkl already uses every core)."),
     name: str = typer.Option("worker@%h", help="Celery node name."),
+    pool: str = typer.Option(
+        "prefork",
+        help="Celery's pool: prefork (jobs: a process each) or threads (the webhooks "
+        "queue: deliveries wait on the network).",
+    ),
     gpu: int | None = typer.Option(
         None, help="Pin to this GPU (CUDA_VISIBLE_DEVICES) and enable ezkl's GPU prover."
     ),
@@ -110,7 +123,7 @@ def worker(
             "-l",
             loglevel,
             "-P",
-            "prefork",
+            pool,
         ]
     )
 

@@ -43,6 +43,20 @@ def build_proof(
     store: ArtifactStore, plan: ProofPlan, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Witness, prove and check the planned proof (or fetch it when already made)."""
+    if store.exists("proofs", plan.proof_id):
+        return {**store.read_record("proofs", plan.proof_id), "cached": True}
+    if circuit_kind(store, plan.circuit) == "segmented":  # every segment here, one by one
+        from prover.proving.composite import prove_composite
+
+        return prove_composite(store, plan, progress)
+    return prove_circuit(store, plan, progress)
+
+
+def prove_circuit(
+    store: ArtifactStore, plan: ProofPlan, progress: Progress | None = None
+) -> dict[str, Any]:
+    """``build_proof`` of one circuit (or a batch circuit's whole batch): what a market
+    provider, which holds the circuit's files but not its model, calls."""
     say = progress or (lambda _m, _f: None)
     circuit, sample, input_digest, proof_id = (
         plan.circuit,
@@ -51,13 +65,6 @@ def build_proof(
         plan.proof_id,
     )
     cdir = store.path("circuits", circuit["id"])
-    if store.exists("proofs", proof_id):
-        return {**store.read_record("proofs", proof_id), "cached": True}
-    if circuit_kind(store, circuit) == "segmented":  # every segment here, one by one
-        from prover.proving.composite import prove_composite
-
-        return prove_composite(store, plan, progress)
-
     srs = store.srs_path(circuit)
     polycommit = "polycommit" in circuit["visibility"].values()
     with store.create("proofs", proof_id) as out:

@@ -15,12 +15,16 @@ from sqlalchemy.orm import Session
 
 from prover.service.db import session_scope
 from prover.service.tables import Event, iso_utc, utcnow
+from prover.service.webhooks import fan_out
 
 PAGE = 100  # events read at once
 
 
 def add_event(session: Session, owner: str, type_: str, subject_id: str, data: Any) -> None:
-    session.add(Event(owner=owner, type=type_, subject_id=subject_id, data=data))
+    """Record an event, and its webhook deliveries, in the caller's transaction."""
+    event = Event(owner=owner, type=type_, subject_id=subject_id, data=data)
+    session.add(event)
+    fan_out(session, event)
 
 
 def event_view(event: Event) -> dict[str, Any]:

@@ -94,6 +94,13 @@ KINDS: dict[str, JobKind] = {
         JobKind("deploy", "chain", "circuit", _RUN + "run_deploy", jobs.nothing_follows),
         JobKind("submit", "chain", "proof", _RUN + "run_submit", jobs.nothing_follows),
         JobKind("ledger", "chain", "run", _RUN + "run_ledger", jobs.nothing_follows),
+        JobKind(
+            "market",
+            "chain",
+            "circuit",
+            "prover.service.market.run_market",
+            jobs.nothing_follows,
+        ),
     )
 }
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -36,12 +45,14 @@ class Base(DeclarativeBase):
 
 
 class ApiKey(Base):
-    """An API key; only the sha256 of the secret is kept (keys are 256-bit random)."""
+    """An API key; only the sha256 of the secret is kept (keys are 256-bit random). Its
+    scope (``prover.service.scopes``) says which routes it reaches."""
 
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16), server_default="request")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -182,3 +193,44 @@ class Event(Base):
     subject_id: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Webhook(Base):
+    """An endpoint a key registered for some of its events (``prover.service.webhooks``).
+    ``secret`` signs each delivery (shown once, at registration); a deleted one keeps its
+    row, so that its deliveries stay explained, but gets nothing more."""
+
+    __tablename__ = "webhooks"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    owner: Mapped[str] = mapped_column(String(32), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column()
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: ``pending`` until an attempt is answered 2xx
+    (``delivered``) or the retries run out (``failed``). ``id`` is the ``webhook-id`` a
+    receiver deduplicates by; ``claim`` is the token of the one message allowed to send
+    the next attempt, and ``next_attempt_at`` when the dispatcher may send one again."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_seq", "type"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    webhook_id: Mapped[str] = mapped_column(String(40), index=True)
+    event_seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    claim: Mapped[str | None] = mapped_column(String(32), default=None)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -23,6 +23,10 @@ from kombu import Queue
 from prover.config import Settings, get_settings
 from prover.service.kinds import QUEUES, QueueName, job_kind
 
+# Webhook deliveries have a queue of their own, consumed by workers of their own (a pool of
+# threads: deliveries wait on the network), so that a slow receiver delays no job.
+WEBHOOK_QUEUE = "webhooks"
+
 
 def time_limit(settings: Settings, queue: QueueName) -> int:
     return {
@@ -33,7 +37,8 @@ def time_limit(settings: Settings, queue: QueueName) -> int:
 
 
 def make_app(settings: Settings) -> Celery:
-    app = Celery("prover", broker=settings.redis_url, include=["prover.worker.tasks"])
+    tasks = ["prover.worker.tasks", "prover.worker.deliveries"]
+    app = Celery("prover", broker=settings.redis_url, include=tasks)
     visibility = settings.visibility_timeout_s
     app.conf.update(
         task_ignore_result=True,  # job state lives in the database
@@ -47,7 +52,7 @@ def make_app(settings: Settings) -> Celery:
             "unacked_restore_throttle": 1,
         },
         broker_connection_retry_on_startup=True,
-        task_queues=[Queue(name) for name in QUEUES],
+        task_queues=[Queue(name) for name in (*QUEUES, WEBHOOK_QUEUE)],
         task_default_queue="prove",
         worker_send_task_events=True,  # for Flower
         task_send_sent_event=True,
@@ -58,6 +63,10 @@ def make_app(settings: Settings) -> Celery:
 
 
 app = make_app(get_settings())
+
+
+# Where every job's end is announced too: event streams wake on it to read their events.
+EVENTS_CHANNEL = "prover:events"
 
 
 def job_channel(job_id: str) -> str:

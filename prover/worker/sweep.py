@@ -30,7 +30,7 @@ from typing import Any
 import redis
 
 from prover.config import Settings
-from prover.service import events, jobs
+from prover.service import events, jobs, webhooks
 from prover.service.kinds import QUEUES
 from prover.worker.app import enqueue
 
@@ -97,9 +97,11 @@ def resend_lost(settings: Settings, broker: redis.Redis) -> list[str]:
 
 
 def sweep_once(settings: Settings, broker: redis.Redis) -> None:
-    """One period's sweep: lapsed leases, lost messages, events past their retention."""
+    """One period's sweep: lapsed leases, lost messages, events (and finished webhook
+    deliveries) past their retention."""
     for job_id, kind in jobs.requeue_lapsed(settings.sqlalchemy_url()):
         log.warning("job %s lost its worker; enqueued again", job_id)
         enqueue(job_id, kind, settings)
     resend_lost(settings, broker)
     events.prune(settings.sqlalchemy_url(), settings.event_retention_s)
+    webhooks.prune(settings.sqlalchemy_url(), settings.event_retention_s)

@@ -19,7 +19,7 @@ from prover.service.db import forget_inherited_connections, migrate
 from prover.service.execution import backoff_s, lease_keeper, run_job
 from prover.service.workers import advertise, describe
 from prover.store import ArtifactStore
-from prover.worker.app import QUEUES, app, enqueue, job_channel, time_limit
+from prover.worker.app import EVENTS_CHANNEL, QUEUES, app, enqueue, job_channel, time_limit
 from prover.worker.metrics import serve_metrics
 from prover.worker.sweep import sweep_once
 
@@ -54,9 +54,11 @@ def run_job_task(self: Task, job_id: str, failing_since: float | None = None) ->
 
 
 def _announce(job_id: str) -> None:
-    """Wake clients waiting on the job (they read its state from the database)."""
+    """Wake clients waiting on the job, and event streams (they read the job or their
+    events from the database)."""
     try:
         _publisher().publish(job_channel(job_id), "ended")
+        _publisher().publish(EVENTS_CHANNEL, job_id)
     except redis.RedisError:
         log.warning("could not announce the end of job %s; waiting clients will poll", job_id)
 
@@ -103,6 +105,10 @@ def _warm_up(**_kwargs: object) -> None:
 
 @worker_ready.connect
 def _start_sweep(sender: Any, **_kwargs: object) -> None:
+    # The sender is the worker's consumer: its node name, queues and pool size.
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    if set(queues).isdisjoint(QUEUES):
+        return  # a webhook worker (worker.deliveries): it runs no job, offers no capacity
     settings = get_settings()
     longest = max(time_limit(settings, queue) for queue in QUEUES)
     store = ArtifactStore.from_settings(settings)
@@ -112,8 +118,6 @@ def _start_sweep(sender: Any, **_kwargs: object) -> None:
         log.info("removed %d staging directories left by killed or abandoned jobs", removed)
     if settings.worker_metrics_port:
         serve_metrics(settings.worker_metrics_port, store)
-    # The sender is the worker's consumer: its node name, queues and pool size.
-    queues = sorted(sender.app.amqp.queues.consume_from)
     args = (_sweeping, sender.hostname, queues, sender.controller.concurrency)
     threading.Thread(target=_sweep, args=args, daemon=True, name="lease-sweep").start()
 

@@ -9,7 +9,7 @@ import copy
 import inspect
 import json
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from prover.client import (
     Call,
     Client,
     CompileOptions,
+    NoStream,
     Operation,
     Operations,
     ServiceError,
@@ -40,8 +41,8 @@ from prover.errors import (
 # /docs, /redoc and /openapi.json are not in the document at all: browsers read them.)
 NOT_CLIENT_CALLS = {
     "/metrics": "Prometheus scrapes it, and anything under it (text exposition, not JSON)",
-    "/v1/events": "a server-sent event stream, not a call: read with an SSE client (the "
-    "console does; this client has no stream reader yet)",
+    "/v1/market/circuits/{circuit_id}/files": "a provider's download of a proving file "
+    "(bytes, checked against its sha256: prover.provider streams it to disk)",
 }
 Fields = dict[str, str]  # API field -> where it goes: path, query, json or form
 
@@ -129,7 +130,8 @@ def test_the_client_covers_every_operation_and_field(spec: dict[str, Any]) -> No
 
 
 class Narrower(Operations[Any]):
-    """A client whose request_proof lacks ``items`` and ``settle`` (as it once did)."""
+    """A client whose request_proof lacks ``items``, ``market`` and ``settle`` (as it
+    once did)."""
 
     def request_proof(  # type: ignore[override]
         self, circuit_id: str, input_obj: Any = None, fresh: bool = False, batching: bool = False
@@ -154,6 +156,7 @@ def test_a_missing_route_or_field_is_named(spec: dict[str, Any]) -> None:
     ]
     assert coverage_problems(spec, OPERATIONS, Narrower) == [
         "POST /v1/circuits/{circuit_id}/proofs: request_proof() has no parameter for 'items'",
+        "POST /v1/circuits/{circuit_id}/proofs: request_proof() has no parameter for 'market'",
         "POST /v1/circuits/{circuit_id}/proofs: request_proof() has no parameter for 'settle'",
     ]
     fewer = {k: v for k, v in OPERATIONS.items() if k != "verify"}
@@ -189,6 +192,7 @@ def samples(tmp: Path) -> dict[str, dict[str, Any]]:
             "fresh": True,
             "batching": True,
             "settle": True,
+            "market": {"max_price": 7},
         },
         "proof": {"proof_id": "p1"},
         "proof_file": {"proof_id": "p1", "segment": 1},
@@ -196,6 +200,9 @@ def samples(tmp: Path) -> dict[str, dict[str, Any]]:
         "list_proofs": page,
         "deploy": {"circuit_id": "c1", "force": True},
         "submit_onchain": {"proof_id": "p1", "commit_reveal": True},
+        "market_requests": {},
+        "market_request": {"request_id": 3},
+        "market_circuit": {"circuit_id": "c1"},
         "job": {"job_id": "j1", "wait": 5.0},
         "list_jobs": {**page, "kind": "deploy", "subject_id": "c1"},
         "submit_step_circuit": {"graph": model, "sample": {"x": [1]}, "reusable_verifier": False},
@@ -210,6 +217,15 @@ def samples(tmp: Path) -> dict[str, dict[str, Any]]:
         "list_runs": page,
         "put_on_ledger": {"run_id": "r1"},
         "verify_chain": {"proof_ids": ["p1"], "batches": [{"x": [1]}], "initial_weights": "0x1"},
+        "whoami": {},
+        "create_key": {"name": "pool", "scope": "prove"},
+        "list_keys": {},
+        "revoke_key": {"key_id": "k1"},
+        "register_webhook": {"url": "https://hooks.example/p", "events": ["proof.ready"]},
+        "list_webhooks": page,
+        "delete_webhook": {"webhook_id": "wh_1"},
+        "webhook_deliveries": {"webhook_id": "wh_1", **page},
+        "events": {"after": 7},
     }
 
 
@@ -236,14 +252,19 @@ def test_each_method_sends_its_operation_with_every_field(
     with Client("http://prover.test", "k", transport=transport) as client:
         for name, (method, path, renames) in OPERATIONS.items():
             kwargs = arguments[name]
-            getattr(client, name)(**kwargs)
+            answer = getattr(client, name)(**kwargs)
+            if name == "events":  # a stream opens when read; this transport answers JSON
+                with pytest.raises(NoStream):
+                    next(answer)
             request = sent.pop()
             fields = api_fields(spec, found[(method, path)])
             values = {
                 f: kwargs[renames.get(f, f)] for f, where in fields.items() if where == "path"
             }
             assert (request.method, request.url.path) == (method.upper(), path.format(**values))
-            assert sent_fields(request) == {f: w for f, w in fields.items() if w != "path"}, name
+            # A header field (the stream's Last-Event-ID) is sent on a reconnection only.
+            expected = {f: w for f, w in fields.items() if w not in ("path", "header")}
+            assert sent_fields(request) == expected, name
             assert request.headers["authorization"] == "Bearer k"
 
 
@@ -335,11 +356,17 @@ def job(state: str, error: dict[str, Any] | None = None) -> httpx.Response:
     return httpx.Response(200, json={"job_id": "j", "state": state, "error": error})
 
 
+def no_stream() -> httpx.Response:
+    """What a service (or a proxy) without GET /v1/events answers it."""
+    return error(404, "http_error")
+
+
 def test_wait_raises_a_failed_jobs_error_as_its_type() -> None:
     failed = job("failed", {"code": "circuit_error", "message": "no settings fit"})
     seen: list[str] = []
+    transport = answering(no_stream(), job("running"), failed)
     with (
-        Client("http://prover.test", transport=answering(job("running"), failed)) as c,
+        Client("http://prover.test", transport=transport) as c,
         pytest.raises(CircuitError) as broke,
     ):
         c.wait("j", on_progress=lambda j: seen.append(j["state"]))
@@ -349,7 +376,8 @@ def test_wait_raises_a_failed_jobs_error_as_its_type() -> None:
 
 def test_the_async_client_sends_the_same_calls() -> None:
     sent: list[httpx.Request] = []
-    transport = recording(sent, job("running"), job("succeeded"), error(404, "not_found"))
+    answers = (no_stream(), job("running"), job("succeeded"), error(404, "not_found"))
+    transport = recording(sent, *answers)
 
     async def calls() -> dict[str, Any]:
         async with AsyncClient("http://prover.test", transport=transport) as c:
@@ -360,7 +388,109 @@ def test_the_async_client_sends_the_same_calls() -> None:
 
     assert run(calls())["state"] == "succeeded"
     assert [(r.url.path, set(r.url.params)) for r in sent] == [
+        ("/v1/events", set()),  # no stream: long polls instead
         ("/v1/jobs/j", {"wait"}),
         ("/v1/jobs/j", {"wait"}),
         ("/v1/jobs", {"kind", "subject_id"}),
+    ]
+
+
+class Dropping(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A stream's body whose connection drops once it is sent."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.body
+        raise httpx.ReadError("connection dropped")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.body
+        raise httpx.ReadError("connection dropped")
+
+
+def sse(opening: int, *events: dict[str, Any]) -> Dropping:
+    """The event stream's text: its opening (the id it starts after), then ``events``."""
+    text = f": stream open\nid: {opening}\n\n"
+    for e in events:
+        text += f"id: {e['id']}\nevent: {e['type']}\ndata: {json.dumps(e)}\n\n"
+    return Dropping(text.encode())
+
+
+def event(seq: int, state: str, job_id: str = "j") -> dict[str, Any]:
+    view = {"job_id": job_id, "state": state, "error": None}
+    return {"id": seq, "type": f"job.{state}", "subject_id": job_id, "data": view}
+
+
+def streaming(
+    sent: list[httpx.Request], bodies: list[Dropping], *answers: httpx.Response
+) -> httpx.MockTransport:
+    """GET /v1/events answered with each of ``bodies`` in turn, other calls with
+    ``answers`` in turn; every request recorded in ``sent``."""
+    queue = list(answers)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path != "/v1/events":
+            return queue.pop(0)
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=bodies.pop(0)
+        )
+
+    return httpx.MockTransport(answer)
+
+
+def test_events_resume_after_a_drop_with_the_last_event_id() -> None:
+    sent: list[httpx.Request] = []
+    bodies = [sse(3), sse(3, event(4, "running")), sse(4, event(5, "succeeded"))]
+    with Client("http://prover.test", "k", transport=streaming(sent, bodies)) as c:
+        stream = c.events(after=3)
+        got = [next(stream)["id"], next(stream)["id"]]
+        stream.close()
+    assert got == [4, 5]
+    # The first stream asks after 3; it drops before any event, so the next resumes from
+    # its opening id, and the third from the event the second delivered.
+    assert [(dict(r.url.params), r.headers.get("last-event-id")) for r in sent] == [
+        ({"after": "3"}, None),
+        ({}, "3"),
+        ({}, "4"),
+    ]
+
+
+def test_wait_follows_the_stream_and_reads_the_job_as_it_opens() -> None:
+    sent: list[httpx.Request] = []
+    events = (event(8, "running", "other"), event(9, "progress"), event(10, "succeeded"))
+    bodies = [sse(7, *events)]
+    seen: list[str] = []
+    with Client("http://prover.test", "k", transport=streaming(sent, bodies, job("queued"))) as c:
+        final = c.wait("j", on_progress=lambda j: seen.append(j["state"]))
+    assert final["state"] == "succeeded" and seen == ["queued", "progress", "succeeded"]
+    assert [r.url.path for r in sent] == ["/v1/events", "/v1/jobs/j"]
+
+
+def test_the_async_client_follows_the_stream_and_resumes_it() -> None:
+    sent: list[httpx.Request] = []
+    failed = event(4, "failed")
+    failed["data"]["error"] = {"code": "circuit_error", "message": "no settings fit"}
+    # The first stream drops as it opens: the job is read at each opening.
+    bodies = [sse(2), sse(2, event(3, "running"), failed), sse(5, event(6, "queued"))]
+    transport = streaming(sent, bodies, job("queued"), job("queued"))
+
+    async def follow() -> dict[str, Any]:
+        async with AsyncClient("http://prover.test", "k", transport=transport) as c:
+            with pytest.raises(CircuitError):
+                await c.wait("j")
+            stream = c.events(after=5)
+            first = await anext(stream)
+            await stream.aclose()
+            return first
+
+    assert run(follow())["id"] == 6
+    assert [(r.url.path, r.headers.get("last-event-id")) for r in sent] == [
+        ("/v1/events", None),
+        ("/v1/jobs/j", None),
+        ("/v1/events", "2"),
+        ("/v1/jobs/j", None),
+        ("/v1/events", None),
     ]

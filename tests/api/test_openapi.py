@@ -20,6 +20,14 @@ ROUTES = {  # every route of the API, as clients know it
     ("post", "/v1/circuits/{circuit_id}/proofs"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{job_id}"),
+    ("get", "/v1/keys"),
+    ("post", "/v1/keys"),
+    ("get", "/v1/keys/me"),
+    ("get", "/v1/market/requests"),
+    ("get", "/v1/market/requests/{request_id}"),
+    ("get", "/v1/market/circuits/{circuit_id}"),
+    ("get", "/v1/market/circuits/{circuit_id}/files/{name}"),
+    ("delete", "/v1/keys/{key_id}"),
     ("get", "/v1/models"),
     ("post", "/v1/models"),
     ("get", "/v1/models/{model_id}"),
@@ -34,6 +42,10 @@ ROUTES = {  # every route of the API, as clients know it
     ("get", "/v1/training/runs/{run_id}"),
     ("post", "/v1/training/runs/{run_id}/ledger"),
     ("post", "/v1/training/verify-chain"),
+    ("get", "/v1/webhooks"),
+    ("post", "/v1/webhooks"),
+    ("delete", "/v1/webhooks/{webhook_id}"),
+    ("get", "/v1/webhooks/{webhook_id}/deliveries"),
 }
 SUBMISSIONS = {  # the routes that refuse work on what is not ready (409)
     ("post", "/v1/circuits/{circuit_id}/proofs"),
@@ -61,8 +73,11 @@ def test_every_route_documents_its_errors(app: FastAPI) -> None:
         assert op.get("summary"), (method, path)
         if path in ("/health", "/metrics", "/metrics/targets"):  # probes: no key
             continue
+        if path.startswith("/v1/market/"):  # the market's reads: for anyone, no key
+            assert "security" not in op and {"404", "422"} <= set(op["responses"]), path
+            continue
         documented = set(op["responses"])
-        expected = {"401", "404", "422", "431", "503"}
+        expected = {"401", "403", "404", "422", "431", "503"}
         expected |= {"413"} if method == "post" else set()
         expected |= {"409"} if (method, path) in SUBMISSIONS else set()
         assert expected <= documented, (method, path, documented)
@@ -96,6 +111,9 @@ def test_quotas_and_content_types_are_documented(app: FastAPI) -> None:
     """429 (with Retry-After) on every route with a key; 415 on every JSON body."""
     for method, path, op in operations(app.openapi()):
         if path in ("/health", "/metrics", "/metrics/targets"):  # probes: no key
+            continue
+        if path.startswith("/v1/market/"):  # the market's reads: for anyone, no key
+            assert "security" not in op and {"404", "422"} <= set(op["responses"]), path
             continue
         assert "Retry-After" in op["responses"]["429"]["headers"], (method, path)
         content = op.get("requestBody", {}).get("content", {})

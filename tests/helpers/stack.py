@@ -26,7 +26,7 @@ from prover.chain.node import ANVIL_DEV_KEY, LocalChain, free_port
 from prover.client import Client
 from prover.service.db import engine_for, migrate
 from prover.service.keys import create_key
-from prover.stack import redis_answers, wait_until
+from prover.stack import WEBHOOK_WORKER, redis_answers, wait_until
 
 POSTGRES_ADMIN = os.environ.get("PROVER_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
 T = TypeVar("T")
@@ -75,7 +75,8 @@ def postgres_database() -> Iterator[str]:
 
 
 class Service:
-    """Workers and the API as subprocesses over one data dir, database and Redis."""
+    """Workers (and the worker of webhook deliveries, ``webhooks``) and the API as
+    subprocesses over one data dir, database and Redis."""
 
     def __init__(self, data_dir: Path, db_url: str, redis_url: str, **env: str) -> None:
         self.data_dir, self.db_url, self.redis_url = data_dir, db_url, redis_url
@@ -121,6 +122,9 @@ class Service:
     def start(self, workers: int = 2) -> Service:
         for i in range(workers):
             self.start_worker(f"w{i + 1}")
+        self.workers["webhooks"] = self._spawn(
+            "webhooks", *WEBHOOK_WORKER, "--name", "webhooks@test"
+        )
         self.api = self._spawn("api", "serve")
         wait_until(self._healthy, 90, "the API with its workers")
         return self

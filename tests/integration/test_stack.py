@@ -79,5 +79,5 @@ def test_a_killed_worker_is_restarted_and_sigterm_stops_everything(up: Up, tmp_p
     assert not [name for name, pid in last.items() if _alive(pid)], up.log()
     assert not redis_answers(up.redis_url) and not chain_answers(up.rpc_url)
     stopped = [line.split()[-1] for line in up.log().splitlines() if line.startswith("stopped")]
-    assert stopped == ["api", "worker2", "worker1", "chain", "redis"]
+    assert stopped == ["api", "webhooks", "worker2", "worker1", "chain", "redis"]
     assert not (up.data / "stack.json").exists()

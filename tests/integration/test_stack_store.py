@@ -66,4 +66,4 @@ def test_up_with_s3_store_puts_artifacts_in_its_seaweedfs(up: Up, tmp_path: Path
     up.process.send_signal(signal.SIGTERM)
     assert up.process.wait(timeout=90) == 0
     stopped = [line.split()[-1] for line in up.log().splitlines() if line.startswith("stopped")]
-    assert stopped == ["api", "worker1", "store", "chain", "redis"]
+    assert stopped == ["api", "webhooks", "worker1", "store", "chain", "redis"]

@@ -11,7 +11,7 @@ import pytest
 from prover.config import Settings
 from prover.service import grants
 from prover.service.kinds import KINDS, QUEUES, job_kind
-from prover.worker.app import make_app, time_limit
+from prover.worker.app import WEBHOOK_QUEUE, make_app, time_limit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "prover"
 
@@ -27,8 +27,9 @@ def test_every_kind_has_a_queue_a_runner_and_an_ending(name: str) -> None:
 
 
 def test_the_broker_listens_on_every_declared_queue() -> None:
+    """The job kinds' queues, and the webhook deliveries' own."""
     app = make_app(Settings())
-    assert {queue.name for queue in app.conf.task_queues} == set(QUEUES)
+    assert {queue.name for queue in app.conf.task_queues} == {*QUEUES, WEBHOOK_QUEUE}
 
 
 def test_an_undeclared_kind_is_refused_by_name() -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from prover.api.deps import Owner, SettingsDep
+from prover.api.deps import Owner, RedisDep, SettingsDep
 from prover.api.responses import errors
+from prover.api.wakeups import close_subscription, subscribed, woken
 from prover.service.events import events_after, last_event
+from prover.worker.app import EVENTS_CHANNEL
 
 router = APIRouter()
 EVENT_POLL_S = 0.5  # how often an idle stream looks for new events
@@ -22,8 +25,9 @@ STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "`text/event-stream`: one event per job change, `id` its sequence "
         "number, `event` its type (`job.queued`, `job.running`, `job.progress`, "
-        "`job.succeeded`, `job.failed`), `data` a JSON object {id, type, subject_id, data: "
-        "the job's view, created_at}",
+        "`job.succeeded`, `job.failed`; a market request's status: `market.requested`, "
+        "`market.locked`, `market.fulfilled`, `market.expired`), `data` a JSON object {id, "
+        "type, subject_id, data: the job's view (a market event: the request), created_at}",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
@@ -34,6 +38,7 @@ async def event_stream(
     request: Request,
     key: Owner,
     settings: SettingsDep,
+    client: RedisDep,
     after: Annotated[
         int | None, Query(ge=0, description="start after this event id (0: every kept one)")
     ] = None,
@@ -50,25 +55,32 @@ async def event_stream(
     if start is None:
         start = await run_in_threadpool(last_event, db)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        _events(request, db, key, start), media_type="text/event-stream", headers=headers
-    )
+    stream = _events(request, client, db, key, start)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
-async def _events(request: Request, db: str, owner: str, after: int) -> AsyncIterator[str]:
-    """The stream's text: events as committed, keep-alive comments while idle."""
-    yield ": stream open\n\n"
-    idle_s = 0.0
-    while not await request.is_disconnected():
-        batch = await run_in_threadpool(events_after, db, owner, after)
-        for event in batch:
-            after = event["id"]
-            yield f"id: {after}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
-        if batch:
-            idle_s = 0.0
-            continue
-        await asyncio.sleep(EVENT_POLL_S)
-        idle_s += EVENT_POLL_S
-        if idle_s >= KEEPALIVE_S:
-            idle_s = 0.0
-            yield ": keep-alive\n\n"
+async def _events(
+    request: Request, client: aioredis.Redis, db: str, owner: str, after: int
+) -> AsyncIterator[str]:
+    """The stream's text: events as committed, keep-alive comments while idle. It opens
+    with the id it starts after (no data: not an event), so that a client that drops
+    before any event resumes from there rather than from a later now. Idle, it reads
+    again when a job ends (a worker's announcement) or every ``EVENT_POLL_S``."""
+    yield f": stream open\nid: {after}\n\n"
+    pubsub = await subscribed(client, EVENTS_CHANNEL)  # before the first read: none missed
+    idle_since = time.monotonic()
+    try:
+        while not await request.is_disconnected():
+            batch = await run_in_threadpool(events_after, db, owner, after)
+            for event in batch:
+                after = event["id"]
+                yield f"id: {after}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            if batch:
+                idle_since = time.monotonic()
+                continue
+            pubsub = await woken(pubsub, EVENT_POLL_S)
+            if time.monotonic() - idle_since >= KEEPALIVE_S:
+                idle_since = time.monotonic()
+                yield ": keep-alive\n\n"
+    finally:
+        await close_subscription(pubsub)

@@ -3,30 +3,24 @@ those of one kind about one subject)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from typing import Annotated, Any
 
-import redis
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Query
-from redis.asyncio.client import PubSub
 from starlette.concurrency import run_in_threadpool
 
 from prover.api.deps import Cursor, Limit, Owner, RedisDep, SessionDep, SettingsDep, StoreDep
 from prover.api.responses import errors
 from prover.api.schemas import JobView, Page
+from prover.api.wakeups import close_subscription, subscribed, woken
 from prover.config import Settings
 from prover.service import jobs, queries
 from prover.service.db import session_scope
 from prover.service.kinds import KINDS
 from prover.worker.app import job_channel
 
-log = logging.getLogger("prover.api")
 router = APIRouter()
-JOB_POLL_S = 0.25  # how often a waiting request reads the job when Redis cannot wake it
 # The filters of the list: a kind by its exact name; a subject by its id (ids are at most
 # 64 characters of letters, digits, - and _).
 KindFilter = Annotated[
@@ -60,7 +54,7 @@ async def wait_for_end(
 ) -> dict[str, Any]:
     """Re-read the job whenever a worker announces its end (or every second) until it
     ends or the deadline passes. Without Redis (down at the start, or dropped meanwhile)
-    the wait goes on reading the job every ``JOB_POLL_S``: an outage costs latency, not
+    the wait goes on reading the job every ``wakeups.POLL_S``: an outage costs latency, not
     the answer."""
     pubsub = await subscribed(client, job_channel(job_id))  # before the re-read: no lost wake-up
     try:
@@ -72,38 +66,6 @@ async def wait_for_end(
             pubsub = await woken(pubsub, remaining)
     finally:
         await close_subscription(pubsub)
-
-
-async def subscribed(client: aioredis.Redis, channel: str) -> PubSub | None:
-    """A subscription to ``channel``; None when Redis does not answer."""
-    pubsub = client.pubsub()
-    try:
-        await pubsub.subscribe(channel)
-    except redis.RedisError:
-        await close_subscription(pubsub)
-        return None
-    return pubsub
-
-
-async def woken(pubsub: PubSub | None, remaining: float) -> PubSub | None:
-    """Wait for a message (a second at most), or ``JOB_POLL_S`` without a subscription.
-    Returns the subscription, None once Redis has dropped it."""
-    if pubsub is not None:
-        try:
-            await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
-            return pubsub
-        except redis.RedisError as exc:
-            log.warning("job wait: Redis dropped (%s); polling the database", exc)
-            await close_subscription(pubsub)
-    await asyncio.sleep(min(remaining, JOB_POLL_S))
-    return None
-
-
-async def close_subscription(pubsub: PubSub | None) -> None:
-    """Close a subscription, whatever state its connection is in."""
-    if pubsub is not None:
-        with contextlib.suppress(redis.RedisError):
-            await pubsub.aclose()
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobView, responses=errors())

@@ -20,7 +20,7 @@ from prover.api.deps import (
 from prover.api.responses import JSON_BODY, errors
 from prover.api.routes.pages import add_list_route
 from prover.api.schemas import ProofAccepted, ProofRequest, ProofView, VerifyResult
-from prover.service import batching, proof_requests, queries
+from prover.service import batching, market, proof_requests, queries
 from prover.service.capacity import pool_capacity
 
 router = APIRouter()
@@ -45,7 +45,13 @@ def request_proof(
     against the circuit's input shapes first; the same input twice is one proof. A
     proof that needs more memory than a worker has is refused (413). With `batching`,
     the input waits (at most the batch window) to be proven with this key's other
-    requests of the batch circuit."""
+    requests of the batch circuit. With `market`, the proof is bought on the proof
+    market: the job's phases follow the request."""
+    if body.market is not None:
+        accepted = market.request_market(
+            settings, store, key, circuit_id, body.input, body.market.terms()
+        )
+        return dispatch(accepted)
     capacity = pool_capacity(settings)
     if body.batching:
         accepted = batching.request_batched(
