@@ -24,7 +24,13 @@ from prover.chain import market
 from prover.chain.client import Chain
 from prover.chain.onchain import verifier_arguments
 from prover.client import Client
-from prover.errors import ChainError, ConflictError, ProverError, StoreIntegrityError
+from prover.errors import (
+    ChainError,
+    ConflictError,
+    ProverError,
+    StoreIntegrityError,
+    is_transient,
+)
 from prover.proving.instances import witness_instances
 from prover.proving.plans import ProofPlan
 from prover.proving.proofs import prove_circuit
@@ -72,8 +78,10 @@ class Provider:
                 continue
             try:
                 self.consider(request)
-            except ProverError as exc:
-                if not getattr(exc, "transient", False):
+            except Exception as exc:
+                if not (isinstance(exc, ProverError) or is_transient(exc)):
+                    raise  # a bug: said in full, not taken for the request's fault
+                if not is_transient(exc):
                     self.finished.add(where)
                 self.say(f"request {request['request_id']}: left: {exc}")
 
@@ -112,8 +120,7 @@ class Provider:
     def expected_s(self, circuit_id: str) -> float:
         """The proof's expected time here: the circuit's estimate times this machine's
         measured speed."""
-        record = self.client.market_circuit(circuit_id)["record"]
-        return float(record["estimate"]["prove_s"]) * self.speed
+        return estimated_s(self.client.market_circuit(circuit_id)["record"]) * self.speed
 
     def _take(self, request: dict[str, Any], state: dict[str, Any]) -> None:
         request_id = request["request_id"]
@@ -184,7 +191,7 @@ class Provider:
             record = {**self.store.read_record("proofs", plan.proof_id), "cached": True}
         else:
             record = prove_circuit(self.store, plan)
-        estimate = float(plan.circuit["estimate"]["prove_s"])
+        estimate = estimated_s(plan.circuit)
         if not record.get("cached") and estimate > 0:
             self.speed = 0.5 * self.speed + 0.5 * record["timings"]["prove_s"] / estimate
         proof, instances = verifier_arguments(
@@ -198,3 +205,9 @@ class Provider:
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         self.fulfilled.append({"request_id": request_id, "earned_wei": earned, "transaction": tx})
         self.say(f"request {request_id}: fulfilled in {tx}, earned {earned} wei")
+
+
+def estimated_s(circuit: dict[str, Any]) -> float:
+    """The circuit's estimated proving time on the service's machine (0 where its record
+    has none: the floor price alone then)."""
+    return float((circuit.get("estimate") or {}).get("prove_s") or 0.0)

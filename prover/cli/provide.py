@@ -32,6 +32,7 @@ def provide(
     as_json: bool = JsonOpt,
 ) -> None:
     """Watch the market, lock what pays, prove, fulfil, and report what was earned."""
+    from prover.errors import is_transient
     from prover.provider import Pricing, Provider
 
     err = Console(stderr=True)
@@ -42,7 +43,12 @@ def provide(
         err.print(f"providing as {provider.chain.account.address} for {service}")
         try:
             while True:
-                provider.round()
+                try:
+                    provider.round()
+                except Exception as exc:
+                    if once or not is_transient(exc):
+                        raise
+                    err.print(f"{exc}; looking again in {poll} s")
                 if once:
                     break
                 time.sleep(poll)

@@ -213,10 +213,15 @@ def test_cheats_are_refused_and_a_lapsed_lock_goes_to_another(
     offer = _offer(lock_timeout_s=120)
     job_id, request = _requested(api, circuit_id, offer, LAPSED_INPUT)
     address, request_id = request["market_address"], request["request_id"]
+    # A provider whose floor the offer never reaches leaves it open.
+    dear = run_cli(
+        tmp_path, *_provide_args(service, OTHER_KEY, tmp_path), "--floor-wei", str(10**30)
+    )
     cheat_chain = connect(service.env["PROVER_RPC_URL"], THIRD_KEY)
     cheat = Provider(service.url, cheat_chain, tmp_path / "cheat", Pricing(), lambda _m: None)
     state = market.request_state(chain, address, request_id)
     honest_plan = cheat.prepare(request, state)  # the service's files and input check out
+    assert one_json(dear)["fulfilled"] == [] and "needs" in dear.stderr
     market.lock(cheat_chain, address, request_id)
     poll(lambda: api.job(job_id)["phase"] == "locked", 30, "the job to show the lock")
 
