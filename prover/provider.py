@@ -62,6 +62,7 @@ class Provider:
         self.store = ArtifactStore(data_dir)
         self.speed = 1.0  # its proving seconds per estimated second, learned as it proves
         self.finished: set[tuple[str, int]] = set()
+        self.listings: dict[str, dict[str, Any]] = {}  # circuits are content-addressed
         self.fulfilled: list[dict[str, Any]] = []
 
     @property
@@ -120,7 +121,13 @@ class Provider:
     def expected_s(self, circuit_id: str) -> float:
         """The proof's expected time here: the circuit's estimate times this machine's
         measured speed."""
-        return estimated_s(self.client.market_circuit(circuit_id)["record"]) * self.speed
+        return estimated_s(self.listing(circuit_id)["record"]) * self.speed
+
+    def listing(self, circuit_id: str) -> dict[str, Any]:
+        """A circuit on the market (record, files' digests), asked of the service once."""
+        if circuit_id not in self.listings:
+            self.listings[circuit_id] = self.client.market_circuit(circuit_id)
+        return self.listings[circuit_id]
 
     def _take(self, request: dict[str, Any], state: dict[str, Any]) -> None:
         request_id = request["request_id"]
@@ -157,7 +164,7 @@ class Provider:
         """The circuit in this provider's store, each file fetched once and checked."""
         if self.store.exists("circuits", circuit_id):
             return self.store.read_record("circuits", circuit_id)
-        listing = self.client.market_circuit(circuit_id)
+        listing = self.listing(circuit_id)
         record, files = listing["record"], listing["files"]
         srs = Path("srs") / f"{files[market.SRS_FILE]['sha256']}.srs"
         if not (self.store.root / srs).is_file():

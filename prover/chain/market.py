@@ -159,12 +159,13 @@ def chain_time(chain: Chain) -> int:
     return int(chain.w3.eth.get_block("latest")["timestamp"])
 
 
-def fulfilment(chain: Chain, address: str, request_id: int) -> dict[str, Any]:
+def fulfilment(chain: Chain, address: str, request_id: int, from_block: int) -> dict[str, Any]:
     """How a fulfilled request was fulfilled: its prover, price and refund, the
-    transaction, and the proof's instances (read back from that transaction's input)."""
+    transaction, and the proof's instances (read back from that transaction's input).
+    The logs are searched from ``from_block`` on (the block the request was opened in)."""
     market = _market(chain, address)
     (log,) = market.events.RequestFulfilled().get_logs(
-        from_block=0, argument_filters={"requestId": request_id}
+        from_block=from_block, argument_filters={"requestId": request_id}
     )
     tx = chain.w3.eth.get_transaction(log["transactionHash"])
     _fn, arguments = market.decode_function_input(tx["input"])
@@ -186,12 +187,6 @@ def result_accepted(chain: Chain, address: str, circuit_id: str, instances: list
     key = keccak(encode(["bytes32", "uint256[]"], [bytes.fromhex(circuit_id), instances]))
     _circuit, prover, _block = results.functions.results(key).call()
     return int(prover, 16) != 0
-
-
-def opened_requests(chain: Chain, address: str, from_block: int = 0) -> list[int]:
-    """The ids of the requests opened from ``from_block`` on, oldest first."""
-    logs = _market(chain, address).events.RequestOpened().get_logs(from_block=from_block)
-    return [int(log["args"]["requestId"]) for log in logs]
 
 
 # BN254's scalar field: instances are its elements, a negative value wrapped around it.

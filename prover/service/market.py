@@ -153,6 +153,7 @@ def _open(
         "request_id": request_id,
         "requester": chain.account.address,
         "open_transaction": "0x" + bytes(receipt["transactionHash"]).hex(),
+        "open_block": int(receipt["blockNumber"]),
         "circuit_id": circuit["id"],
         "input": params["input"],
         "input_digest": params["input_digest"],
@@ -239,7 +240,7 @@ def _fulfilled(store: ArtifactStore, chain: Chain, opened: dict[str, Any]) -> di
     from prover.chain import market
 
     address, request_id = opened["market_address"], opened["request_id"]
-    done = market.fulfilment(chain, address, request_id)
+    done = market.fulfilment(chain, address, request_id, opened["open_block"])
     _withdraw(chain, address)
     circuit = store.read_record("circuits", opened["circuit_id"])
     return {
