@@ -10,7 +10,7 @@ a proof of another input. Times, each from the request's POST:
 
 * open: the service's job has opened the request on chain (it is listed for providers);
 * paid: the provider has locked, fetched (the first time), proven, fulfilled and
-  withdrawn its payment;
+  claimed its payment;
 * job end: the service's job has seen the fulfilment (it polls the chain every second).
 
 Run from the repository root::

@@ -87,36 +87,48 @@ class Provider:
                 self.say(f"request {request['request_id']}: left: {exc}")
 
     def consider(self, request: dict[str, Any]) -> None:
-        """Lock and fulfil an open request that pays; fulfil a lapsed lock (its collateral
-        share); note a request that is over."""
+        """Lock and fulfil an open request that pays (past its lock deadline, fulfil it
+        unlocked); fulfil a lapsed lock (its collateral share); note a request that is
+        over."""
         address, request_id = request["market_address"], request["request_id"]
         state = market.request_state(self.chain, address, request_id)
         now, offer = market.chain_time(self.chain), state["offer"]
         if state["status"] in ("fulfilled", "expired") or now > offer.deadline:
             self.finished.add((address, request_id))
-        elif state["status"] == "open" and self._pays(request, offer, now):
-            self._take(request, state)
+        elif state["status"] == "open" and (way := self._way(request, offer, now)):
+            if way == "lock":
+                self._take(request, state)
+            else:
+                self.say(f"request {request_id}: past its lock deadline; fulfilling unlocked")
+                self._fulfil(request, self.prepare(request, state))
         elif state["status"] == "locked" and self._lapsed(state, now):
             self.say(f"request {request_id}: its lock lapsed; fulfilling it late")
             self._fulfil(request, self.prepare(request, state))
 
     def _lapsed(self, state: dict[str, Any], now: int) -> bool:
         """Another's lock past its deadline: anyone may fulfil it for half its collateral."""
-        mine = state["locker"] == self.chain.account.address
+        mine = state["prover"] == self.chain.account.address
         return not mine and now > state["offer"].lock_deadline
 
-    def _pays(self, request: dict[str, Any], offer: market.Offer, now: int) -> bool:
-        """Whether the price now pays for the expected proving time, with time to spare."""
+    def _way(self, request: dict[str, Any], offer: market.Offer, now: int) -> str | None:
+        """How to take an open request whose price now pays for the expected proving time:
+        ``lock`` it while its lock deadline leaves that time (and the margin), else
+        ``unlocked`` (fulfil it at the ramp's price, first come first paid, risking no
+        collateral) while its final deadline does; None where it does not pay, or no
+        deadline leaves the time."""
         seconds = self.expected_s(request["circuit_id"])
         needed = max(self.pricing.floor_wei, math.ceil(seconds * self.pricing.wei_per_s))
         price = offer.price_at(now)
-        if offer.lock_deadline - now < seconds + self.pricing.margin_s:
-            self.finished.add((request["market_address"], request["request_id"]))
-            self.say(f"request {request['request_id']}: too little time left; skipped")
-            return False
         if price < needed:
             self.say(f"request {request['request_id']}: pays {price} wei, needs {needed}")
-        return price >= needed
+            return None
+        if offer.lock_deadline - now >= seconds + self.pricing.margin_s:
+            return "lock"
+        if offer.deadline - now >= seconds + self.pricing.margin_s:
+            return "unlocked"
+        self.finished.add((request["market_address"], request["request_id"]))
+        self.say(f"request {request['request_id']}: too little time left; skipped")
+        return None
 
     def expected_s(self, circuit_id: str) -> float:
         """The proof's expected time here: the circuit's estimate times this machine's
@@ -192,7 +204,7 @@ class Provider:
         partial.replace(dest)
 
     def _fulfil(self, request: dict[str, Any], plan: ProofPlan) -> None:
-        """Prove, fulfil, withdraw; learn this machine's speed from the proof's time."""
+        """Prove, fulfil, claim; learn this machine's speed from the proof's time."""
         address, request_id = request["market_address"], request["request_id"]
         if self.store.exists("proofs", plan.proof_id):
             record = {**self.store.read_record("proofs", plan.proof_id), "cached": True}
@@ -207,8 +219,9 @@ class Provider:
         vka = [bytes.fromhex(word[2:]) for word in request["vka"]]
         receipt = market.fulfil(self.chain, address, request_id, proof, instances, vka)
         self.finished.add((address, request_id))
-        earned = market.balance(self.chain, address, self.chain.account.address)
-        market.withdraw(self.chain, address)
+        earned = market.owed(self.chain, address, request_id, self.chain.account.address)
+        if earned:
+            market.claim(self.chain, address, request_id)
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         self.fulfilled.append({"request_id": request_id, "earned_wei": earned, "transaction": tx})
         self.say(f"request {request_id}: fulfilled in {tx}, earned {earned} wei")

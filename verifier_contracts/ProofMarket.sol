@@ -27,7 +27,7 @@ import {ProvenResults} from "./ProvenResults.sol";
 ///         circuit's registered verifier (InvalidProof, WrongVka, UnknownCircuit otherwise),
 ///         and the instances must open with the request's input (InputMismatch). The
 ///         prover is paid the price, the requester refunded `maxPrice - price`, the
-///         locker's collateral returned.
+///         locker's collateral returned (each claims its share; see Payments).
 ///
 ///         Replays: a result is accepted once (ProvenResults' AlreadyAccepted), so a proof
 ///         earns once. Two requests for the same circuit and input are both legitimate, but
@@ -42,14 +42,19 @@ import {ProvenResults} from "./ProvenResults.sol";
 ///         refunds the escrow; a lapsed lock's collateral is then half burned, half paid to
 ///         the requester for the wait.
 ///
-///         Payments are pulled: every payment credits `balanceOf`, and `withdraw` sends it.
-///         Burned wei stays in this contract, counted in `burned`, withdrawable by no one.
-///         So at every moment: this contract's balance = sum of balanceOf + escrow of open
-///         and locked requests + collateral of locked requests + burned.
+///         Payments are pulled, per request: once a request is fulfilled or expired, its
+///         prover and its requester each `claim(id)` their share (`owed` says how much).
+///         A fulfilment writes no slot per account, only the request's own (its status and
+///         prover; the price too where no lock fixed it), so it costs the same whoever is
+///         paid: about 21k over ProvenResults.submit for a locked request.
+///         Burned wei stays in this contract, counted in `burned`, claimable by no one.
+///         So at every moment: this contract's balance = the unclaimed shares of settled
+///         requests + escrow of open and locked requests + collateral of locked requests
+///         + burned.
 ///
-///         Reentrancy: effects come before interactions. `fulfil` settles every balance
+///         Reentrancy: effects come before interactions. `fulfil` settles the request
 ///         before its one external call (ProvenResults, which calls the verifier); a revert
-///         there undoes them. `withdraw` zeroes the balance before sending it.
+///         there undoes it. `claim` marks the shares paid before sending them.
 ///
 ///         Front-running: a lock is exclusive, so during it a copied proof is worthless to a
 ///         copier; a late fulfilment (after the lock deadline) can be copied from the mempool.
@@ -72,15 +77,27 @@ contract ProofMarket {
         uint96 lockCollateral;
     }
 
+    /// A request as stored, packed so that a timely fulfilment of a lock reads four slots
+    /// (0-3) and writes one (0).
     struct Request {
-        address requester;
+        address prover; // the locker while locked; whoever fulfilled once fulfilled
         Status status;
+        bool locked; // a collateral was posted
+        bool slashed; // the lock lapsed: its collateral was split (half burned)
+        bool proverPaid;
+        bool requesterPaid;
         uint32 inputCount;
         bytes32 circuitId;
         bytes32 inputCommitment;
-        Offer offer;
-        address locker;
-        uint96 lockPrice;
+        uint64 rampStart;
+        uint32 rampPeriod;
+        uint32 lockTimeout;
+        uint32 timeout;
+        uint96 price; // fixed by the lock, or by an unlocked fulfilment
+        address requester;
+        uint96 maxPrice;
+        uint96 minPrice;
+        uint96 lockCollateral;
     }
 
     uint256 public constant BURN_BPS = 5000; // of a slashed collateral
@@ -89,7 +106,6 @@ contract ProofMarket {
     ProofRegistry public immutable registry; // the results' registry
     uint256 public requestCount; // ids are 1, 2, ...
     uint256 public burned;
-    mapping(address => uint256) public balanceOf;
     mapping(uint256 => Request) private requests;
 
     event RequestOpened(
@@ -101,14 +117,13 @@ contract ProofMarket {
         Offer offer
     );
     event RequestLocked(uint256 indexed requestId, address indexed prover, uint256 price, uint256 collateral);
-    event RequestFulfilled(
-        uint256 indexed requestId, address indexed prover, bytes32 indexed resultKey, uint256 price, uint256 refund
-    );
+    // The requester's refund is always maxPrice - price.
+    event RequestFulfilled(uint256 indexed requestId, address indexed prover, bytes32 indexed resultKey, uint256 price);
     event CollateralSlashed(
         uint256 indexed requestId, address indexed locker, uint256 burned, address recipient, uint256 reward
     );
-    event RequestExpired(uint256 indexed requestId, uint256 refund);
-    event Withdrawn(address indexed account, uint256 amount);
+    event RequestExpired(uint256 indexed requestId);
+    event Claimed(uint256 indexed requestId, address indexed account, uint256 amount);
 
     error BadOffer();
     error UnknownCircuit(bytes32 circuitId);
@@ -120,7 +135,7 @@ contract ProofMarket {
     error DeadlinePassed(uint256 requestId, uint256 deadline);
     error NotExpired(uint256 requestId, uint256 deadline);
     error InputMismatch(uint256 requestId);
-    error NothingToWithdraw(address account);
+    error NothingToClaim(uint256 requestId, address account);
     error TransferFailed(address account);
 
     constructor(ProvenResults results_) {
@@ -137,15 +152,22 @@ contract ProofMarket {
         if (offer.minPrice > offer.maxPrice || offer.lockTimeout > offer.timeout) revert BadOffer();
         if (uint256(offer.rampStart) + offer.timeout <= block.timestamp) revert BadOffer();
         if (msg.value != offer.maxPrice) revert WrongValue(offer.maxPrice, msg.value);
-        if (registry.get(circuitId).verifier == address(0)) revert UnknownCircuit(circuitId);
+        (address verifier,,) = registry.verifierOf(circuitId);
+        if (verifier == address(0)) revert UnknownCircuit(circuitId);
         id = ++requestCount;
         Request storage r = requests[id];
-        r.requester = msg.sender;
         r.status = Status.Open;
         r.inputCount = inputCount;
         r.circuitId = circuitId;
         r.inputCommitment = inputCommitment;
-        r.offer = offer;
+        r.rampStart = offer.rampStart;
+        r.rampPeriod = offer.rampPeriod;
+        r.lockTimeout = offer.lockTimeout;
+        r.timeout = offer.timeout;
+        r.requester = msg.sender;
+        r.maxPrice = offer.maxPrice;
+        r.minPrice = offer.minPrice;
+        r.lockCollateral = offer.lockCollateral;
         emit RequestOpened(id, msg.sender, circuitId, inputCommitment, inputCount, offer);
     }
 
@@ -153,14 +175,14 @@ contract ProofMarket {
     function lock(uint256 id) external payable {
         Request storage r = requests[id];
         if (r.status != Status.Open) revert NotOpen(id, r.status);
-        Offer memory offer = r.offer;
-        uint256 lockDeadline = _lockDeadline(offer);
+        uint256 lockDeadline = _lockDeadline(r);
         if (block.timestamp > lockDeadline) revert LockDeadlinePassed(id, lockDeadline);
-        if (msg.value != offer.lockCollateral) revert WrongValue(offer.lockCollateral, msg.value);
-        uint96 price = uint96(_priceAt(offer, block.timestamp));
+        if (msg.value != r.lockCollateral) revert WrongValue(r.lockCollateral, msg.value);
+        uint96 price = _priceNow(r);
         r.status = Status.Locked;
-        r.locker = msg.sender;
-        r.lockPrice = price;
+        r.prover = msg.sender;
+        r.locked = true;
+        r.price = price;
         emit RequestLocked(id, msg.sender, price, msg.value);
     }
 
@@ -171,39 +193,53 @@ contract ProofMarket {
         returns (bytes32 key)
     {
         Request storage r = requests[id];
-        (uint256 price, uint256 refund) = _settle(id, r);
+        uint256 price = _settle(id, r);
         uint256 n = r.inputCount;
         if (instances.length < n || keccak256(abi.encode(instances[:n])) != r.inputCommitment) {
             revert InputMismatch(id);
         }
         key = results.submit(r.circuitId, proof, instances, vka);
-        emit RequestFulfilled(id, msg.sender, key, price, refund);
+        emit RequestFulfilled(id, msg.sender, key, price);
     }
 
-    /// Close a request unfulfilled at its final deadline: refund the escrow (and, if it was
-    /// locked, half the slashed collateral) to the requester. Anyone may call it.
+    /// Close a request unfulfilled at its final deadline; its requester may then claim the
+    /// escrow (and, if it was locked, half the slashed collateral). Anyone may call it.
     function expire(uint256 id) external {
         Request storage r = requests[id];
         Status status = r.status;
         if (status != Status.Open && status != Status.Locked) revert NotOpen(id, status);
-        Offer memory offer = r.offer;
-        uint256 deadline = _deadline(offer);
+        uint256 deadline = _deadline(r);
         if (block.timestamp <= deadline) revert NotExpired(id, deadline);
         r.status = Status.Expired;
-        uint256 refund = offer.maxPrice;
-        if (status == Status.Locked) refund += _slash(id, r.locker, offer.lockCollateral, r.requester);
-        balanceOf[r.requester] += refund;
-        emit RequestExpired(id, refund);
+        if (status == Status.Locked) _slash(id, r, r.requester);
+        emit RequestExpired(id);
     }
 
-    /// Send the sender everything credited to it.
-    function withdraw() external {
-        uint256 amount = balanceOf[msg.sender];
-        if (amount == 0) revert NothingToWithdraw(msg.sender);
-        balanceOf[msg.sender] = 0;
+    /// Send the sender its unclaimed share of a settled request.
+    function claim(uint256 id) external {
+        Request storage r = requests[id];
+        (uint256 toProver, uint256 toRequester) = _shares(r);
+        uint256 amount;
+        if (msg.sender == r.prover && !r.proverPaid && toProver > 0) {
+            r.proverPaid = true;
+            amount = toProver;
+        }
+        if (msg.sender == r.requester && !r.requesterPaid && toRequester > 0) {
+            r.requesterPaid = true;
+            amount += toRequester;
+        }
+        if (amount == 0) revert NothingToClaim(id, msg.sender);
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed(msg.sender);
-        emit Withdrawn(msg.sender, amount);
+        emit Claimed(id, msg.sender, amount);
+    }
+
+    /// What `account` may claim from request `id` now.
+    function owed(uint256 id, address account) external view returns (uint256 amount) {
+        Request storage r = requests[id];
+        (uint256 toProver, uint256 toRequester) = _shares(r);
+        if (account == r.prover && !r.proverPaid) amount = toProver;
+        if (account == r.requester && !r.requesterPaid) amount += toRequester;
     }
 
     function get(uint256 id) external view returns (Request memory) {
@@ -212,59 +248,74 @@ contract ProofMarket {
 
     /// The price a lock or an unlocked fulfilment would fix now.
     function priceNow(uint256 id) external view returns (uint256) {
-        return _priceAt(requests[id].offer, block.timestamp);
+        return _priceNow(requests[id]);
     }
 
-    /// Mark a request fulfilled by the sender and credit everyone; (price, refund).
-    function _settle(uint256 id, Request storage r) private returns (uint256 price, uint256 refund) {
+    /// Mark a request fulfilled by the sender; the price it pays.
+    function _settle(uint256 id, Request storage r) private returns (uint256 price) {
         Status status = r.status;
         if (status != Status.Open && status != Status.Locked) revert NotOpen(id, status);
-        Offer memory offer = r.offer;
-        uint256 deadline = _deadline(offer);
+        uint256 deadline = _deadline(r);
         if (block.timestamp > deadline) revert DeadlinePassed(id, deadline);
+        if (status == Status.Open) {
+            price = _priceNow(r);
+            r.price = uint96(price);
+        } else {
+            price = _settleLock(id, r);
+        }
         r.status = Status.Fulfilled;
-        price = _priceAt(offer, block.timestamp);
-        uint256 earned = price;
-        if (status == Status.Locked) (price, earned) = _settleLock(id, r, offer);
-        balanceOf[msg.sender] += earned;
-        refund = offer.maxPrice - price;
-        balanceOf[r.requester] += refund;
+        r.prover = msg.sender;
     }
 
-    /// (price, what the sender earns) of fulfilling a locked request: before its lock
-    /// deadline the locker's price and collateral back; after it, no price and the
-    /// slashed collateral's reward (the requester is refunded in full).
-    function _settleLock(uint256 id, Request storage r, Offer memory offer) private returns (uint256, uint256) {
-        address locker = r.locker;
-        uint256 lockDeadline = _lockDeadline(offer);
+    /// The price of fulfilling a locked request: before its lock deadline, by the locker
+    /// only, the locked price; after it, by anyone but the locker, none (the lapsed lock's
+    /// collateral is slashed, its reward the sender's, and the requester refunded in full).
+    function _settleLock(uint256 id, Request storage r) private returns (uint256) {
+        address locker = r.prover;
+        uint256 lockDeadline = _lockDeadline(r);
         if (block.timestamp <= lockDeadline) {
             if (msg.sender != locker) revert RequestIsLocked(id, locker);
-            return (r.lockPrice, r.lockPrice + offer.lockCollateral);
+            return r.price;
         }
         if (msg.sender == locker) revert LockLapsed(id, lockDeadline);
-        return (0, _slash(id, locker, offer.lockCollateral, msg.sender));
+        r.price = 0;
+        _slash(id, r, msg.sender);
+        return 0;
     }
 
-    /// Burn BURN_BPS of a lapsed lock's collateral; the rest is `recipient`'s (returned, for
-    /// the caller to credit).
-    function _slash(uint256 id, address locker, uint256 collateral, address recipient) private returns (uint256) {
+    /// Burn BURN_BPS of a lapsed lock's collateral; the rest becomes `recipient`'s share.
+    function _slash(uint256 id, Request storage r, address recipient) private {
+        uint256 collateral = r.lockCollateral;
         uint256 burn = collateral * BURN_BPS / 10_000;
         burned += burn;
-        emit CollateralSlashed(id, locker, burn, recipient, collateral - burn);
-        return collateral - burn;
+        r.slashed = true;
+        emit CollateralSlashed(id, r.prover, burn, recipient, collateral - burn);
     }
 
-    function _priceAt(Offer memory offer, uint256 t) private pure returns (uint256) {
-        if (t <= offer.rampStart) return offer.minPrice;
-        if (t >= uint256(offer.rampStart) + offer.rampPeriod) return offer.maxPrice;
-        return offer.minPrice + uint256(offer.maxPrice - offer.minPrice) * (t - offer.rampStart) / offer.rampPeriod;
+    /// (the prover's, the requester's) shares of a request, paid or not.
+    function _shares(Request storage r) private view returns (uint256, uint256) {
+        Status status = r.status;
+        if (status != Status.Fulfilled && status != Status.Expired) return (0, 0);
+        uint256 collateral = r.locked ? r.lockCollateral : 0;
+        uint256 reward = r.slashed ? collateral - collateral * BURN_BPS / 10_000 : 0;
+        if (status == Status.Expired) return (0, r.maxPrice + reward);
+        if (r.slashed) return (reward, r.maxPrice);
+        return (r.price + collateral, r.maxPrice - r.price);
     }
 
-    function _lockDeadline(Offer memory offer) private pure returns (uint256) {
-        return uint256(offer.rampStart) + offer.lockTimeout;
+    function _priceNow(Request storage r) private view returns (uint96) {
+        uint256 t = block.timestamp;
+        uint256 start = r.rampStart;
+        if (t <= start) return r.minPrice;
+        if (t >= start + r.rampPeriod) return r.maxPrice;
+        return uint96(r.minPrice + uint256(r.maxPrice - r.minPrice) * (t - start) / r.rampPeriod);
     }
 
-    function _deadline(Offer memory offer) private pure returns (uint256) {
-        return uint256(offer.rampStart) + offer.timeout;
+    function _lockDeadline(Request storage r) private view returns (uint256) {
+        return uint256(r.rampStart) + r.lockTimeout;
+    }
+
+    function _deadline(Request storage r) private view returns (uint256) {
+        return uint256(r.rampStart) + r.timeout;
     }
 }

@@ -9,12 +9,14 @@ pragma solidity 0.8.20;
 ///         or by ezkl's shared reusable verifier given the circuit's verifying-key artifact
 ///         (reusable; vkDigest: keccak256 of the artifact's words, checked at each use).
 contract ProofRegistry {
+    // verifier, devSrs and reusable share one slot: verifierOf reads only it for a
+    // circuit with its own verifier.
     struct Entry {
         address verifier;
-        bytes32 vkDigest;
-        address owner;
         bool devSrs;
         bool reusable;
+        bytes32 vkDigest;
+        address owner;
     }
 
     mapping(bytes32 => Entry) private entries;
@@ -35,7 +37,7 @@ contract ProofRegistry {
         if (verifier.code.length == 0) {
             revert NoVerifierCode(verifier);
         }
-        entries[circuitId] = Entry(verifier, vkDigest, msg.sender, devSrs, reusable);
+        entries[circuitId] = Entry(verifier, devSrs, reusable, vkDigest, msg.sender);
         emit CircuitRegistered(circuitId, verifier, vkDigest, msg.sender, devSrs, reusable);
     }
 
@@ -50,5 +52,13 @@ contract ProofRegistry {
 
     function get(bytes32 circuitId) external view returns (Entry memory) {
         return entries[circuitId];
+    }
+
+    /// What verifying a proof of `circuitId` needs (the digest only for the reusable
+    /// verifier): one storage read for a circuit with its own verifier.
+    function verifierOf(bytes32 circuitId) external view returns (address verifier, bool reusable, bytes32 vkDigest) {
+        Entry storage entry = entries[circuitId];
+        (verifier, reusable) = (entry.verifier, entry.reusable);
+        if (reusable) vkDigest = entry.vkDigest;
     }
 }

@@ -188,9 +188,7 @@ def submit_request(
         return {**settled, **own, "already_settled": False}
     deployment = registered(store, record["circuit_id"], chain)
     results = contract(chain, "ProvenResults", deployment["results_address"])
-    _circuit, prover, block = results.functions.results(
-        bytes.fromhex(settled["batch_key"][2:])
-    ).call()
+    prover, block = results.functions.results(bytes.fromhex(settled["batch_key"][2:])).call()
     return {
         **settled,
         **own,

@@ -124,33 +124,40 @@ def fulfil(
 
 
 def expire(chain: Chain, address: str, request_id: int) -> Any:
-    """Close a request past its final deadline, refunding its requester; the receipt."""
+    """Close a request past its final deadline (its requester may then claim); the
+    receipt."""
     return transact(chain, _market(chain, address).functions.expire(request_id))
 
 
-def withdraw(chain: Chain, address: str) -> Any:
-    """Send the sender's credited balance to it; the receipt."""
-    return transact(chain, _market(chain, address).functions.withdraw())
+def claim(chain: Chain, address: str, request_id: int) -> Any:
+    """Send the sender its share of a settled request; the receipt."""
+    return transact(chain, _market(chain, address).functions.claim(request_id))
 
 
-def balance(chain: Chain, address: str, account: str) -> int:
-    """What the market has credited to ``account`` and not yet paid out (wei)."""
-    return int(_market(chain, address).functions.balanceOf(account).call())
+def owed(chain: Chain, address: str, request_id: int, account: str) -> int:
+    """What ``account`` may claim from a request now (wei)."""
+    return int(_market(chain, address).functions.owed(request_id, account).call())
 
 
 def request_state(chain: Chain, address: str, request_id: int) -> dict[str, Any]:
-    """A request as the market holds it (status ``none`` for an unknown id)."""
+    """A request as the market holds it (status ``none`` for an unknown id). ``prover``
+    is the locker while it is locked and whoever fulfilled it once fulfilled; ``price``
+    what the lock or the fulfilment fixed."""
     r = _market(chain, address).functions.get(request_id).call()
-    requester, status, count, circuit, commitment, offer, locker, lock_price = r
+    prover, status, _locked, slashed, _paid, _refunded, count, circuit, commitment = r[:9]
+    ramp_start, ramp_period, lock_timeout, timeout, price = r[9:14]
+    requester, max_price, min_price, collateral = r[14:]
+    offer = Offer(min_price, max_price, ramp_start, ramp_period, lock_timeout, timeout, collateral)
     return {
         "requester": requester,
         "status": STATUSES[status],
         "input_count": count,
         "circuit_id": circuit.hex(),
         "input_commitment": "0x" + commitment.hex(),
-        "offer": Offer(*offer),
-        "locker": None if int(locker, 16) == 0 else locker,
-        "lock_price": lock_price,
+        "offer": offer,
+        "prover": None if int(prover, 16) == 0 else prover,
+        "price": price,
+        "slashed": slashed,
     }
 
 
@@ -160,10 +167,12 @@ def chain_time(chain: Chain) -> int:
 
 
 def fulfilment(chain: Chain, address: str, request_id: int, from_block: int) -> dict[str, Any]:
-    """How a fulfilled request was fulfilled: its prover, price and refund, the
-    transaction, and the proof's instances (read back from that transaction's input).
-    The logs are searched from ``from_block`` on (the block the request was opened in)."""
+    """How a fulfilled request was fulfilled: its prover, price and the requester's
+    refund, the transaction, and the proof's instances (read back from that transaction's
+    input). The logs are searched from ``from_block`` on (the block the request was
+    opened in)."""
     market = _market(chain, address)
+    max_price = request_state(chain, address, request_id)["offer"].max_price
     (log,) = market.events.RequestFulfilled().get_logs(
         from_block=from_block, argument_filters={"requestId": request_id}
     )
@@ -172,7 +181,7 @@ def fulfilment(chain: Chain, address: str, request_id: int, from_block: int) -> 
     return {
         "prover": log["args"]["prover"],
         "price_wei": int(log["args"]["price"]),
-        "refund_wei": int(log["args"]["refund"]),
+        "refund_wei": max_price - int(log["args"]["price"]),
         "result_key": "0x" + bytes(log["args"]["resultKey"]).hex(),
         "transaction": "0x" + bytes(log["transactionHash"]).hex(),
         "block": int(log["blockNumber"]),
@@ -185,7 +194,7 @@ def result_accepted(chain: Chain, address: str, circuit_id: str, instances: list
     (``AlreadyAccepted``), so a provider must not lock a request for it."""
     results = contract(chain, "ProvenResults", _market(chain, address).functions.results().call())
     key = keccak(encode(["bytes32", "uint256[]"], [bytes.fromhex(circuit_id), instances]))
-    _circuit, prover, _block = results.functions.results(key).call()
+    prover, _block = results.functions.results(key).call()
     return int(prover, 16) != 0
 
 

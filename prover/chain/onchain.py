@@ -87,7 +87,7 @@ def deploy_circuit(
         digest = vk_digest(store.path("circuits", circuit["id"]))
     entry = registry.functions.get(circuit_key).call()
     register_gas = 0
-    if (entry[0], entry[1]) != (deployment["verifier_address"], digest):
+    if (entry[0], entry[3]) != (deployment["verifier_address"], digest):
         if artifact["reusable"]:
             verifier = chain.w3.eth.contract(
                 address=deployment["verifier_address"], abi=artifact["abi"]
@@ -262,6 +262,6 @@ def submit_result(
             "circuit_id": event["args"]["circuitId"].hex(),
             "result_key": "0x" + event["args"]["resultKey"].hex(),
             "prover": event["args"]["prover"],
-            "instances": [str(i) for i in event["args"]["instances"]],
+            "instances": [str(i) for i in instances],
         },
     }

@@ -9,6 +9,8 @@ can, the model is accepted with its accuracy unchecked (``ModelInfo.unchecked``)
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,14 @@ import onnxruntime as ort
 
 from prover.circuits.operators import ezkl_verdict, refusal
 from prover.circuits.sandbox import Limits, run_limited
-from prover.circuits.shapes import BATCH, Sizes, fixed_model, measure_fixed, variable_of
+from prover.circuits.shapes import (
+    BATCH,
+    Sizes,
+    ezkl_readable,
+    fixed_model,
+    measure_fixed,
+    variable_of,
+)
 from prover.circuits.tensors import TensorSpec
 from prover.config import Settings
 from prover.errors import InvalidInputError, InvalidModelError, ModelTooLargeError
@@ -39,11 +48,14 @@ _ONNX_TO_NUMPY = {
 class ModelInfo:
     """What intake learned about a model; ``variables`` fixes symbolic batch dims to 1.
 
+    ``ezkl_path`` is the file ezkl reads: ``path``, or where a symbolic dim's name is not
+    one ezkl can read (``shapes.ezkl_readable``), a copy with those dims fixed.
     ``unchecked`` is why onnxruntime gives no float reference (``None``: it does), so no
     accuracy can be measured against it."""
 
     model_id: str
     path: Path
+    ezkl_path: Path
     opset: int
     operators: dict[str, int]
     parameter_count: int
@@ -163,6 +175,18 @@ def load_model(path: Path, settings: Settings) -> ModelInfo:
     return run_limited(inspect_model, path, settings, limits=intake_limits(settings))
 
 
+def _ezkl_copy(model: onnx.ModelProto, model_id: str) -> Path:
+    """Where ezkl reads a model whose dims were made readable: the temporary directory,
+    one file per model (written whole, then renamed into place), so that a worker that
+    plans the model again finds or remakes the same file."""
+    path = Path(tempfile.gettempdir()) / "prover-ezkl-models" / f"{model_id}.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+    onnx.save(model, partial)
+    partial.replace(path)
+    return path
+
+
 def _parse(path: Path, data: bytes) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(data)
@@ -229,9 +253,12 @@ def inspect_model(path: Path, settings: Settings) -> ModelInfo:
     sizes = measure_fixed(fixed_model(model, dict(variables) or {BATCH: 1}))
     _check_sizes(sizes, settings)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    model_id = sha256_bytes(data)
+    readable = ezkl_readable(model, dict(variables) or {BATCH: 1})
     info = ModelInfo(
-        model_id=sha256_bytes(data),
+        model_id=model_id,
         path=path,
+        ezkl_path=path if readable is None else _ezkl_copy(readable, model_id),
         opset=opset,
         operators=dict(sorted(Counter(node.op_type for node in model.graph.node).items())),
         parameter_count=params,
@@ -240,7 +267,7 @@ def inspect_model(path: Path, settings: Settings) -> ModelInfo:
         sizes=sizes.to_dict(),
     )
     outputs, reference_error = _reference_outputs(info)
-    verdict = ezkl_verdict(path, variables)
+    verdict = ezkl_verdict(info.ezkl_path, variables)
     if verdict.error is not None:
         if reference_error is not None:
             raise InvalidModelError(

@@ -255,7 +255,7 @@ class Workspace:
         return trial
 
     def _calibrate(self, trial: Trial, candidate: Candidate | None) -> None:
-        model = str(self.info.path)
+        model = str(self.info.ezkl_path)
         ezkl.gen_settings(model, str(trial.settings_path), py_run_args=self.run_args(candidate))
         calibration: tuple[float, list[int] | None, list[int], int | None]
         if candidate is None:  # ezkl's own defaults throughout
@@ -272,7 +272,7 @@ class Workspace:
 
     def _compile(self, trial: Trial) -> None:
         ezkl.compile_circuit(
-            str(self.info.path), str(trial.compiled_path), str(trial.settings_path)
+            str(self.info.ezkl_path), str(trial.compiled_path), str(trial.settings_path)
         )
         trial.accuracy = self.accuracy(trial)
 
@@ -290,7 +290,7 @@ class Workspace:
             args = self.run_args(None)
             if cols is not None:
                 cast(_RunArgFields, args).num_inner_cols = cols
-            ezkl.gen_settings(str(self.info.path), str(trial.settings_path), py_run_args=args)
+            ezkl.gen_settings(str(self.info.ezkl_path), str(trial.settings_path), py_run_args=args)
             settings = json.loads(trial.settings_path.read_text())
             rows, base = int(settings["num_rows"]), int(settings["run_args"]["decomp_base"])
             logrows = max(
@@ -308,7 +308,7 @@ class Workspace:
         calibration (one forward pass over a dummy input); 0 when ezkl cannot count them."""
         path = self.dir / "probe.json"
         try:
-            ezkl.gen_settings(str(self.info.path), str(path), py_run_args=self.run_args(None))
+            ezkl.gen_settings(str(self.info.ezkl_path), str(path), py_run_args=self.run_args(None))
             return int(json.loads(path.read_text())["num_rows"])
         except Exception:  # the search's own trials then report what ezkl refuses
             return 0

@@ -12,6 +12,7 @@ as one of them (reshapes, slices); operators that create a shape from values (``
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,6 +114,27 @@ def _fixed(model: onnx.ModelProto, variables: dict[str, int]) -> onnx.ModelProto
             if dim.HasField("dim_param") and dim.dim_param in variables:
                 dim.dim_value = variables[dim.dim_param]
     return fixed
+
+
+# ezkl's ONNX reader (tract) reads a dim's name as an expression: "batch-size" is two
+# symbols, "batch size" or "N?" no expression at all; an identifier is one symbol.
+_READABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def ezkl_readable(model: onnx.ModelProto, variables: dict[str, int]) -> onnx.ModelProto | None:
+    """None where ezkl can read every symbolic dim's name; else a copy for ezkl with its
+    inputs' symbolic dims fixed to ``variables`` (as ezkl would fix them) and any other
+    unreadable name cleared (an unknown dim, which ezkl infers)."""
+    values = (*model.graph.input, *model.graph.output, *model.graph.value_info)
+    names = {d.dim_param for v in values for d in v.type.tensor_type.shape.dim if d.dim_param}
+    if all(_READABLE_NAME.fullmatch(name) for name in names):
+        return None
+    readable = _fixed(model, variables)
+    for value in (*readable.graph.input, *readable.graph.output, *readable.graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and not _READABLE_NAME.fullmatch(dim.dim_param):
+                dim.ClearField("dim_param")
+    return readable
 
 
 # Constant computations folded to values when shape inference leaves them (shape

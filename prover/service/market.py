@@ -12,7 +12,6 @@ circuits with a request on the market are served; nothing else of the service op
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -202,20 +201,20 @@ def _follow(
             _expire(chain, opened, state["status"], announce)
         phase, fraction = ("locked", 0.5) if state["status"] == "locked" else ("requested", 0.2)
         progress(phase, fraction)
-        announce(phase, {"locker": state["locker"]} if state["locker"] else {})
+        announce(phase, {"locker": state["prover"]} if state["prover"] else {})
         if time.monotonic() >= held_until:
             raise jobs.Waiting(phase, fraction, retry_in_s=RECHECK_S)
         time.sleep(POLL_S)
 
 
-def _withdraw(chain: Chain, address: str) -> None:
-    """Take what the market credited the service's account (other jobs' refunds too)."""
+def _claim(chain: Chain, opened: dict[str, Any]) -> None:
+    """Take the request's refund (none where it paid the max price, or where a run of
+    this job before took it)."""
     from prover.chain import market
-    from prover.errors import ChainError
 
-    if market.balance(chain, address, chain.account.address) > 0:
-        with contextlib.suppress(ChainError):  # another job withdrew it first
-            market.withdraw(chain, address)
+    address, request_id = opened["market_address"], opened["request_id"]
+    if market.owed(chain, address, request_id, chain.account.address) > 0:
+        market.claim(chain, address, request_id)
 
 
 def _expire(chain: Chain, opened: dict[str, Any], status: str, announce: Announce) -> None:
@@ -224,7 +223,7 @@ def _expire(chain: Chain, opened: dict[str, Any], status: str, announce: Announc
     address, request_id = opened["market_address"], opened["request_id"]
     if status != "expired":
         market.expire(chain, address, request_id)
-    _withdraw(chain, address)
+    _claim(chain, opened)
     announce("expired", {"refund_wei": opened["offer"]["max_price"]})
     raise MarketExpiredError(
         f"market request {request_id} passed its deadline unfulfilled; its escrow of "
@@ -241,7 +240,7 @@ def _fulfilled(store: ArtifactStore, chain: Chain, opened: dict[str, Any]) -> di
 
     address, request_id = opened["market_address"], opened["request_id"]
     done = market.fulfilment(chain, address, request_id, opened["open_block"])
-    _withdraw(chain, address)
+    _claim(chain, opened)
     circuit = store.read_record("circuits", opened["circuit_id"])
     return {
         "status": "fulfilled",

@@ -120,7 +120,7 @@ def test_batch_accepted_once_in_one_transaction(
         ).call()
         assert "0x" + on_chain.hex() == r["result_key"]
     stored = results.functions.results(bytes.fromhex(accepted["batch_key"][2:])).call()
-    assert stored[1] == chain.account.address
+    assert stored[0] == chain.account.address
     assert 0 < accepted["gas_per_result"] * N <= accepted["gas_used"] + N
 
     replay = submit_batch(store, proof["id"], chain)

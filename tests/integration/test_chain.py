@@ -223,7 +223,7 @@ def test_registry_refuses_unauthorised_update(
     with pytest.raises(ChainError, match="NotOwner"):
         transact(other, hijack)
     entry = registry.functions.get(bytes.fromhex(compiled["id"])).call()
-    assert entry[0] == deployment["verifier_address"] and entry[2] == chain.account.address
+    assert entry[0] == deployment["verifier_address"] and entry[4] == chain.account.address
 
 
 def test_commit_reveal_credits_the_committer(

@@ -1,5 +1,6 @@
 """Intake asks ezkl: models the operator table or onnxruntime would refuse, which raw ezkl
-23.0.5 compiles and proves, compile and prove here too."""
+23.0.5 compiles and proves, compile and prove here too; so does a torch export whose
+dynamic axis has a name raw ezkl cannot read."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from helpers.models import make_dynamic_cnn
 from prover.circuits.compiler import CompileOptions, compile_model
-from prover.circuits.intake import load_model
+from prover.circuits.intake import FloatReference, load_model
 from prover.circuits.operators import unsupported_operators
 from prover.circuits.search import SearchSpace
 from prover.config import Settings
@@ -84,6 +86,29 @@ def test_model_onnxruntime_refuses_is_unchecked_but_proves(
     assert circuit["strategy"] == "ezkl-default"
     proof = prove_input(store, circuit["id"], SAMPLE)
     assert np.allclose(np.asarray(proof["outputs"]).reshape(-1), [0.5, 2.0, 0.25], atol=0.01)
+    assert verify(store, proof["id"])["valid"] is True
+
+
+def test_an_axis_name_ezkl_cannot_read_compiles_and_proves(
+    tmp_path: Path, settings: Settings, store: ArtifactStore
+) -> None:
+    """Raw ezkl refuses the export ("[tract] Translating proto model to model": it reads
+    "batch-size" as batch minus size); the circuit is of the model as sent, its id from
+    the sent file's digest, and its proof's outputs are onnxruntime's."""
+    path = make_dynamic_cnn(tmp_path / "cnn.onnx", dim="batch-size")
+    rng = np.random.default_rng(0)
+    samples = rng.uniform(-1, 1, (4, 16)).round(3)
+    calibration = {"input_data": [samples.reshape(-1).tolist()]}  # one list per input
+    circuit = compile_model(path, calibration, CompileOptions(space=SMALL), store, settings)
+    info = load_model(path, settings)
+    assert circuit["model_id"] == info.model_id and info.ezkl_path != path
+    assert (
+        store.path("models", info.model_id).joinpath("model.onnx").read_bytes() == path.read_bytes()
+    )
+    sample = {"input_data": [samples[0].tolist()]}
+    proof = prove_input(store, circuit["id"], sample)
+    expected = FloatReference(path, info.inputs).run([samples[0]])[0]
+    assert np.allclose(np.asarray(proof["outputs"]).reshape(-1), expected.reshape(-1), atol=0.05)
     assert verify(store, proof["id"])["valid"] is True
 
 

@@ -20,7 +20,7 @@ from prover.chain.client import Chain, connect
 from prover.chain.contracts import contract, transact
 from prover.chain.market import (
     Offer,
-    balance,
+    claim,
     expire,
     fulfil,
     input_commitment,
@@ -28,8 +28,8 @@ from prover.chain.market import (
     lock,
     market_address,
     open_request,
+    owed,
     request_state,
-    withdraw,
 )
 from prover.chain.onchain import deploy_circuit, verifier_arguments
 from prover.config import Settings
@@ -136,7 +136,7 @@ def test_honest_prover_is_paid_exactly(
     price = offer.price_at(now + 10 + 37)
     assert offer.min_price < price < offer.max_price
     state = request_state(chain, market.address, request)
-    assert (state["status"], state["locker"], state["lock_price"]) == (
+    assert (state["status"], state["prover"], state["price"]) == (
         "locked",
         prover.account.address,
         price,
@@ -144,21 +144,24 @@ def test_honest_prover_is_paid_exactly(
     proof, instances = market.proofs[0]
     receipt = fulfil(prover, market.address, request, proof, instances)
     fees += _fee(receipt)
-    assert balance(chain, market.address, prover.account.address) == price + offer.lock_collateral
-    assert balance(chain, market.address, chain.account.address) == offer.max_price - price
+    assert owed(chain, market.address, request, prover.account.address) == (
+        price + offer.lock_collateral
+    )
+    assert owed(chain, market.address, request, chain.account.address) == offer.max_price - price
 
-    fees += _fee(withdraw(prover, market.address))
+    fees += _fee(claim(prover, market.address, request))
     assert _eth(prover, prover.account.address) == prover_start - fees + price
-    assert balance(chain, market.address, prover.account.address) == 0
-    requester_fees += _fee(withdraw(chain, market.address))
+    assert owed(chain, market.address, request, prover.account.address) == 0
+    assert _refusal(lambda: claim(prover, market.address, request)) == "NothingToClaim"
+    requester_fees += _fee(claim(chain, market.address, request))
     assert _eth(chain, chain.account.address) == requester_start - requester_fees - price
     assert _eth(chain, market.address) == 0
     market_contract = _market_contract(chain, market)
     (event,) = market_contract.events.RequestFulfilled().process_receipt(receipt, errors=DISCARD)
-    assert (event["args"]["price"], event["args"]["refund"]) == (price, offer.max_price - price)
+    assert event["args"]["price"] == price
     results = contract(chain, "ProvenResults", market_contract.functions.results().call())
     recorded = results.functions.results(event["args"]["resultKey"]).call()
-    assert recorded[0].hex() == market.circuit_id and recorded[1] == market.address
+    assert tuple(recorded) == (market.address, receipt["blockNumber"])
     assert request_state(chain, market.address, request)["status"] == "fulfilled"
 
 
@@ -219,9 +222,12 @@ def test_lapsed_lock_pays_the_late_prover_from_the_collateral(
     receipt = fulfil(late, market.address, request, proof, instances)
 
     burn = offer.lock_collateral // 2
-    assert balance(chain, market.address, late.account.address) == offer.lock_collateral - burn
-    assert balance(chain, market.address, locker.account.address) == 0
-    assert balance(chain, market.address, chain.account.address) == offer.max_price
+    assert owed(chain, market.address, request, late.account.address) == (
+        offer.lock_collateral - burn
+    )
+    assert owed(chain, market.address, request, locker.account.address) == 0
+    assert owed(chain, market.address, request, chain.account.address) == offer.max_price
+    assert _refusal(lambda: claim(locker, market.address, request)) == "NothingToClaim"
     market_contract = _market_contract(chain, market)
     assert market_contract.functions.burned().call() == burn
     (slashed,) = market_contract.events.CollateralSlashed().process_receipt(receipt, errors=DISCARD)
@@ -249,14 +255,16 @@ def test_expiry_refunds_the_requester(
     expire(other, market.address, unlocked)
     expire(other, market.address, locked)
     reward = offer.lock_collateral - offer.lock_collateral // 2
-    assert balance(chain, market.address, chain.account.address) == 2 * offer.max_price + reward
+    assert owed(chain, market.address, unlocked, chain.account.address) == offer.max_price
+    assert owed(chain, market.address, locked, chain.account.address) == offer.max_price + reward
     assert request_state(chain, market.address, locked)["status"] == "expired"
     assert _refusal(lambda: expire(other, market.address, locked)) == "NotOpen"
+    assert _refusal(lambda: claim(locker, market.address, locked)) == "NothingToClaim"
 
     before = _eth(chain, chain.account.address)
-    fee = _fee(withdraw(chain, market.address))
+    fee = _fee(claim(chain, market.address, unlocked)) + _fee(claim(chain, market.address, locked))
     assert _eth(chain, chain.account.address) == before - fee + 2 * offer.max_price + reward
-    assert _refusal(lambda: withdraw(chain, market.address)) == "NothingToWithdraw"
+    assert _refusal(lambda: claim(chain, market.address, locked)) == "NothingToClaim"
 
 
 def test_two_provers_racing_to_lock_get_one_lock(
@@ -274,7 +282,7 @@ def test_two_provers_racing_to_lock_get_one_lock(
     assert receipts[0]["blockNumber"] == receipts[1]["blockNumber"]
     assert sorted(r["status"] for r in receipts) == [0, 1]
     winner, loser = provers if receipts[0]["status"] else provers[::-1]
-    assert request_state(chain, market.address, request)["locker"] == winner.account.address
+    assert request_state(chain, market.address, request)["prover"] == winner.account.address
     assert _refusal(lambda: lock(loser, market.address, request)) == "NotOpen"
 
 
@@ -322,7 +330,8 @@ ACTIONS = st.lists(
         FULFIL,
         st.tuples(st.just("wait"), st.integers(1, 40)),
         st.tuples(st.just("expire"), ACCOUNT, PICK),
-        st.tuples(st.just("withdraw"), ACCOUNT),
+        st.tuples(st.just("claim"), ACCOUNT, PICK),
+        st.tuples(st.just("claim"), ACCOUNT, PICK),
     ),
     min_size=4,
     max_size=16,
@@ -344,8 +353,8 @@ def test_every_wei_is_accounted_for(
     actions: list[tuple],
 ) -> None:
     """Random sequences of actions: each succeeds or fails as the model of the rules says,
-    credits what it says, and after each, the market's balance is exactly its credited
-    balances + escrow and collateral held + burned = deposited - withdrawn."""
+    settles what it says, and after each, the market's balance is exactly the unclaimed
+    shares + escrow and collateral held + burned = deposited - claimed."""
     accounts = (chain, *provers)
     state = snapshot(chain)
     try:
@@ -384,9 +393,9 @@ def _step(
         model.open(address, action[2], offer)
         inputs = market.input_of(action[2])
         return None, lambda: open_request(who, market.address, market.circuit_id, inputs, offer)
-    if kind == "withdraw":
-        return model.withdraw(address), lambda: withdraw(who, market.address)
     rid = _request_id(model, action[2])
+    if kind == "claim":
+        return model.claim(address, rid), lambda: claim(who, market.address, rid)
     if kind == "lock":
         return model.lock(address, rid, t), lambda: lock(who, market.address, rid)
     if kind == "fulfil":
@@ -406,20 +415,19 @@ def _request_id(model: Model, pick: int) -> int:
 def _check_accounts(
     chain: Chain, market: Market, model: Model, accounts: tuple[Chain, ...]
 ) -> None:
-    credited = {
-        a.account.address: balance(chain, market.address, a.account.address) for a in accounts
-    }
-    assert credited == {a.account.address: model.credit[a.account.address] for a in accounts}
     burned = _market_contract(chain, market).functions.burned().call()
     assert burned == model.burned
     held = 0
     for rid, expected in model.requests.items():
         state = request_state(chain, market.address, rid)
         assert state["status"] == expected.status
+        for a in accounts:
+            due = owed(chain, market.address, rid, a.account.address)
+            assert due == expected.owed(a.account.address), (rid, a.account.address)
         if state["status"] in ("open", "locked"):
             held += state["offer"].max_price
         if state["status"] == "locked":
             held += state["offer"].lock_collateral
     market_eth = _eth(chain, market.address)
-    assert market_eth == sum(credited.values()) + held + burned
-    assert market_eth == model.deposited - model.withdrawn
+    assert market_eth == model.unclaimed() + held + burned
+    assert market_eth == model.deposited - model.claimed

@@ -2,8 +2,9 @@
 proof with ``market`` over HTTP; ``prover provide`` (the CLI, another account, its own
 data directory, no key of the service) locks, proves and is paid to the wei; a cheating
 prover's proof of another input and a locker past its deadline are refused, and a second
-provider fulfils the lapsed lock for its share of the collateral; an unfulfilled request
-expires and is refunded. The job's phases follow the request throughout."""
+provider fulfils the lapsed lock for its share of the collateral; an open request past its
+lock deadline is fulfilled unlocked; an unfulfilled request expires and is refunded. The
+job's phases follow the request throughout."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ INPUT = [[0.5, -1.25, 0.75, 2.0]]
 OTHER_INPUT = [[0.3, -0.2, 0.9, 1.1]]
 LAPSED_INPUT = [[1.5, 0.5, -0.5, 0.25]]
 EXPIRED_INPUT = [[-0.5, 0.25, 1.0, -1.0]]
+UNLOCKED_INPUT = [[0.1, 0.2, -0.3, 0.4]]
 HONEST = Account.from_key(OTHER_KEY).address
 
 
@@ -197,7 +199,8 @@ def test_an_honest_provider_is_paid_exactly(
     spent = _spent(chain, HONEST, start)
     assert chain.w3.eth.get_balance(HONEST) == before + price - spent
     address = request["market_address"]
-    assert market.balance(chain, address, service_account(service)) == 0  # refund withdrawn
+    refund = market.owed(chain, address, request["request_id"], service_account(service))
+    assert refund == 0  # claimed by the job
     pool = api.wait(api.request_proof(circuit_id, INPUT)["job_id"])["result"]
     # The outputs read back from the accepted instances are the pool's proof's.
     assert np.array_equal(np.asarray(result["outputs"]), np.asarray(pool["outputs"]))
@@ -268,6 +271,26 @@ def test_a_result_already_on_chain_is_not_locked(
     assert state["status"] == "open"
 
 
+def test_an_open_request_past_its_lock_deadline_is_fulfilled_unlocked(
+    service: Service, api: Client, circuit_id: str, chain: Chain, tmp_path: Path
+) -> None:
+    offer = _offer(lock_timeout_s=30)
+    job_id, request = _requested(api, circuit_id, offer, UNLOCKED_INPUT)
+    _later(chain, offer["lock_timeout_s"] + 1)
+
+    report = _provide(service, OTHER_KEY, tmp_path)
+
+    (done,) = report["fulfilled"]
+    result = api.wait(job_id, timeout=120)["result"]
+    assert result["prover"] == HONEST and result["transaction"] == done["transaction"]
+    price = result["price_wei"]
+    assert offer["min_price"] < price < offer["max_price"]  # the ramp's, at fulfilment
+    assert done["earned_wei"] == price  # no collateral was posted
+    assert _statuses(api, job_id) == ["market.requested", "market.fulfilled"]
+    address, request_id = request["market_address"], request["request_id"]
+    assert market.owed(chain, address, request_id, HONEST) == 0
+
+
 def test_an_unfulfilled_request_expires_and_is_refunded(
     service: Service, key: str, api: Client, circuit_id: str, chain: Chain
 ) -> None:
@@ -280,7 +303,8 @@ def test_an_unfulfilled_request_expires_and_is_refunded(
     assert _statuses(api, job_id) == ["market.requested", "market.expired"]
     state = market.request_state(chain, request["market_address"], request["request_id"])
     assert state["status"] == "expired"
-    assert market.balance(chain, request["market_address"], service_account(service)) == 0
+    address, request_id = request["market_address"], request["request_id"]
+    assert market.owed(chain, address, request_id, service_account(service)) == 0  # claimed
 
 
 def test_the_market_reads_need_no_key_and_serve_only_market_circuits(

@@ -32,15 +32,20 @@ def _model(nodes: list, inputs: list, outputs: list, inits: list | None = None) 
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
-@pytest.mark.parametrize(("dim", "fold"), [("N", True), ("batch", False), ("Sym0", True)])
+@pytest.mark.parametrize(
+    ("dim", "fold"),
+    [("N", True), ("batch", False), ("Sym0", True), ("batch size", True), ("N?", False)],
+)
 def test_dynamic_axis_export_is_fixed_and_cut(tmp_path: Path, dim: str, fold: bool) -> None:
     """A torch export with ``dynamic_axes`` and x.view(x.size(0), -1): the batch dim takes
     1 under its own name, and the cuts are those of the same graph with the batch fixed by
-    hand (none were found before intake fixed it)."""
+    hand (none were found before intake fixed it). A name ezkl cannot read as a symbol
+    ("batch size") is given to ezkl fixed, in a copy; the model itself is kept as sent."""
     path = make_dynamic_cnn(tmp_path / "cnn.onnx", dim=dim, fold=fold)
     assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[0].dim_param == dim
     info = load_model(path, Settings())
     assert info.variables == [(dim, 1)]
+    assert (info.ezkl_path == path) == dim.isidentifier()
     assert info.inputs[0].shape == (1, 1, 4, 4) and info.outputs[0].shape == (1, 3)
     graph = info.fixed_graph()
     found = cut_candidates(graph)
