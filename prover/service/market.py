@@ -115,7 +115,8 @@ def _open(
     ramp_start: int | None,
 ) -> dict[str, Any]:
     """Register the circuit if needed, open the request escrowing the max price, and
-    publish what a provider needs (the files' digests are taken once, here).
+    publish what a provider needs (the files' digests, hashed for a circuit's first
+    request).
 
     The ramp starts at the chain's time, noted before the request is sent: a job run
     again sends the same transaction, which the chain journal recognises, rather than
@@ -168,8 +169,13 @@ def _open(
 
 
 def _file_digests(store: ArtifactStore, circuit: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The circuit's proving files' sha256 and size: an earlier request's for the same
+    circuit (its files never change: a circuit is content-addressed), else hashed."""
     from prover.chain import market
 
+    for record in _opened(store):
+        if record["circuit_id"] == circuit["id"]:
+            return dict(record["files"])
     directory = store.path("circuits", circuit["id"])
     paths = {name: directory / name for name in market.PROVING_FILES}
     paths[market.SRS_FILE] = store.srs_path(circuit)

@@ -3,8 +3,8 @@ proof with ``market`` over HTTP; ``prover provide`` (the CLI, another account, i
 data directory, no key of the service) locks, proves and is paid to the wei; a cheating
 prover's proof of another input and a locker past its deadline are refused, and a second
 provider fulfils the lapsed lock for its share of the collateral; an open request past its
-lock deadline is fulfilled unlocked; an unfulfilled request expires and is refunded. The
-job's phases follow the request throughout."""
+lock deadline is fulfilled unlocked; an unfulfilled request expires and is refunded; a
+hashed input is bound by its hash. The job's phases follow the request throughout."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from helpers.stack import Service, compile_model, poll, running_service, wait_jo
 from prover.chain import market
 from prover.chain.client import Chain, connect
 from prover.chain.onchain import verifier_arguments
-from prover.client import Client
+from prover.client import Client, ServiceError
 from prover.errors import ChainError
 from prover.provider import Pricing, Provider
 from prover.proving.plans import ProofPlan
@@ -305,6 +305,29 @@ def test_an_unfulfilled_request_expires_and_is_refunded(
     assert state["status"] == "expired"
     address, request_id = request["market_address"], request["request_id"]
     assert market.owed(chain, address, request_id, service_account(service)) == 0  # claimed
+
+
+def test_a_hashed_input_is_bound_by_its_hash_and_a_private_one_refused(
+    service: Service, api: Client, chain: Chain, tmp_path: Path
+) -> None:
+    """A circuit whose input is hashed: the request commits to the input's Poseidon hash
+    (one instance), which the provider's own witness reproduces before it locks."""
+    model = make_mlp(tmp_path / "hashed.onnx")
+    hashed = compile_model(api, model, calibration_data(), input_visibility="hashed")
+    job_id, request = _requested(api, hashed["circuit_id"], _offer(), INPUT)
+    assert request["input_count"] == 1
+
+    (done,) = _provide(service, OTHER_KEY, tmp_path)["fulfilled"]
+
+    result = api.wait(job_id, timeout=120)["result"]
+    assert result["prover"] == HONEST and result["transaction"] == done["transaction"]
+    pool = api.wait(api.request_proof(hashed["circuit_id"], INPUT)["job_id"])["result"]
+    assert np.array_equal(np.asarray(result["outputs"]), np.asarray(pool["outputs"]))
+
+    private = compile_model(api, model, calibration_data(), input_visibility="private")
+    with pytest.raises(ServiceError, match="public or hashed input") as refused:
+        api.request_proof(private["circuit_id"], INPUT, market=_offer())
+    assert refused.value.status == 422
 
 
 def test_the_market_reads_need_no_key_and_serve_only_market_circuits(
