@@ -215,31 +215,22 @@ contract ProofMarket {
         emit RequestExpired(id);
     }
 
-    /// Send the sender its unclaimed share of a settled request.
+    /// Send the sender its unclaimed share of a settled request (its shares are final, so
+    /// each of its roles is paid once).
     function claim(uint256 id) external {
         Request storage r = requests[id];
-        (uint256 toProver, uint256 toRequester) = _shares(r);
-        uint256 amount;
-        if (msg.sender == r.prover && !r.proverPaid && toProver > 0) {
-            r.proverPaid = true;
-            amount = toProver;
-        }
-        if (msg.sender == r.requester && !r.requesterPaid && toRequester > 0) {
-            r.requesterPaid = true;
-            amount += toRequester;
-        }
+        uint256 amount = _owed(r, msg.sender);
         if (amount == 0) revert NothingToClaim(id, msg.sender);
+        if (msg.sender == r.prover) r.proverPaid = true;
+        if (msg.sender == r.requester) r.requesterPaid = true;
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed(msg.sender);
         emit Claimed(id, msg.sender, amount);
     }
 
     /// What `account` may claim from request `id` now.
-    function owed(uint256 id, address account) external view returns (uint256 amount) {
-        Request storage r = requests[id];
-        (uint256 toProver, uint256 toRequester) = _shares(r);
-        if (account == r.prover && !r.proverPaid) amount = toProver;
-        if (account == r.requester && !r.requesterPaid) amount += toRequester;
+    function owed(uint256 id, address account) external view returns (uint256) {
+        return _owed(requests[id], account);
     }
 
     function get(uint256 id) external view returns (Request memory) {
@@ -290,6 +281,12 @@ contract ProofMarket {
         burned += burn;
         r.slashed = true;
         emit CollateralSlashed(id, r.prover, burn, recipient, collateral - burn);
+    }
+
+    function _owed(Request storage r, address account) private view returns (uint256 amount) {
+        (uint256 toProver, uint256 toRequester) = _shares(r);
+        if (account == r.prover && !r.proverPaid) amount = toProver;
+        if (account == r.requester && !r.requesterPaid) amount += toRequester;
     }
 
     /// (the prover's, the requester's) shares of a request, paid or not.

@@ -167,12 +167,11 @@ def chain_time(chain: Chain) -> int:
 
 
 def fulfilment(chain: Chain, address: str, request_id: int, from_block: int) -> dict[str, Any]:
-    """How a fulfilled request was fulfilled: its prover, price and the requester's
-    refund, the transaction, and the proof's instances (read back from that transaction's
-    input). The logs are searched from ``from_block`` on (the block the request was
-    opened in)."""
+    """How a fulfilled request was fulfilled: its prover and price (the requester's
+    refund is the max price less it), the transaction, and the proof's instances (read
+    back from that transaction's input). The logs are searched from ``from_block`` on
+    (the block the request was opened in)."""
     market = _market(chain, address)
-    max_price = request_state(chain, address, request_id)["offer"].max_price
     (log,) = market.events.RequestFulfilled().get_logs(
         from_block=from_block, argument_filters={"requestId": request_id}
     )
@@ -181,7 +180,6 @@ def fulfilment(chain: Chain, address: str, request_id: int, from_block: int) -> 
     return {
         "prover": log["args"]["prover"],
         "price_wei": int(log["args"]["price"]),
-        "refund_wei": max_price - int(log["args"]["price"]),
         "result_key": "0x" + bytes(log["args"]["resultKey"]).hex(),
         "transaction": "0x" + bytes(log["transactionHash"]).hex(),
         "block": int(log["blockNumber"]),

@@ -250,11 +250,12 @@ def inspect_model(path: Path, settings: Settings) -> ModelInfo:
             elements=elements,
             limit=settings.max_input_elements,
         )
-    sizes = measure_fixed(fixed_model(model, dict(variables) or {BATCH: 1}))
+    values = dict(variables) or {BATCH: 1}
+    sizes = measure_fixed(fixed_model(model, values))
     _check_sizes(sizes, settings)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     model_id = sha256_bytes(data)
-    readable = ezkl_readable(model, dict(variables) or {BATCH: 1})
+    readable = ezkl_readable(model, values)
     info = ModelInfo(
         model_id=model_id,
         path=path,

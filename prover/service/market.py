@@ -255,6 +255,7 @@ def _fulfilled(store: ArtifactStore, chain: Chain, opened: dict[str, Any]) -> di
         "chain_id": opened["chain_id"],
         "input_digest": opened["input_digest"],
         **{k: v for k, v in done.items() if k != "instances"},
+        "refund_wei": opened["offer"]["max_price"] - done["price_wei"],
         "outputs": _outputs(store, circuit, done["instances"]),
     }
 

@@ -103,7 +103,7 @@ class Model:
         owed = r.owed(account) if r else 0
         if r is None or owed == 0:
             return "NothingToClaim"
-        r.paid.update(role for role in r.roles(account) if r.shares()[role] > 0)
+        r.paid.update(r.roles(account))
         self.claimed += owed
         return None
 
