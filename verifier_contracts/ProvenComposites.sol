@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.20;
 
+import {VerifierCall} from "./VerifierCall.sol";
+
 /// @title ProvenComposites: accepts the result of a model proven in segments, in one call.
 /// @notice A segmented model is split at cut tensors into K segments, each its own circuit
 ///         with its own ezkl verifier. Segment i's outputs at a cut are segment i+1's
@@ -113,11 +115,8 @@ contract ProvenComposites {
             revert WrongSegmentCount(n, proofs.length, instances.length);
         }
         for (uint256 i = 0; i < n; i++) {
-            // Each verifier answers with a first word of 1 for a valid proof, and reverts or
-            // answers 0 otherwise.
-            (bool ok, bytes memory answer) =
-                entry.verifiers[i].staticcall(abi.encodeWithSelector(VERIFY, proofs[i], instances[i]));
-            if (!ok || answer.length < 32 || abi.decode(answer, (uint256)) != 1) revert InvalidSegmentProof(i);
+            bytes memory request = abi.encodeWithSelector(VERIFY, proofs[i], instances[i]);
+            if (!VerifierCall.accepts(entry.verifiers[i], request)) revert InvalidSegmentProof(i);
         }
         Check[] storage checks = entry.checks;
         for (uint256 j = 0; j < checks.length; j++) {

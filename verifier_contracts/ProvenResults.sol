@@ -2,6 +2,7 @@
 pragma solidity 0.8.20;
 
 import {ProofRegistry} from "./ProofRegistry.sol";
+import {VerifierCall} from "./VerifierCall.sol";
 
 /// @title ProvenResults: accepts a computation's result only with a valid proof.
 /// @notice A result is the public instances of a proof (inputs, outputs or their hashes, as
@@ -12,8 +13,9 @@ import {ProofRegistry} from "./ProofRegistry.sol";
 ///         Gas: a result is one storage slot (its prover and block: the key binds the
 ///         circuit and the instances), `ResultAccepted` carries no instances (they are in
 ///         the transaction's calldata; whoever holds them checks them by their key), and
-///         the verifier is called without a second copy of the request, so accepting a
-///         result costs about 40k over its verifier, and about 20 gas more per instance.
+///         the verifier is asked without a second copy of the request (VerifierCall), so
+///         accepting a result costs about 40k over its verifier, and about 20 gas more per
+///         instance.
 ///
 ///         Front-running: a proof seen in the mempool can be copied. `submit` credits the
 ///         sender, so a copier could take the credit. Where credit matters (payment for
@@ -175,15 +177,6 @@ contract ProvenResults {
         bytes memory request = reusable
             ? abi.encodeWithSelector(VERIFY_WITH_VKA, proof, instances, vka)
             : abi.encodeWithSelector(VERIFY, proof, instances);
-        // Both verifiers answer with a first word of 1 for a valid proof, and revert or
-        // answer 0 otherwise. Called in assembly: Solidity 0.8.20's `call` copies the
-        // request again, a word at a time (about 80 gas per instance).
-        bool ok;
-        uint256 answer;
-        assembly ("memory-safe") {
-            ok := and(call(gas(), verifier, 0, add(request, 0x20), mload(request), 0, 0x20), gt(returndatasize(), 0x1f))
-            answer := mload(0)
-        }
-        if (!ok || answer != 1) revert InvalidProof(circuitId);
+        if (!VerifierCall.accepts(verifier, request)) revert InvalidProof(circuitId);
     }
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.20;
 
+import {VerifierCall} from "./VerifierCall.sol";
+
 /// @title TrainingLedger: training runs advanced only by proven SGD steps (or rounds).
 /// @notice A run is identified by a bytes32 id and holds the Poseidon commitment of its
 ///         current weights. A step proof of the run's step circuit has public instances
@@ -329,8 +331,7 @@ contract TrainingLedger {
         } else {
             request = abi.encodeWithSelector(VERIFY_WITH_VKA, proof, instances, _loadVka(vka));
         }
-        (bool ok, bytes memory answer) = verifier.staticcall(request);
-        return ok && answer.length >= 32 && abi.decode(answer, (uint256)) == 1;
+        return VerifierCall.accepts(verifier, request);
     }
 
     function _loadVka(address data) private view returns (bytes32[] memory vka) {
